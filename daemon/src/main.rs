@@ -1,1 +1,140 @@
-fn main(){}
+//! `breakglassd`: run the key ceremony (`init`) or serve (`serve`).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use breakglass_daemon::service::{system_clock, Daemon};
+use breakglass_daemon::{ceremony, server};
+
+#[derive(Parser)]
+#[command(name = "breakglassd", version, about = "breakglass quorum break-glass daemon")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Key ceremony: make R and S, split R among the custodians, seal S, write share files. Local only.
+    Init {
+        /// Policy file (TOML); see deploy/policy.example.toml.
+        #[arg(long)]
+        policy: PathBuf,
+        /// State directory to create.
+        #[arg(long)]
+        state: PathBuf,
+        /// Directory for the custodians' encrypted share files.
+        #[arg(long)]
+        shares_out: PathBuf,
+    },
+    /// Serve the gRPC API over TLS.
+    Serve {
+        /// State directory made by `init`.
+        #[arg(long)]
+        state: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        listen: SocketAddr,
+        /// TLS certificate chain (PEM). Without it a self-signed one is made in STATE/tls.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Extra DNS names or IPs for the self-signed certificate.
+        #[arg(long = "tls-name")]
+        tls_names: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BREAKGLASS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("breakglassd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn now() -> u64 {
+    system_clock()()
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::Init { policy, state, shares_out } => {
+            let text = std::fs::read_to_string(&policy)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read the policy: {e}", policy.display()))?;
+            let out = ceremony::init(&text, &state, &shares_out, now())?;
+            println!("ceremony complete");
+            println!("  daemon id     {}", out.daemon_id);
+            println!("  ceremony id   {}", out.ceremony_id);
+            println!("  threshold     {} of {}", out.threshold, out.share_files.len());
+            println!("  authority     {}", out.authority.paserk());
+            println!("  authority ssh {}", out.authority.ssh());
+            println!("share files (each encrypted to its custodian's ssh key; hand each to its owner):");
+            for (id, p) in &out.share_files {
+                println!("  {id:<16} {}", p.display());
+            }
+            println!("R and S were wiped; the state in {} holds only the seal and commitments.", state.display());
+            Ok(())
+        }
+        Cmd::Serve { state, listen, tls_cert, tls_key, tls_names } => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let daemon = Arc::new(Daemon::start(&state, system_clock())?);
+            let tls = server::tls::load_or_create(&state, tls_cert.as_deref(), tls_key.as_deref(), &tls_names)?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+                let addr = listener.local_addr()?;
+                if tls.created {
+                    println!("made a self-signed TLS certificate: {}", tls.cert_path.display());
+                }
+                println!("tls fingerprint {}", tls.fingerprint);
+                println!("daemon id {}", daemon.meta().daemon_id);
+                println!("breakglassd listening on {addr}");
+                std::io::stdout().flush()?;
+                server::run(daemon, listener, &tls, shutdown_signal()).await?;
+                println!("breakglassd stopped; memory-only secrets wiped");
+                Ok(())
+            })
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

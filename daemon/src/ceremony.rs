@@ -1,0 +1,181 @@
+//! The key ceremony (`breakglassd init`): local, offline, no network API.
+//!
+//! Reads the policy; generates R, S, the daemon key D and the ids; splits R
+//! among the custodians; seals S under K_R; checks that the first `threshold`
+//! shares rebuild R and open the seal; writes one age-encrypted share file per
+//! custodian, then the state; prints A. R and S are wiped when this returns.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::SigningKey;
+use rand_core::{OsRng, RngCore};
+
+use crate::crypto::authority::{AuthorityKey, AuthorityPublic};
+use crate::crypto::envelope::{encrypt_to_ssh, ShareFile, SHARE_FILE_FORMAT};
+use crate::crypto::secret::{AuthoritySeed, RootKey};
+use crate::crypto::{seal, shamir};
+use crate::engine::event::{Event, Record};
+use crate::engine::policy::Policy;
+use crate::engine::share::{commitment_hash, Commitment};
+use crate::error::{Error, Result};
+use crate::store::{Genesis, Store, DAEMON_KEY_FILE, DB_FILE};
+
+/// What the ceremony produced, for printing.
+#[derive(Debug, Clone)]
+pub struct CeremonyOutput {
+    /// Daemon id.
+    pub daemon_id: String,
+    /// Ceremony id.
+    pub ceremony_id: String,
+    /// Authority public key.
+    pub authority: AuthorityPublic,
+    /// Share files written, by custodian id.
+    pub share_files: Vec<(String, PathBuf)>,
+    /// Shares needed.
+    pub threshold: u8,
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 16];
+    OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Writes a file that must not exist yet, with mode 0600 on Unix.
+pub fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| Error::io(path, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    f.sync_all().map_err(|e| Error::io(path, e))
+}
+
+/// Creates a directory (and parents) with mode 0700 on Unix.
+pub fn create_private_dir(path: &Path) -> Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path).map_err(|e| Error::io(path, e))
+}
+
+/// Runs the ceremony. `now` is the ceremony time for the audit log.
+pub fn init(policy_text: &str, state_dir: &Path, shares_out: &Path, now: u64) -> Result<CeremonyOutput> {
+    let policy = Policy::from_toml(policy_text)?;
+    if state_dir.join(DB_FILE).exists() || state_dir.join(DAEMON_KEY_FILE).exists() {
+        return Err(Error::AlreadyInitialised { path: state_dir.to_path_buf() });
+    }
+    let n = u8::try_from(policy.custodians.len()).map_err(|_| Error::Policy("more than 255 custodians".into()))?;
+    let k = policy.threshold;
+    let daemon_id = random_id();
+    let ceremony_id = random_id();
+    let digest = policy.digest();
+
+    let root = RootKey::generate();
+    let seed = AuthoritySeed::generate();
+    let sealed = seal::seal(&root, &seed, &ceremony_id, &digest)?;
+    let authority = AuthorityPublic(AuthorityKey::derive(&seed).public());
+    drop(seed);
+    let shares = shamir::split(&root, k, n)?;
+
+    // Prove the split before anything is written: the first k shares must rebuild R and open the seal.
+    {
+        let raw: zeroize::Zeroizing<Vec<Vec<u8>>> =
+            zeroize::Zeroizing::new(shares.iter().take(usize::from(k)).map(|s| s.expose().to_vec()).collect());
+        let back = zeroize::Zeroizing::new(
+            vsss_rs::Gf256::combine_array(raw.as_slice())
+                .map_err(|e| Error::Internal(format!("ceremony self-check: combine failed: {e:?}")))?,
+        );
+        if back.as_slice() != root.expose().as_slice() {
+            return Err(Error::Internal("ceremony self-check: shares do not rebuild the root key".into()));
+        }
+        let check = seal::unseal(&RootKey(zeroize::Zeroizing::new(*root.expose())), &sealed, &ceremony_id, &digest)?;
+        if AuthorityKey::derive(&check).public() != authority.0 {
+            return Err(Error::Internal("ceremony self-check: the seal does not give the same authority".into()));
+        }
+    }
+    drop(root);
+
+    create_private_dir(shares_out)?;
+    let mut commitments = BTreeMap::new();
+    let mut files = Vec::new();
+    let mut planned = Vec::new();
+    for (c, share) in policy.custodians.iter().zip(shares.iter()) {
+        let path = shares_out.join(format!("{}.share", c.id));
+        if path.exists() {
+            return Err(Error::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "share file exists; refusing to overwrite it"),
+            ));
+        }
+        let file = ShareFile {
+            format: SHARE_FILE_FORMAT.to_string(),
+            daemon_id: daemon_id.clone(),
+            ceremony_id: ceremony_id.clone(),
+            custodian_id: c.id.clone(),
+            threshold: k,
+            custodians: n,
+            authority_public_key: hex::encode(authority.0.as_bytes()),
+            share: hex::encode(share.expose()),
+        };
+        let ct = encrypt_to_ssh(&c.ssh_key, &file.to_bytes())?;
+        commitments.insert(c.id.clone(), Commitment { x: share.x(), hash: commitment_hash(&ceremony_id, &c.id, share.expose()) });
+        planned.push((c.id.clone(), path, ct));
+    }
+    drop(shares);
+
+    create_private_dir(state_dir)?;
+    let written = (|| -> Result<()> {
+        for (id, path, ct) in &planned {
+            write_new_private(path, ct)?;
+            files.push((id.clone(), path.clone()));
+        }
+        let d = SigningKey::generate(&mut OsRng);
+        write_new_private(&state_dir.join(DAEMON_KEY_FILE), hex::encode(d.to_bytes()).as_bytes())?;
+        let g = Genesis {
+            daemon_id: daemon_id.clone(),
+            ceremony_id: ceremony_id.clone(),
+            policy: policy.clone(),
+            seal: sealed.clone(),
+            authority_public: authority.0.to_bytes(),
+            commitments,
+        };
+        let rec = Record {
+            time: now,
+            actor: "operator".into(),
+            request_id: None,
+            event: Event::Ceremony {
+                ceremony_id: ceremony_id.clone(),
+                policy_digest: hex::encode(digest),
+                custodians: policy.custodian_ids(),
+                threshold: k,
+                authority: hex::encode(authority.0.as_bytes()),
+            },
+        };
+        Store::create(state_dir, &g, vec![rec])?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        // Leave nothing half-made: share files of a ceremony that has no state are useless and confusing.
+        for (_, p) in &files {
+            let _ = fs::remove_file(p);
+        }
+        if !matches!(e, Error::AlreadyInitialised { .. }) {
+            let _ = fs::remove_file(state_dir.join(DAEMON_KEY_FILE));
+            let _ = fs::remove_file(state_dir.join(DB_FILE));
+        }
+        return Err(e);
+    }
+    Ok(CeremonyOutput { daemon_id, ceremony_id, authority, share_files: files, threshold: k })
+}

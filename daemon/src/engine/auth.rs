@@ -1,0 +1,181 @@
+//! Signature and freshness checks (invariant 4). The payload bytes come from
+//! `breakglass_proto::signing`; this module only decides whether a signature
+//! over them, by the named member, at the claimed time, is acceptable now.
+
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use super::policy::{verifying_key, Policy};
+use crate::error::{Error, Result};
+
+/// A signature as received.
+#[derive(Debug, Clone)]
+pub struct SignedBy<'a> {
+    /// Claimed signer id.
+    pub signer_id: &'a str,
+    /// Claimed signing time.
+    pub signed_at: u64,
+    /// Raw signature bytes.
+    pub signature: &'a [u8],
+}
+
+/// A custodian whose signature verified; only [`authenticate_custodian`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatedCustodian {
+    id: String,
+    x: u8,
+}
+
+impl AuthenticatedCustodian {
+    /// Custodian id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The x coordinate of this custodian's share.
+    pub fn x(&self) -> u8 {
+        self.x
+    }
+}
+
+/// A commander whose signature verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatedCommander {
+    id: String,
+}
+
+impl AuthenticatedCommander {
+    /// Commander id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Checks that `signed_at` is within `allowed` seconds of `now`.
+pub fn check_fresh(signer: &str, signed_at: u64, now: u64, allowed: u64) -> Result<()> {
+    let skew = now.abs_diff(signed_at);
+    if skew > allowed {
+        return Err(Error::StaleSignature { signer: signer.to_string(), signed_at, now, skew, allowed });
+    }
+    Ok(())
+}
+
+/// Verifies an ed25519 signature strictly (no malleable or small-order encodings).
+pub fn verify(signer: &str, key: &VerifyingKey, payload: &[u8], signature: &[u8]) -> Result<()> {
+    let sig = Signature::from_slice(signature).map_err(|_| {
+        Error::invalid("signature.signature", format!("is {} bytes; an ed25519 signature is 64", signature.len()))
+    })?;
+    key.verify_strict(payload, &sig).map_err(|_| Error::BadSignature { signer: signer.to_string() })
+}
+
+/// Membership (cheap) first, then freshness, then the signature.
+pub fn authenticate_custodian(
+    policy: &Policy,
+    sig: &SignedBy<'_>,
+    payload: &[u8],
+    now: u64,
+) -> Result<AuthenticatedCustodian> {
+    let (x, member) = policy.custodian(sig.signer_id)?;
+    check_fresh(sig.signer_id, sig.signed_at, now, policy.freshness_seconds)?;
+    verify(sig.signer_id, &verifying_key(member)?, payload, sig.signature)?;
+    Ok(AuthenticatedCustodian { id: member.id.clone(), x })
+}
+
+/// Membership, freshness, then the signature.
+pub fn authenticate_commander(
+    policy: &Policy,
+    sig: &SignedBy<'_>,
+    payload: &[u8],
+    now: u64,
+) -> Result<AuthenticatedCommander> {
+    let c = policy.commander(sig.signer_id)?;
+    check_fresh(sig.signer_id, sig.signed_at, now, policy.freshness_seconds)?;
+    verify(sig.signer_id, &verifying_key(&c.member)?, payload, sig.signature)?;
+    Ok(AuthenticatedCommander { id: c.member.id.clone() })
+}
+
+/// Who may act on a request besides its requester.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A commander (possibly the requester).
+    Commander(AuthenticatedCommander),
+    /// A custodian.
+    Custodian(AuthenticatedCustodian),
+}
+
+impl Actor {
+    /// The actor's id.
+    pub fn id(&self) -> &str {
+        match self {
+            Actor::Commander(c) => c.id(),
+            Actor::Custodian(c) => c.id(),
+        }
+    }
+}
+
+/// Authenticates a signer who may be a commander or a custodian (commanders first).
+pub fn authenticate_any(policy: &Policy, sig: &SignedBy<'_>, payload: &[u8], now: u64) -> Result<Actor> {
+    if policy.commander(sig.signer_id).is_ok() {
+        return authenticate_commander(policy, sig, payload, now).map(Actor::Commander);
+    }
+    if policy.custodian(sig.signer_id).is_ok() {
+        return authenticate_custodian(policy, sig, payload, now).map(Actor::Custodian);
+    }
+    Err(Error::UnknownCustodian {
+        id: sig.signer_id.to_string(),
+        known: policy
+            .commanders
+            .iter()
+            .map(|c| c.member.id.clone())
+            .chain(policy.custodian_ids())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::policy::tests::{key, sample_toml};
+    use ed25519_dalek::Signer;
+
+    fn policy() -> Policy {
+        Policy::from_toml(&sample_toml(3, 2)).unwrap()
+    }
+
+    /// Invariant 4: a signature is accepted only from the registered key, fresh, over the same bytes.
+    #[test]
+    fn custodian_signature_checks() {
+        let p = policy();
+        let payload = b"payload";
+        let sig = key(1).sign(payload).to_bytes();
+        let ok = SignedBy { signer_id: "c1", signed_at: 1000, signature: &sig };
+        assert_eq!(authenticate_custodian(&p, &ok, payload, 1000).unwrap().x(), 1);
+        assert!(matches!(
+            authenticate_custodian(&p, &ok, b"other payload", 1000),
+            Err(Error::BadSignature { .. })
+        ));
+        let wrong_key = SignedBy { signer_id: "c2", ..ok.clone() };
+        assert!(matches!(authenticate_custodian(&p, &wrong_key, payload, 1000), Err(Error::BadSignature { .. })));
+        assert!(matches!(
+            authenticate_custodian(&p, &ok, payload, 1000 + 121),
+            Err(Error::StaleSignature { skew: 121, allowed: 120, .. })
+        ));
+        let unknown = SignedBy { signer_id: "mallory", ..ok.clone() };
+        assert!(matches!(authenticate_custodian(&p, &unknown, payload, 1000), Err(Error::UnknownCustodian { .. })));
+        let short = SignedBy { signature: &sig[..10], ..ok };
+        assert!(matches!(authenticate_custodian(&p, &short, payload, 1000), Err(Error::InvalidArgument { .. })));
+    }
+
+    #[test]
+    fn commander_and_any() {
+        let p = policy();
+        let sig = key(100).sign(b"p").to_bytes();
+        let s = SignedBy { signer_id: "ic", signed_at: 5, signature: &sig };
+        assert_eq!(authenticate_commander(&p, &s, b"p", 5).unwrap().id(), "ic");
+        assert!(matches!(authenticate_any(&p, &s, b"p", 5), Ok(Actor::Commander(_))));
+        let csig = key(2).sign(b"p").to_bytes();
+        let c = SignedBy { signer_id: "c2", signed_at: 5, signature: &csig };
+        assert!(matches!(authenticate_commander(&p, &c, b"p", 5), Err(Error::NotACommander { .. })));
+        assert!(matches!(authenticate_any(&p, &c, b"p", 5), Ok(Actor::Custodian(_))));
+    }
+}

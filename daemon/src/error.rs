@@ -1,0 +1,221 @@
+//! The daemon's one error enum. Every variant's message names what was wrong
+//! and what to do; `server::status::to_status` maps each to one gRPC status.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the daemon.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A field of a call is missing or malformed.
+    #[error("{field}: {why}")]
+    InvalidArgument {
+        /// Field name as in the proto.
+        field: &'static str,
+        /// What is wrong and what is expected.
+        why: String,
+    },
+    /// The signer is not a custodian in the policy.
+    #[error("`{id}` is not a custodian of this daemon (custodians: {known}); check --as and the daemon address")]
+    UnknownCustodian {
+        /// Claimed id.
+        id: String,
+        /// Registered ids.
+        known: String,
+    },
+    /// The signer is not a commander in the policy.
+    #[error("`{id}` is not a commander of this daemon, so cannot open requests (commanders: {known})")]
+    NotACommander {
+        /// Claimed id.
+        id: String,
+        /// Registered ids.
+        known: String,
+    },
+    /// The scope does not exist in the policy.
+    #[error("scope `{scope}` is not in the policy (scopes: {known})")]
+    UnknownScope {
+        /// Scope asked for.
+        scope: String,
+        /// Known scopes.
+        known: String,
+    },
+    /// The commander may not use this scope.
+    #[error("commander `{commander}` may not open requests for scope `{scope}` (allowed: {allowed})")]
+    ScopeNotAllowed {
+        /// Commander id.
+        commander: String,
+        /// Scope asked for.
+        scope: String,
+        /// Scopes this commander may use.
+        allowed: String,
+    },
+    /// The TTL asked for is over the policy's cap.
+    #[error("ttl {requested}s is over the maximum {max}s for scope `{scope}`; ask for {max}s or less")]
+    TtlTooLong {
+        /// Scope.
+        scope: String,
+        /// Seconds asked for.
+        requested: u64,
+        /// Cap in seconds.
+        max: u64,
+    },
+    /// The signature does not verify with the signer's registered key.
+    #[error("signature by `{signer}` does not verify with the key registered for them: it was made with another key, for another request or daemon, or the call was altered")]
+    BadSignature {
+        /// Signer id.
+        signer: String,
+    },
+    /// The signature's timestamp is outside the freshness window.
+    #[error("signature by `{signer}` was made at {signed_at}, {skew}s away from the daemon's clock ({now}); at most {allowed}s is accepted: check the signing machine's clock and sign again")]
+    StaleSignature {
+        /// Signer id.
+        signer: String,
+        /// Claimed signing time.
+        signed_at: u64,
+        /// Daemon time.
+        now: u64,
+        /// |now - signed_at|.
+        skew: u64,
+        /// Freshness window.
+        allowed: u64,
+    },
+    /// No request with this id.
+    #[error("no request `{id}` on this daemon; `breakglass request list` shows the open ones")]
+    RequestNotFound {
+        /// Request id.
+        id: String,
+    },
+    /// A request with this id exists already (a replayed open).
+    #[error("request `{id}` exists already: this signed open was already used; open a new request")]
+    RequestExists {
+        /// Request id.
+        id: String,
+    },
+    /// The request is no longer collecting shares.
+    #[error("request `{id}` is {state}{why}; it accepts no more shares or changes")]
+    RequestClosed {
+        /// Request id.
+        id: String,
+        /// Terminal state name.
+        state: &'static str,
+        /// Close reason, prefixed with ": " when known.
+        why: String,
+    },
+    /// The collection window has passed.
+    #[error("request `{id}` stopped collecting shares at {deadline} (now {now}); the commander must open a new request")]
+    WindowClosed {
+        /// Request id.
+        id: String,
+        /// Deadline.
+        deadline: u64,
+        /// Now.
+        now: u64,
+    },
+    /// This custodian already approved this request.
+    #[error("custodian `{custodian}` already submitted a share for request `{id}`; each custodian counts once")]
+    DuplicateShare {
+        /// Custodian id.
+        custodian: String,
+        /// Request id.
+        id: String,
+    },
+    /// The share could not be decrypted or has the wrong shape.
+    #[error("share from custodian `{custodian}` is malformed: {why}")]
+    ShareMalformed {
+        /// Custodian id.
+        custodian: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The share does not match its commitment from the ceremony.
+    #[error("share from custodian `{custodian}` does not match their commitment: they may hold a share from an older ceremony or another daemon; the share was not counted")]
+    ShareCommitmentMismatch {
+        /// Custodian id.
+        custodian: String,
+    },
+    /// The caller is not the requester.
+    #[error("only the requester `{requester}` may {action} request `{id}`; `{caller}` may not")]
+    NotRequester {
+        /// Request id.
+        id: String,
+        /// The requester.
+        requester: String,
+        /// The caller.
+        caller: String,
+        /// What was attempted.
+        action: &'static str,
+    },
+    /// The caller may not cancel this request.
+    #[error("`{caller}` may not cancel request `{id}`: only its requester or a custodian may")]
+    NotAllowedToCancel {
+        /// Request id.
+        id: String,
+        /// The caller.
+        caller: String,
+    },
+    /// The request has no credential (yet).
+    #[error("request `{id}` has no credential: it is {state}")]
+    NoCredential {
+        /// Request id.
+        id: String,
+        /// State name.
+        state: &'static str,
+    },
+    /// The policy file is invalid.
+    #[error("policy: {0}")]
+    Policy(String),
+    /// The state directory holds no initialised daemon.
+    #[error("{path}: no breakglass state here ({why}); run `breakglassd init --policy POLICY --state {path} --shares-out DIR` first")]
+    StateMissing {
+        /// State directory.
+        path: PathBuf,
+        /// What is missing.
+        why: String,
+    },
+    /// The state directory is damaged.
+    #[error("{path}: breakglass state is damaged: {why}; restore it from backup (the shares alone cannot rebuild it)")]
+    StateCorrupt {
+        /// Where.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// init on a state directory that already holds a daemon.
+    #[error("{path} already holds an initialised daemon; refusing to overwrite it (use a new --state directory)")]
+    AlreadyInitialised {
+        /// State directory.
+        path: PathBuf,
+    },
+    /// The durable store or audit log could not be written; the operation was not done (fail closed).
+    #[error("the audit log could not be written, so nothing was changed: {0}")]
+    Storage(String),
+    /// Reconstruction produced a key that does not open the seal.
+    #[error("the quorum's shares did not rebuild the root key (the seal did not open); nothing was minted: {0}")]
+    Reconstruction(String),
+    /// Something that should not happen; the message says what.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A local file operation failed (ceremony, TLS material).
+    #[error("{path}: {source}")]
+    Io {
+        /// Path involved.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(field: &'static str, why: impl Into<String>) -> Self {
+        Error::InvalidArgument { field, why: why.into() }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
+
+/// Result with the daemon's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

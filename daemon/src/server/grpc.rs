@@ -1,0 +1,188 @@
+//! gRPC handlers: decode and validate, call the [`Daemon`], encode. Nothing else.
+
+use std::sync::Arc;
+
+use tonic::{Request as GrpcRequest, Response, Status};
+
+use breakglass_proto::pb;
+
+use super::status::to_status;
+use crate::engine::request::Request;
+use crate::error::{Error, Result};
+use crate::service::{state_code, Daemon, OpenCall, Sig, SubmitCall};
+
+/// The `breakglass.v1.BreakGlass` service.
+#[derive(Clone)]
+pub struct BreakGlassService {
+    daemon: Arc<Daemon>,
+}
+
+impl BreakGlassService {
+    /// Wraps a started daemon.
+    pub fn new(daemon: Arc<Daemon>) -> Self {
+        BreakGlassService { daemon }
+    }
+
+    /// Runs a daemon operation on the blocking pool (it signs, decrypts and fsyncs).
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Daemon) -> Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        let d = self.daemon.clone();
+        tokio::task::spawn_blocking(move || f(&d))
+            .await
+            .map_err(|e| to_status(&Error::Internal(format!("worker failed: {e}"))))?
+            .map_err(|e| to_status(&e))
+    }
+}
+
+fn sig(s: Option<pb::Signature>) -> Result<Sig, Status> {
+    let s = s.ok_or_else(|| to_status(&Error::invalid("signature", "is missing: every state-changing call is signed")))?;
+    if s.signer_id.is_empty() {
+        return Err(to_status(&Error::invalid("signature.signer_id", "is empty")));
+    }
+    Ok(Sig { signer_id: s.signer_id, signed_at: s.signed_at, signature: s.signature })
+}
+
+/// Encodes a request with D's signature.
+pub fn view(d: &Daemon, r: &Request) -> pb::RequestView {
+    pb::RequestView {
+        id: r.id.clone(),
+        daemon_id: r.daemon_id.clone(),
+        requester: r.requester.clone(),
+        scope: r.scope.clone(),
+        reason: r.reason.clone(),
+        ttl_seconds: r.ttl_seconds,
+        opened_at: r.opened_at,
+        deadline: r.deadline,
+        threshold: r.threshold,
+        ephemeral_public_key: r.ephemeral_public.to_vec(),
+        digest: r.digest.to_vec(),
+        state: state_code(r.state),
+        approvals: r
+            .approvals
+            .iter()
+            .map(|a| pb::Approval { custodian_id: a.custodian.clone(), accepted_at: a.at })
+            .collect(),
+        closed_at: r.closed_at,
+        close_reason: r.close_reason.clone(),
+        credential_expires_at: r.credential.as_ref().map(|c| c.expires_at).unwrap_or(0),
+        daemon_signature: d.sign_view(r).to_vec(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::break_glass_server::BreakGlass for BreakGlassService {
+    async fn get_info(&self, _: GrpcRequest<pb::GetInfoRequest>) -> Result<Response<pb::GetInfoResponse>, Status> {
+        let d = &self.daemon;
+        let m = d.meta();
+        let a = d.authority().map_err(|e| to_status(&e))?;
+        let p = &m.policy;
+        Ok(Response::new(pb::GetInfoResponse {
+            daemon_id: m.daemon_id.clone(),
+            ceremony_id: m.ceremony_id.clone(),
+            daemon_public_key: d.daemon_public().to_bytes().to_vec(),
+            authority_public_key: a.0.to_bytes().to_vec(),
+            authority_paserk: a.paserk(),
+            authority_ssh: a.ssh(),
+            threshold: u32::from(p.threshold),
+            custodians: p
+                .custodians
+                .iter()
+                .map(|c| pb::Custodian { id: c.id.clone(), name: c.name.clone(), ssh_public_key: c.ssh_key.clone() })
+                .collect(),
+            commanders: p
+                .commanders
+                .iter()
+                .map(|c| pb::Commander {
+                    id: c.member.id.clone(),
+                    name: c.member.name.clone(),
+                    scopes: c.scopes.clone(),
+                    ssh_public_key: c.member.ssh_key.clone(),
+                })
+                .collect(),
+            scopes: p
+                .scopes
+                .iter()
+                .map(|s| pb::Scope { name: s.name.clone(), principals: s.principals.clone(), max_ttl_seconds: p.ttl_cap(s) })
+                .collect(),
+            collection_window_seconds: p.collection_window_seconds,
+            max_ttl_seconds: p.max_ttl_seconds,
+            policy_digest: hex::encode(m.policy_digest),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            freshness_seconds: p.freshness_seconds,
+        }))
+    }
+
+    async fn open_request(&self, req: GrpcRequest<pb::OpenRequestRequest>) -> Result<Response<pb::RequestView>, Status> {
+        let m = req.into_inner();
+        let call = OpenCall { scope: m.scope, reason: m.reason, ttl_seconds: m.ttl_seconds, nonce: m.nonce, sig: sig(m.signature)? };
+        let v = self.run(move |d| d.open(call).map(|r| view(d, &r))).await?;
+        Ok(Response::new(v))
+    }
+
+    async fn get_request(&self, req: GrpcRequest<pb::GetRequestRequest>) -> Result<Response<pb::RequestView>, Status> {
+        let id = req.into_inner().id;
+        let v = self.run(move |d| d.get(&id).map(|r| view(d, &r))).await?;
+        Ok(Response::new(v))
+    }
+
+    async fn list_requests(
+        &self,
+        req: GrpcRequest<pb::ListRequestsRequest>,
+    ) -> Result<Response<pb::ListRequestsResponse>, Status> {
+        let m = req.into_inner();
+        let limit = if m.limit == 0 { 100 } else { m.limit.min(1000) } as usize;
+        let requests = self
+            .run(move |d| d.list(m.collecting_only, limit).map(|rs| rs.iter().map(|r| view(d, r)).collect()))
+            .await?;
+        Ok(Response::new(pb::ListRequestsResponse { requests }))
+    }
+
+    async fn submit_share(
+        &self,
+        req: GrpcRequest<pb::SubmitShareRequest>,
+    ) -> Result<Response<pb::SubmitShareResponse>, Status> {
+        let m = req.into_inner();
+        let call = SubmitCall { request_id: m.request_id, sealed_share: m.sealed_share, sig: sig(m.signature)? };
+        let out = self
+            .run(move |d| {
+                d.submit(call).map(|p| pb::SubmitShareResponse {
+                    accepted: p.accepted,
+                    threshold: p.request.threshold,
+                    unlocked: p.unlocked,
+                    request: Some(view(d, &p.request)),
+                })
+            })
+            .await?;
+        Ok(Response::new(out))
+    }
+
+    async fn cancel_request(
+        &self,
+        req: GrpcRequest<pb::CancelRequestRequest>,
+    ) -> Result<Response<pb::RequestView>, Status> {
+        let m = req.into_inner();
+        let s = sig(m.signature)?;
+        let v = self.run(move |d| d.cancel(&m.request_id, &m.reason, s).map(|r| view(d, &r))).await?;
+        Ok(Response::new(v))
+    }
+
+    async fn fetch_credential(
+        &self,
+        req: GrpcRequest<pb::FetchCredentialRequest>,
+    ) -> Result<Response<pb::FetchCredentialResponse>, Status> {
+        let m = req.into_inner();
+        let s = sig(m.signature)?;
+        let out = self
+            .run(move |d| {
+                d.fetch(&m.request_id, s).map(|(r, c)| pb::FetchCredentialResponse {
+                    request_id: r.id,
+                    encrypted_credential: c.sealed,
+                    expires_at: c.expires_at,
+                })
+            })
+            .await?;
+        Ok(Response::new(out))
+    }
+}

@@ -1,0 +1,77 @@
+//! The tonic server: TLS (rustls via tonic), the `BreakGlass` service, standard
+//! health and reflection services, and the expiry sweeper. `run` takes the
+//! listener and the shutdown signal, so tests bind `127.0.0.1:0`.
+
+pub mod grpc;
+pub mod status;
+pub mod tls;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use breakglass_proto::pb;
+
+use crate::error::{Error, Result};
+use crate::service::Daemon;
+use tls::TlsMaterial;
+
+/// Largest message accepted: calls are small, so junk is cut off early.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Serves until `shutdown` resolves, then wipes memory-only secrets and records the stop.
+pub async fn run(
+    daemon: Arc<Daemon>,
+    listener: TcpListener,
+    tls: &TlsMaterial,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let identity = Identity::from_pem(&tls.cert_pem, tls.key_pem.as_slice());
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<pb::break_glass_server::BreakGlassServer<grpc::BreakGlassService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let svc = pb::break_glass_server::BreakGlassServer::new(grpc::BreakGlassService::new(daemon.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+
+    let sweeper = {
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let d = d.clone();
+                match tokio::task::spawn_blocking(move || d.sweep()).await {
+                    Ok(Ok(ids)) => {
+                        for id in ids {
+                            tracing::info!(request = %id, "request expired without a quorum");
+                        }
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e, "expiry sweep failed"),
+                    Err(e) => tracing::error!(error = %e, "expiry sweep panicked"),
+                }
+            }
+        })
+    };
+
+    let served = Server::builder()
+        .tls_config(ServerTlsConfig::new().identity(identity))
+        .map_err(|e| Error::Internal(format!("TLS configuration: {e}")))?
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(svc)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    sweeper.abort();
+    let d = daemon.clone();
+    let stopped = tokio::task::spawn_blocking(move || d.shutdown())
+        .await
+        .map_err(|e| Error::Internal(format!("shutdown: {e}")))?;
+    served.map_err(|e| Error::Internal(format!("server: {e}")))?;
+    stopped
+}

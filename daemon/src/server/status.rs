@@ -1,0 +1,39 @@
+//! The one place where a daemon [`Error`] becomes a gRPC status.
+
+use tonic::{Code, Status};
+
+use crate::error::Error;
+
+/// Maps an error to its gRPC status; the message is the error's own text.
+pub fn to_status(e: &Error) -> Status {
+    let code = match e {
+        Error::InvalidArgument { .. }
+        | Error::TtlTooLong { .. }
+        | Error::ShareMalformed { .. }
+        | Error::ShareCommitmentMismatch { .. }
+        | Error::UnknownScope { .. } => Code::InvalidArgument,
+        Error::UnknownCustodian { .. }
+        | Error::NotACommander { .. }
+        | Error::ScopeNotAllowed { .. }
+        | Error::NotRequester { .. }
+        | Error::NotAllowedToCancel { .. } => Code::PermissionDenied,
+        Error::BadSignature { .. } | Error::StaleSignature { .. } => Code::Unauthenticated,
+        Error::RequestNotFound { .. } => Code::NotFound,
+        Error::RequestExists { .. } | Error::DuplicateShare { .. } => Code::AlreadyExists,
+        Error::RequestClosed { .. } | Error::WindowClosed { .. } | Error::NoCredential { .. } => {
+            Code::FailedPrecondition
+        }
+        Error::Storage(_) => Code::Unavailable,
+        Error::Policy(_)
+        | Error::StateMissing { .. }
+        | Error::StateCorrupt { .. }
+        | Error::AlreadyInitialised { .. }
+        | Error::Reconstruction(_)
+        | Error::Internal(_)
+        | Error::Io { .. } => Code::Internal,
+    };
+    if code == Code::Internal || code == Code::Unavailable {
+        tracing::error!(error = %e, "call failed");
+    }
+    Status::new(code, e.to_string())
+}

@@ -1,0 +1,271 @@
+//! Durable state in redb: the ceremony's output (seal, commitments, policy),
+//! requests, and the audit log. Every state change and its audit records are
+//! written in one transaction, committed durably (redb's default immediate
+//! durability) before the caller is answered. Secrets never come here: the
+//! seal is ciphertext, commitments are hashes, credentials are age ciphertext.
+//!
+//! State directory layout:
+//! - `state.redb`: this store;
+//! - `daemon.key`: the daemon key D (hex seed, mode 0600);
+//! - `tls/`: the self-signed certificate the daemon made, if no other was configured.
+
+pub mod audit;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::engine::event::Record;
+use crate::engine::policy::Policy;
+use crate::engine::request::Request;
+use crate::engine::share::Commitment;
+use crate::error::{Error, Result};
+use audit::AuditEntry;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const COMMITMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("commitments");
+const REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("requests");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// File name of the store inside the state directory.
+pub const DB_FILE: &str = "state.redb";
+/// File name of the daemon key inside the state directory.
+pub const DAEMON_KEY_FILE: &str = "daemon.key";
+
+/// What the ceremony stores.
+pub struct Genesis {
+    /// Daemon id.
+    pub daemon_id: String,
+    /// Ceremony id.
+    pub ceremony_id: String,
+    /// Validated policy.
+    pub policy: Policy,
+    /// Sealed S.
+    pub seal: Vec<u8>,
+    /// A's public key.
+    pub authority_public: [u8; 32],
+    /// Per custodian.
+    pub commitments: BTreeMap<String, Commitment>,
+}
+
+/// The ceremony's output as loaded at start.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// Daemon id.
+    pub daemon_id: String,
+    /// Ceremony id.
+    pub ceremony_id: String,
+    /// Policy.
+    pub policy: Policy,
+    /// Policy digest.
+    pub policy_digest: [u8; 32],
+    /// Sealed S.
+    pub seal: Vec<u8>,
+    /// A's public key.
+    pub authority_public: [u8; 32],
+}
+
+/// The redb store.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+fn storage(e: impl std::fmt::Display) -> Error {
+    Error::Storage(e.to_string())
+}
+
+impl Store {
+    /// Creates the store for a new ceremony; refuses if one exists.
+    pub fn create(state_dir: &Path, g: &Genesis, first: Vec<Record>) -> Result<Store> {
+        let path = state_dir.join(DB_FILE);
+        if path.exists() {
+            return Err(Error::AlreadyInitialised { path: state_dir.to_path_buf() });
+        }
+        let db = Database::create(&path).map_err(storage)?;
+        let store = Store { db, path };
+        let tx = store.db.begin_write().map_err(storage)?;
+        {
+            let mut meta = tx.open_table(META).map_err(storage)?;
+            meta.insert("format", b"breakglass-state/v1".as_slice()).map_err(storage)?;
+            meta.insert("daemon_id", g.daemon_id.as_bytes()).map_err(storage)?;
+            meta.insert("ceremony_id", g.ceremony_id.as_bytes()).map_err(storage)?;
+            meta.insert("policy", g.policy.canonical_json().as_slice()).map_err(storage)?;
+            meta.insert("policy_digest", g.policy.digest().as_slice()).map_err(storage)?;
+            meta.insert("seal", g.seal.as_slice()).map_err(storage)?;
+            meta.insert("authority_public", g.authority_public.as_slice()).map_err(storage)?;
+            let mut com = tx.open_table(COMMITMENTS).map_err(storage)?;
+            for (id, c) in &g.commitments {
+                com.insert(id.as_str(), serde_json::to_vec(c).map_err(storage)?.as_slice()).map_err(storage)?;
+            }
+            tx.open_table(REQUESTS).map_err(storage)?;
+            let mut audit = tx.open_table(AUDIT).map_err(storage)?;
+            append_in(&mut audit, first)?;
+        }
+        tx.commit().map_err(storage)?;
+        Ok(store)
+    }
+
+    /// Opens an initialised state directory.
+    pub fn open(state_dir: &Path) -> Result<Store> {
+        let missing = |why: &str| Error::StateMissing { path: state_dir.to_path_buf(), why: why.to_string() };
+        if !state_dir.is_dir() {
+            return Err(missing("the directory does not exist"));
+        }
+        let path = state_dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(missing(&format!("{DB_FILE} is missing")));
+        }
+        let corrupt = |why: String| Error::StateCorrupt { path: path.clone(), why };
+        let db = Database::open(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::StateCorrupt {
+                path: path.clone(),
+                why: "another breakglassd already has this state open".into(),
+            },
+            other => corrupt(format!("{other}")),
+        })?;
+        let store = Store { db, path: path.clone() };
+        store.meta().map_err(|e| match e {
+            Error::Storage(why) => corrupt(why),
+            other => other,
+        })?;
+        Ok(store)
+    }
+
+    /// Path of the store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Loads the ceremony output.
+    pub fn meta(&self) -> Result<Meta> {
+        let corrupt = |why: String| Error::StateCorrupt { path: self.path.clone(), why };
+        let tx = self.db.begin_read().map_err(storage)?;
+        let t = tx.open_table(META).map_err(|e| corrupt(format!("no meta table: {e}")))?;
+        let get = |k: &str| -> Result<Vec<u8>> {
+            t.get(k)
+                .map_err(storage)?
+                .map(|v| v.value().to_vec())
+                .ok_or_else(|| corrupt(format!("`{k}` is missing")))
+        };
+        let text = |k: &str| -> Result<String> {
+            String::from_utf8(get(k)?).map_err(|_| corrupt(format!("`{k}` is not text")))
+        };
+        let arr = |k: &str| -> Result<[u8; 32]> {
+            get(k)?.try_into().map_err(|_| corrupt(format!("`{k}` is not 32 bytes")))
+        };
+        if get("format")? != b"breakglass-state/v1" {
+            return Err(corrupt("unknown state format".into()));
+        }
+        let policy = Policy::from_canonical_json(&get("policy")?).map_err(|e| corrupt(e.to_string()))?;
+        let policy_digest = arr("policy_digest")?;
+        if policy.digest() != policy_digest {
+            return Err(corrupt("the stored policy does not match its digest".into()));
+        }
+        Ok(Meta {
+            daemon_id: text("daemon_id")?,
+            ceremony_id: text("ceremony_id")?,
+            policy,
+            policy_digest,
+            seal: get("seal")?,
+            authority_public: arr("authority_public")?,
+        })
+    }
+
+    /// Share commitments by custodian id.
+    pub fn commitments(&self) -> Result<BTreeMap<String, Commitment>> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let t = tx.open_table(COMMITMENTS).map_err(storage)?;
+        let mut out = BTreeMap::new();
+        for row in t.iter().map_err(storage)? {
+            let (k, v) = row.map_err(storage)?;
+            let c: Commitment = serde_json::from_slice(v.value())
+                .map_err(|e| Error::StateCorrupt { path: self.path.clone(), why: format!("commitment: {e}") })?;
+            out.insert(k.value().to_string(), c);
+        }
+        Ok(out)
+    }
+
+    /// One request.
+    pub fn request(&self, id: &str) -> Result<Option<Request>> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let t = tx.open_table(REQUESTS).map_err(storage)?;
+        let v = t.get(id).map_err(storage)?;
+        v.map(|v| serde_json::from_slice(v.value()).map_err(storage)).transpose()
+    }
+
+    /// All requests, newest first.
+    pub fn requests(&self) -> Result<Vec<Request>> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let t = tx.open_table(REQUESTS).map_err(storage)?;
+        let mut out: Vec<Request> = Vec::new();
+        for row in t.iter().map_err(storage)? {
+            let (_, v) = row.map_err(storage)?;
+            out.push(serde_json::from_slice(v.value()).map_err(storage)?);
+        }
+        out.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Writes requests and their audit records in one durable transaction.
+    pub fn commit(&self, requests: &[&Request], records: Vec<Record>) -> Result<()> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = tx.open_table(REQUESTS).map_err(storage)?;
+            for r in requests {
+                t.insert(r.id.as_str(), serde_json::to_vec(r).map_err(storage)?.as_slice()).map_err(storage)?;
+            }
+            let mut audit = tx.open_table(AUDIT).map_err(storage)?;
+            append_in(&mut audit, records)?;
+        }
+        tx.commit().map_err(storage)
+    }
+
+    /// Appends audit records alone.
+    pub fn append(&self, records: Vec<Record>) -> Result<()> {
+        self.commit(&[], records)
+    }
+
+    /// Audit entries with `seq >= since`, at most `limit`.
+    pub fn audit(&self, since: u64, limit: usize) -> Result<Vec<AuditEntry>> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let t = tx.open_table(AUDIT).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in t.range(since..).map_err(storage)?.take(limit) {
+            let (_, v) = row.map_err(storage)?;
+            out.push(serde_json::from_slice(v.value()).map_err(storage)?);
+        }
+        Ok(out)
+    }
+
+    /// Number of audit entries.
+    pub fn audit_len(&self) -> Result<u64> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        tx.open_table(AUDIT).map_err(storage)?.len().map_err(storage)
+    }
+}
+
+fn append_in(audit: &mut redb::Table<'_, u64, &[u8]>, records: Vec<Record>) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    // The head comes from the last entry: no scan, so start-up and appends stay
+    // constant-time as the log grows.
+    let (mut seq, mut prev) = match audit.last().map_err(storage)? {
+        Some((k, v)) => {
+            let e: AuditEntry = serde_json::from_slice(v.value()).map_err(storage)?;
+            let mut h = [0u8; 32];
+            hex::decode_to_slice(&e.hash, &mut h).map_err(storage)?;
+            (k.value(), h)
+        }
+        None => (0, [0u8; 32]),
+    };
+    for r in records {
+        seq += 1;
+        let (entry, h) = audit::chain(seq, &prev, r);
+        audit.insert(seq, serde_json::to_vec(&entry).map_err(storage)?.as_slice()).map_err(storage)?;
+        prev = h;
+    }
+    Ok(())
+}
