@@ -1,1 +1,16 @@
-//! x
+//! breakglass-client: the typed client library behind the `breakglass` CLI.
+//!
+//! - [`connect`]: TLS to the daemon, trusting a CA file or a pinned certificate fingerprint.
+//! - [`identity`]: the caller's OpenSSH ed25519 key: signs calls, decrypts share files and credentials.
+//! - [`api`]: the typed calls; every answer's daemon signature and digest are checked.
+//! - [`drill`]: a whole quorum unlock against a temporary daemon on loopback TLS.
+//! - [`verify`]: offline verification of a credential against the authority key.
+
+pub mod api;
+pub mod connect;
+pub mod drill;
+pub mod error;
+pub mod identity;
+pub mod verify;
+
+pub use error::{ClientError, Result};

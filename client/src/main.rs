@@ -1,1 +1,438 @@
-fn main(){}
+//! `breakglass`: the CLI for custodians, commanders, auditors and CI.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use breakglass_client::api::{state_name, unix_now, Client};
+use breakglass_client::connect::{ConnectOptions, Trust};
+use breakglass_client::drill::{self, DrillOptions};
+use breakglass_client::identity::Identity;
+use breakglass_client::verify;
+use breakglass_proto::pb;
+
+#[derive(Parser)]
+#[command(name = "breakglass", version, about = "breakglass: quorum break-glass access")]
+struct Cli {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Conn {
+    /// Daemon address (host:port).
+    #[arg(long, global = true, env = "BREAKGLASS_DAEMON", default_value = "127.0.0.1:7443")]
+    daemon: String,
+    /// CA certificate (PEM) that signed the daemon's certificate.
+    #[arg(long, global = true, env = "BREAKGLASS_CA")]
+    ca: Option<PathBuf>,
+    /// Pin the daemon's certificate: `sha256:…` as printed by `breakglassd serve`.
+    #[arg(long, global = true, env = "BREAKGLASS_TLS_FINGERPRINT")]
+    tls_fingerprint: Option<String>,
+    /// Name to check in the daemon's certificate (default: the host of --daemon).
+    #[arg(long, global = true)]
+    tls_server_name: Option<String>,
+    /// Your OpenSSH ed25519 private key.
+    #[arg(long, global = true, env = "BREAKGLASS_KEY")]
+    key: Option<PathBuf>,
+    /// Your id in the policy (default: found from your key).
+    #[arg(long = "as", global = true)]
+    as_id: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Make an ssh-ed25519 key pair (PATH and PATH.pub) for use as a custodian or commander.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long)]
+        out: PathBuf,
+        /// Comment in the public key.
+        #[arg(long, default_value = "breakglass")]
+        comment: String,
+        /// Write the key unencrypted (otherwise a passphrase is asked, or taken from BREAKGLASS_PASSPHRASE).
+        #[arg(long)]
+        no_passphrase: bool,
+    },
+    /// Show the daemon: ids, authority key, threshold, custodians, commanders, scopes.
+    Info,
+    /// Print the authority public key A that downstream systems trust.
+    Authority,
+    /// Open, show, list or cancel requests.
+    #[command(subcommand)]
+    Request(RequestCmd),
+    /// Custodians: submit or check a share.
+    #[command(subcommand)]
+    Share(ShareCmd),
+    /// Fetch or verify a credential.
+    #[command(subcommand)]
+    Credential(CredentialCmd),
+    /// Run a whole quorum unlock against a temporary daemon on loopback TLS.
+    Drill {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Custodians to generate.
+        #[arg(long, default_value_t = 5)]
+        custodians: u8,
+        /// Shares needed.
+        #[arg(long, default_value_t = 3)]
+        threshold: u8,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequestCmd {
+    /// Ask for emergency access (commander).
+    Open {
+        /// Scope from the policy.
+        #[arg(long)]
+        scope: String,
+        /// Why; reviewers will read this.
+        #[arg(long)]
+        reason: String,
+        /// Credential lifetime, e.g. 30m.
+        #[arg(long, default_value = "30m")]
+        ttl: humantime::Duration,
+    },
+    /// Show one request.
+    Show {
+        /// Request id.
+        id: String,
+    },
+    /// List requests (collecting only, unless --all).
+    List {
+        /// Include closed requests.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Cancel a collecting request (its requester or a custodian).
+    Cancel {
+        /// Request id.
+        id: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShareCmd {
+    /// Approve a request by submitting your share.
+    Submit {
+        /// Request id.
+        id: String,
+        /// Your share file from the ceremony.
+        #[arg(long)]
+        share: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Check that your key still opens your share file and that it belongs to this daemon.
+    Check {
+        /// Your share file.
+        #[arg(long)]
+        share: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CredentialCmd {
+    /// Fetch the credential of an unlocked request (requester).
+    Fetch {
+        /// Request id.
+        id: String,
+        /// Where to write the credential bundle (JSON, mode 0600).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Verify a credential offline against the authority key.
+    Verify {
+        /// Bundle (JSON) or bare token file; `-` for standard input.
+        file: PathBuf,
+        /// Authority public key: k4.public.…, ssh-ed25519 …, or hex (from `breakglass authority`).
+        #[arg(long, env = "BREAKGLASS_AUTHORITY")]
+        authority: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("breakglass: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("breakglass: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn passphrase(path: &Path) -> std::io::Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var("BREAKGLASS_PASSPHRASE") {
+        return Ok(Zeroizing::new(p));
+    }
+    rpassword::prompt_password(format!("passphrase for {}: ", path.display())).map(Zeroizing::new)
+}
+
+fn default_key() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh").join("id_ed25519"))
+}
+
+fn load_identity(conn: &Conn) -> anyhow::Result<Identity> {
+    let path = conn.key.clone().or_else(default_key).ok_or_else(|| anyhow!("no --key given and no $HOME"))?;
+    Ok(Identity::load(&path, &passphrase)?)
+}
+
+async fn connect(conn: &Conn) -> anyhow::Result<Client> {
+    let trust = match (&conn.ca, &conn.tls_fingerprint) {
+        (Some(ca), None) => Trust::Ca(std::fs::read(ca).with_context(|| format!("--ca {}", ca.display()))?),
+        (None, Some(fp)) => Trust::fingerprint(fp)?,
+        (Some(_), Some(_)) => bail!("give --ca or --tls-fingerprint, not both"),
+        (None, None) => bail!(
+            "no way to trust the daemon: give --tls-fingerprint sha256:… (printed by `breakglassd serve`) or --ca FILE"
+        ),
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(Client::connect(&ConnectOptions { addr: conn.daemon.clone(), trust, server_name: conn.tls_server_name.clone() })
+        .await?)
+}
+
+fn ago(t: u64, now: u64) -> String {
+    if t >= now {
+        format!("in {}", humantime::format_duration(std::time::Duration::from_secs(t - now)))
+    } else {
+        format!("{} ago", humantime::format_duration(std::time::Duration::from_secs(now - t)))
+    }
+}
+
+fn print_request(v: &pb::RequestView) {
+    let now = unix_now();
+    println!("request   {}", v.id);
+    println!("state     {}", state_name(v.state));
+    println!("requester {}", v.requester);
+    println!("scope     {}", v.scope);
+    println!("reason    {}", v.reason);
+    println!("ttl       {}", humantime::format_duration(std::time::Duration::from_secs(v.ttl_seconds)));
+    println!("opened    {}", ago(v.opened_at, now));
+    println!("deadline  {}", ago(v.deadline, now));
+    let who: Vec<&str> = v.approvals.iter().map(|a| a.custodian_id.as_str()).collect();
+    println!("approvals {}/{} {}", v.approvals.len(), v.threshold, who.join(", "));
+    if !v.close_reason.is_empty() {
+        println!("closed    {} ({})", ago(v.closed_at, now), v.close_reason);
+    }
+    if v.credential_expires_at != 0 {
+        println!("credential expires {}", ago(v.credential_expires_at, now));
+    }
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("not a terminal, so cannot ask for confirmation: read the request above and pass --yes to approve");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path).and_then(|mut f| f.write_all(bytes)).with_context(|| path.display().to_string())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let conn = cli.conn;
+    match cli.cmd {
+        Cmd::Keygen { out, comment, no_passphrase } => {
+            let pass = if no_passphrase {
+                None
+            } else if let Ok(p) = std::env::var("BREAKGLASS_PASSPHRASE") {
+                Some(Zeroizing::new(p))
+            } else {
+                let a = Zeroizing::new(rpassword::prompt_password("new passphrase: ")?);
+                let b = Zeroizing::new(rpassword::prompt_password("again: ")?);
+                if a != b {
+                    bail!("the passphrases differ; nothing written");
+                }
+                Some(a)
+            };
+            let id = Identity::generate();
+            id.write(&out, &comment, pass.as_ref().map(|p| p.as_str()))?;
+            println!("wrote {} and {}.pub", out.display(), out.display());
+            println!("{} {comment}", id.ssh_public());
+        }
+        Cmd::Info => {
+            let c = connect(&conn).await?;
+            let i = c.info();
+            println!("daemon id     {}", i.daemon_id);
+            println!("version       {}", i.version);
+            println!("ceremony id   {}", i.ceremony_id);
+            println!("policy digest {}", i.policy_digest);
+            println!("authority     {}", i.authority_paserk);
+            println!("authority ssh {}", i.authority_ssh);
+            println!("threshold     {} of {}", i.threshold, i.custodians.len());
+            println!("window        {}", humantime::format_duration(std::time::Duration::from_secs(i.collection_window_seconds)));
+            println!("max ttl       {}", humantime::format_duration(std::time::Duration::from_secs(i.max_ttl_seconds)));
+            println!("custodians");
+            for cu in &i.custodians {
+                println!("  {:<16} {}", cu.id, cu.name);
+            }
+            println!("commanders");
+            for co in &i.commanders {
+                println!("  {:<16} {} (scopes: {})", co.id, co.name, co.scopes.join(", "));
+            }
+            println!("scopes");
+            for s in &i.scopes {
+                println!("  {:<16} principals {} · max ttl {}s", s.name, s.principals.join(","), s.max_ttl_seconds);
+            }
+        }
+        Cmd::Authority => {
+            let c = connect(&conn).await?;
+            println!("{}", c.info().authority_paserk);
+            println!("{}", c.info().authority_ssh);
+        }
+        Cmd::Request(rc) => {
+            let mut c = connect(&conn).await?;
+            match rc {
+                RequestCmd::Open { scope, reason, ttl } => {
+                    let me = load_identity(&conn)?;
+                    let v = c.open(&me, conn.as_id.as_deref(), &scope, &reason, ttl.as_secs()).await?;
+                    print_request(&v);
+                    println!();
+                    println!("custodians approve with: breakglass share submit {} --share FILE", v.id);
+                    println!("then fetch with:         breakglass credential fetch {}", v.id);
+                }
+                RequestCmd::Show { id } => print_request(&c.get(&id).await?),
+                RequestCmd::List { all } => {
+                    let rs = c.list(!all).await?;
+                    if rs.is_empty() {
+                        println!("no {}requests", if all { "" } else { "collecting " });
+                    }
+                    for v in rs {
+                        println!(
+                            "{}  {:<10} {}/{}  {:<12} {:<10} {}",
+                            v.id,
+                            state_name(v.state),
+                            v.approvals.len(),
+                            v.threshold,
+                            v.requester,
+                            v.scope,
+                            v.reason
+                        );
+                    }
+                }
+                RequestCmd::Cancel { id, reason } => {
+                    let me = load_identity(&conn)?;
+                    print_request(&c.cancel(&me, conn.as_id.as_deref(), &id, &reason).await?);
+                }
+            }
+        }
+        Cmd::Share(sc) => {
+            let mut c = connect(&conn).await?;
+            let me = load_identity(&conn)?;
+            match sc {
+                ShareCmd::Submit { id, share, yes } => {
+                    let v = c.get(&id).await?;
+                    print_request(&v);
+                    if v.state != pb::RequestState::Collecting as i32 {
+                        bail!("request {id} is {}; there is nothing to approve", state_name(v.state));
+                    }
+                    let file = c.read_share_file(&me, &share)?;
+                    if !yes && !confirm(&format!("Approve emergency access for {} to {}?", v.requester, v.scope))? {
+                        println!("not approved; nothing sent");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    let p = c.submit(&me, conn.as_id.as_deref(), &v, &file).await?;
+                    drop(file);
+                    println!("share accepted: {}/{}", p.accepted, p.threshold);
+                    if p.unlocked {
+                        println!("quorum reached: the credential was minted for {}", v.requester);
+                    }
+                }
+                ShareCmd::Check { share } => {
+                    let f = c.read_share_file(&me, &share)?;
+                    println!(
+                        "ok: {} holds share {} of a {}-of-{} split for daemon {} (ceremony {})",
+                        f.custodian_id,
+                        f.share.get(..2).unwrap_or("?"),
+                        f.threshold,
+                        f.custodians,
+                        f.daemon_id,
+                        f.ceremony_id
+                    );
+                }
+            }
+        }
+        Cmd::Credential(cc) => match cc {
+            CredentialCmd::Fetch { id, out } => {
+                let mut c = connect(&conn).await?;
+                let me = load_identity(&conn)?;
+                let b = c.fetch(&me, conn.as_id.as_deref(), &id).await?;
+                let out = out.unwrap_or_else(|| PathBuf::from(format!("{id}.credential.json")));
+                write_private(&out, &serde_json::to_vec_pretty(&b)?)?;
+                println!("credential for {} · scope {} · expires {}", b.requester, b.scope, ago(b.expires_at, unix_now()));
+                println!("written to {} (mode 0600)", out.display());
+                println!("verify offline: breakglass credential verify {} --authority {}", out.display(), c.info().authority_paserk);
+            }
+            CredentialCmd::Verify { file, authority } => {
+                let text = if file.as_os_str() == "-" {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                    s
+                } else {
+                    std::fs::read_to_string(&file).with_context(|| file.display().to_string())?
+                };
+                let a = verify::parse_authority(&authority)?;
+                let token = verify::token_from(&text)?;
+                let v = verify::verify_token(&a, &token, unix_now())?;
+                println!("valid: signed by the authority");
+                println!("  subject   {}", v.subject);
+                println!("  scope     {}", v.scope);
+                println!("  request   {}", v.request_id);
+                println!("  approvers {}", v.approvers.join(", "));
+                println!("  expires   {}", ago(v.expires_at, unix_now()));
+            }
+        },
+        Cmd::Drill { json, custodians, threshold } => {
+            let r = drill::run(&DrillOptions { custodians, threshold, ..DrillOptions::default() }).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("breakglass drill: {} quorum unlock on loopback TLS", r.threshold);
+                for s in &r.steps {
+                    println!("  {} {:<32} {:>8.2} ms  {}", if s.ok { "ok  " } else { "FAIL" }, s.name, s.ms, s.detail);
+                }
+                println!(
+                    "{} in {:.1} ms · request {} · authority {}",
+                    if r.ok { "PASS" } else { "FAIL" },
+                    r.total_ms,
+                    r.request_id,
+                    r.authority
+                );
+            }
+            return Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

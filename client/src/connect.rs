@@ -1,0 +1,167 @@
+//! TLS to the daemon. The client trusts the daemon either through a CA file
+//! (`--ca`) or by pinning the SHA-256 fingerprint of its certificate
+//! (`--tls-fingerprint sha256:…`, what `breakglassd serve` prints). There is no
+//! plaintext mode.
+
+use std::sync::Arc;
+
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::error::{ClientError, Result};
+
+/// How the client decides the daemon is the right one.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// PEM CA certificate(s).
+    Ca(Vec<u8>),
+    /// SHA-256 of the daemon's leaf certificate.
+    Fingerprint([u8; 32]),
+}
+
+impl Trust {
+    /// Parses `sha256:<64 hex>` (colons between bytes allowed).
+    pub fn fingerprint(s: &str) -> Result<Trust> {
+        let hexpart = s.trim().strip_prefix("sha256:").unwrap_or(s.trim()).replace(':', "");
+        let mut fp = [0u8; 32];
+        hex::decode_to_slice(&hexpart, &mut fp).map_err(|_| {
+            ClientError::Other(format!(
+                "--tls-fingerprint {s:?} is not `sha256:` followed by 64 hex digits (breakglassd prints it at start)"
+            ))
+        })?;
+        Ok(Trust::Fingerprint(fp))
+    }
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `host:port`.
+    pub addr: String,
+    /// Trust anchor.
+    pub trust: Trust,
+    /// Name to check in the certificate (default: the host of `addr`).
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug)]
+struct PinnedCert {
+    fingerprint: [u8; 32],
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let got: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        if bool::from(got.ct_eq(&self.fingerprint)) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the daemon's certificate is sha256:{}, not the pinned sha256:{}; check --tls-fingerprint",
+                hex::encode(got),
+                hex::encode(self.fingerprint)
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_config(trust: &Trust) -> Result<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Other(format!("TLS setup: {e}")))?;
+    let mut cfg = match trust {
+        Trust::Ca(pem) => {
+            let mut roots = RootCertStore::empty();
+            let mut rd = pem.as_slice();
+            for cert in rustls_pemfile::certs(&mut rd) {
+                let cert = cert.map_err(|e| ClientError::Other(format!("--ca: unreadable PEM: {e}")))?;
+                roots.add(cert).map_err(|e| ClientError::Other(format!("--ca: unusable certificate: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(ClientError::Other("--ca: no CERTIFICATE in the file".into()));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Trust::Fingerprint(fp) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedCert { fingerprint: *fp, provider }))
+            .with_no_client_auth(),
+    };
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(cfg)
+}
+
+/// Opens a TLS channel to the daemon.
+pub async fn channel(opts: &ConnectOptions) -> Result<Channel> {
+    let addr = opts.addr.clone();
+    let fail = |why: String| ClientError::Connect { addr: addr.clone(), why };
+    let host = match addr.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
+        None => return Err(fail("expected host:port".into())),
+    };
+    let name = opts.server_name.clone().unwrap_or(host);
+    let server_name =
+        ServerName::try_from(name.clone()).map_err(|_| fail(format!("{name:?} is not a valid TLS server name")))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(&opts.trust)?));
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| fail(e.to_string()))?
+        .connect_timeout(std::time::Duration::from_secs(10));
+    let target = addr.clone();
+    endpoint
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let connector = connector.clone();
+            let server_name = server_name.clone();
+            let target = target.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(&target).await?;
+                tcp.set_nodelay(true)?;
+                let tls = connector.connect(server_name, tcp).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(tls))
+            }
+        }))
+        .await
+        .map_err(|e| {
+            let mut why = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                why = format!("{why}: {s}");
+                src = s.source();
+            }
+            fail(why)
+        })
+}

@@ -1,0 +1,81 @@
+//! The client's one error enum.
+
+/// Everything that can go wrong on the client side.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The daemon could not be reached or the TLS handshake failed.
+    #[error("cannot reach the daemon at {addr}: {why}")]
+    Connect {
+        /// Address.
+        addr: String,
+        /// Why.
+        why: String,
+    },
+    /// The daemon refused the call.
+    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    Status(#[from] tonic::Status),
+    /// A key file could not be used.
+    #[error("key {path}: {why}")]
+    Key {
+        /// Path.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// A share file could not be used.
+    #[error("share file {path}: {why}")]
+    ShareFile {
+        /// Path.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// What the daemon sent does not verify (signature, digest, ids).
+    #[error("the daemon's answer does not verify: {0}")]
+    Untrusted(String),
+    /// The caller's key is not registered in the daemon's policy for this role.
+    #[error("{0}")]
+    NotRegistered(String),
+    /// A credential does not verify.
+    #[error("credential does not verify: {0}")]
+    Credential(String),
+    /// Local file trouble.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: String,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Anything else, with its explanation.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// gRPC code names as people read them.
+pub fn code_name(c: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match c {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Result with [`ClientError`].
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
