@@ -1,0 +1,291 @@
+//! Test fixture: keys, a policy, `breakglassd init`, and a real `breakglassd serve`
+//! on loopback TLS, with its output captured to files.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use breakglass_client::api::{unix_now, Client};
+use breakglass_client::connect::{ConnectOptions, Trust};
+use breakglass_client::identity::Identity;
+use breakglass_daemon::crypto::envelope::ShareFile;
+use breakglass_proto::{pb, signing, transport};
+
+/// Path of a workspace binary, built next to this test's executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` so the binaries are built",
+        p.display()
+    );
+    p
+}
+
+/// Runs a binary to completion; returns (success, stdout, stderr).
+pub fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut c = Command::new(bin(name));
+    c.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+pub struct Keys {
+    pub custodians: Vec<(String, PathBuf)>,
+    pub commanders: Vec<(String, PathBuf)>,
+    pub outsider: PathBuf,
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub keys: Keys,
+    pub state: PathBuf,
+    pub shares: PathBuf,
+    pub init_stdout: String,
+    pub daemon: Option<Daemon>,
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub addr: String,
+    pub fingerprint: String,
+    pub log: PathBuf,
+}
+
+fn keyfile(dir: &Path, name: &str) -> (Identity, PathBuf) {
+    let id = Identity::generate();
+    let p = dir.join(name);
+    id.write(&p, name, None).unwrap();
+    (id, p)
+}
+
+pub fn load(p: &Path) -> Identity {
+    Identity::load(p, &|_| panic!("test keys have no passphrase")).unwrap()
+}
+
+impl Fixture {
+    /// `n` custodians, threshold `k`, two commanders (`ic` may use prod-ssh and prod-db, `ic2` prod-ssh),
+    /// collection window `window`.
+    pub fn new(n: usize, k: usize, window: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let kd = dir.path().join("keys");
+        std::fs::create_dir(&kd).unwrap();
+        let mut policy = format!(
+            "threshold = {k}\ncollection_window = \"{window}\"\nmax_ttl = \"1h\"\n\n\
+             [[scopes]]\nname = \"prod-ssh\"\nprincipals = [\"root\", \"ops\"]\nmax_ttl = \"30m\"\n\n\
+             [[scopes]]\nname = \"prod-db\"\nprincipals = [\"dba\"]\n\n"
+        );
+        let mut custodians = Vec::new();
+        for i in 1..=n {
+            let id = format!("c{i}");
+            let (ident, p) = keyfile(&kd, &id);
+            policy.push_str(&format!("[[custodians]]\nid = \"{id}\"\nname = \"Custodian {i}\"\nssh_key = \"{}\"\n\n", ident.ssh_public()));
+            custodians.push((id, p));
+        }
+        let mut commanders = Vec::new();
+        for (id, scopes) in [("ic", "[\"prod-ssh\", \"prod-db\"]"), ("ic2", "[\"prod-ssh\"]")] {
+            let (ident, p) = keyfile(&kd, id);
+            policy.push_str(&format!("[[commanders]]\nid = \"{id}\"\nssh_key = \"{}\"\nscopes = {scopes}\n\n", ident.ssh_public()));
+            commanders.push((id.to_string(), p));
+        }
+        let (_, outsider) = keyfile(&kd, "outsider");
+        let policy_path = dir.path().join("policy.toml");
+        std::fs::write(&policy_path, policy).unwrap();
+        let state = dir.path().join("state");
+        let shares = dir.path().join("shares");
+        let (ok, out, err) = run(
+            "breakglassd",
+            &["init", "--policy", policy_path.to_str().unwrap(), "--state", state.to_str().unwrap(), "--shares-out", shares.to_str().unwrap()],
+            &[],
+        );
+        assert!(ok, "init failed: {out}\n{err}");
+        Fixture { dir, keys: Keys { custodians, commanders, outsider }, state, shares, init_stdout: out, daemon: None }
+    }
+
+    pub fn policy_path(&self) -> PathBuf {
+        self.dir.path().join("policy.toml")
+    }
+
+    /// The authority key `init` printed (PASERK).
+    pub fn authority_paserk(&self) -> String {
+        self.init_stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("authority ").map(|s| s.trim().to_string()))
+            .filter(|s| s.starts_with("k4.public."))
+            .expect("init prints the authority")
+    }
+
+    pub fn share_file(&self, custodian: &str) -> PathBuf {
+        self.shares.join(format!("{custodian}.share"))
+    }
+
+    pub fn custodian_key(&self, i: usize) -> PathBuf {
+        self.keys.custodians[i].1.clone()
+    }
+
+    pub fn commander_key(&self, id: &str) -> PathBuf {
+        self.keys.commanders.iter().find(|(c, _)| c == id).unwrap().1.clone()
+    }
+
+    /// Starts `breakglassd serve` on 127.0.0.1:0 and waits until it listens.
+    pub fn start(&mut self) -> &Daemon {
+        let n = std::fs::read_dir(self.dir.path()).unwrap().count();
+        let log = self.dir.path().join(format!("daemon-{n}.log"));
+        let mut child = Command::new(bin("breakglassd"))
+            .args(["serve", "--state", self.state.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .env("BREAKGLASS_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(format!("{}.stderr", log.display())).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut reader = BufReader::new(stdout);
+        let mut logf = std::fs::File::create(&log).unwrap();
+        let (mut addr, mut fp) = (String::new(), String::new());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 0 {
+            logf.write_all(line.as_bytes()).unwrap();
+            if let Some(f) = line.trim().strip_prefix("tls fingerprint ") {
+                fp = f.to_string();
+            }
+            if let Some(a) = line.trim().strip_prefix("breakglassd listening on ") {
+                addr = a.to_string();
+                break;
+            }
+            line.clear();
+        }
+        assert!(!addr.is_empty(), "breakglassd did not start; see {}", log.display());
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut reader, &mut logf);
+        });
+        self.daemon = Some(Daemon { child, addr, fingerprint: fp, log });
+        self.daemon.as_ref().unwrap()
+    }
+
+    /// SIGTERM and wait; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut d) = self.daemon.take() else { return true };
+        let _ = Command::new("kill").args(["-TERM", &d.child.id().to_string()]).status();
+        d.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    pub fn conn_args(&self) -> Vec<String> {
+        let d = self.daemon.as_ref().unwrap();
+        vec!["--daemon".into(), d.addr.clone(), "--tls-fingerprint".into(), d.fingerprint.clone()]
+    }
+
+    pub async fn client(&self) -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let d = self.daemon.as_ref().unwrap();
+        Client::connect(&ConnectOptions {
+            addr: d.addr.clone(),
+            trust: Trust::fingerprint(&d.fingerprint).unwrap(),
+            server_name: None,
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Runs the `breakglass` CLI against this daemon with `key`.
+    pub fn cli(&self, key: &Path, args: &[&str]) -> (bool, String, String) {
+        let mut all: Vec<String> = self.conn_args();
+        all.extend(["--key".to_string(), key.display().to_string()]);
+        all.extend(args.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        run("breakglass", &refs, &[])
+    }
+
+    /// Every file's bytes under the temp dir (state, logs), with paths.
+    pub fn all_files(&self, under: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![under.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.child.kill();
+            let _ = d.child.wait();
+        }
+    }
+}
+
+/// A submission built by hand so tests can bend any part of it.
+pub struct Submission<'a> {
+    pub daemon_id: String,
+    pub request: &'a pb::RequestView,
+    pub signer_id: String,
+    pub signer: &'a Identity,
+    pub share: Vec<u8>,
+    pub signed_at: u64,
+    pub sealed_override: Option<Vec<u8>>,
+}
+
+impl<'a> Submission<'a> {
+    pub fn new(client: &Client, request: &'a pb::RequestView, signer_id: &str, signer: &'a Identity, share: Vec<u8>) -> Self {
+        Submission {
+            daemon_id: client.info().daemon_id.clone(),
+            request,
+            signer_id: signer_id.to_string(),
+            signer,
+            share,
+            signed_at: unix_now(),
+            sealed_override: None,
+        }
+    }
+
+    pub fn message(&self) -> pb::SubmitShareRequest {
+        let eph: [u8; 32] = self.request.ephemeral_public_key.as_slice().try_into().unwrap();
+        let digest: [u8; 32] = self.request.digest.as_slice().try_into().unwrap();
+        let sealed = self.sealed_override.clone().unwrap_or_else(|| {
+            transport::seal_share(&eph, &digest, &self.request.id, &self.signer_id, &self.share, rand_core::OsRng).unwrap()
+        });
+        let payload = signing::submit_share(&self.daemon_id, &self.request.id, &digest, &self.signer_id, &sealed, self.signed_at);
+        pb::SubmitShareRequest {
+            request_id: self.request.id.clone(),
+            sealed_share: sealed,
+            signature: Some(pb::Signature {
+                signer_id: self.signer_id.clone(),
+                signed_at: self.signed_at,
+                signature: self.signer.sign(&payload).to_vec(),
+            }),
+        }
+    }
+}
+
+/// The share bytes inside a custodian's share file.
+pub fn share_bytes(client: &Client, key: &Path, file: &Path) -> Vec<u8> {
+    let f: ShareFile = client.read_share_file(&load(key), file).unwrap();
+    f.share_bytes().unwrap().to_vec()
+}
+
+/// Asserts a gRPC error's code and that its message contains `needle`.
+pub fn assert_status<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: tonic::Code, needle: &str) {
+    match r {
+        Ok(v) => panic!("expected {code:?} containing {needle:?}, got Ok({v:?})"),
+        Err(s) => {
+            assert_eq!(s.code(), code, "wrong code; message: {}", s.message());
+            assert!(s.message().contains(needle), "message {:?} should contain {needle:?}", s.message());
+        }
+    }
+}
