@@ -19,7 +19,10 @@ use crate::identity::Identity;
 
 /// Seconds since the epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A connected client.
@@ -50,9 +53,13 @@ impl Client {
             .as_slice()
             .try_into()
             .map_err(|_| ClientError::Untrusted("daemon public key is not 32 bytes".into()))?;
-        let daemon_key =
-            VerifyingKey::from_bytes(&arr).map_err(|e| ClientError::Untrusted(format!("daemon public key: {e}")))?;
-        Ok(Client { rpc, info, daemon_key })
+        let daemon_key = VerifyingKey::from_bytes(&arr)
+            .map_err(|e| ClientError::Untrusted(format!("daemon public key: {e}")))?;
+        Ok(Client {
+            rpc,
+            info,
+            daemon_key,
+        })
     }
 
     /// The daemon's description.
@@ -69,12 +76,22 @@ impl Client {
     pub fn whoami(&self, me: &Identity, role: Role, explicit: Option<&str>) -> Result<String> {
         let mine = me.ssh_public();
         let (members, what): (Vec<(&str, &str)>, &str) = match role {
-            Role::Custodian => {
-                (self.info.custodians.iter().map(|c| (c.id.as_str(), c.ssh_public_key.as_str())).collect(), "custodian")
-            }
-            Role::Commander => {
-                (self.info.commanders.iter().map(|c| (c.id.as_str(), c.ssh_public_key.as_str())).collect(), "commander")
-            }
+            Role::Custodian => (
+                self.info
+                    .custodians
+                    .iter()
+                    .map(|c| (c.id.as_str(), c.ssh_public_key.as_str()))
+                    .collect(),
+                "custodian",
+            ),
+            Role::Commander => (
+                self.info
+                    .commanders
+                    .iter()
+                    .map(|c| (c.id.as_str(), c.ssh_public_key.as_str()))
+                    .collect(),
+                "commander",
+            ),
         };
         if let Some(id) = explicit {
             return Ok(id.to_string());
@@ -89,7 +106,11 @@ impl Client {
     }
 
     fn signature(&self, me: &Identity, id: &str, payload: &[u8], signed_at: u64) -> pb::Signature {
-        pb::Signature { signer_id: id.to_string(), signed_at, signature: me.sign(payload).to_vec() }
+        pb::Signature {
+            signer_id: id.to_string(),
+            signed_at,
+            signature: me.sign(payload).to_vec(),
+        }
     }
 
     /// Checks a request view: daemon id, recomputed digest, and D's signature.
@@ -118,10 +139,16 @@ impl Client {
             ephemeral_public: &eph,
         });
         if digest.as_slice() != v.digest.as_slice() {
-            return Err(ClientError::Untrusted(format!("request {}: digest does not match its fields", v.id)));
+            return Err(ClientError::Untrusted(format!(
+                "request {}: digest does not match its fields",
+                v.id
+            )));
         }
-        let approvals: Vec<(String, u64)> =
-            v.approvals.iter().map(|a| (a.custodian_id.clone(), a.accepted_at)).collect();
+        let approvals: Vec<(String, u64)> = v
+            .approvals
+            .iter()
+            .map(|a| (a.custodian_id.clone(), a.accepted_at))
+            .collect();
         let payload = signing::request_view(
             &digest,
             &signing::RequestStatus {
@@ -132,19 +159,28 @@ impl Client {
                 credential_expires_at: v.credential_expires_at,
             },
         );
-        let sig = Signature::from_slice(&v.daemon_signature)
-            .map_err(|_| ClientError::Untrusted(format!("request {}: daemon signature malformed", v.id)))?;
-        self.daemon_key
-            .verify_strict(&payload, &sig)
-            .map_err(|_| ClientError::Untrusted(format!("request {}: not signed by this daemon's key", v.id)))
+        let sig = Signature::from_slice(&v.daemon_signature).map_err(|_| {
+            ClientError::Untrusted(format!("request {}: daemon signature malformed", v.id))
+        })?;
+        self.daemon_key.verify_strict(&payload, &sig).map_err(|_| {
+            ClientError::Untrusted(format!("request {}: not signed by this daemon's key", v.id))
+        })
     }
 
     /// Opens a request as commander `me`.
-    pub async fn open(&mut self, me: &Identity, as_id: Option<&str>, scope: &str, reason: &str, ttl: u64) -> Result<pb::RequestView> {
+    pub async fn open(
+        &mut self,
+        me: &Identity,
+        as_id: Option<&str>,
+        scope: &str,
+        reason: &str,
+        ttl: u64,
+    ) -> Result<pb::RequestView> {
         let id = self.whoami(me, Role::Commander, as_id)?;
         let nonce = breakglass_daemon::service::new_nonce();
         let at = unix_now();
-        let payload = signing::open_request(&self.info.daemon_id, &id, scope, reason, ttl, &nonce, at);
+        let payload =
+            signing::open_request(&self.info.daemon_id, &id, scope, reason, ttl, &nonce, at);
         let msg = pb::OpenRequestRequest {
             scope: scope.to_string(),
             reason: reason.to_string(),
@@ -159,14 +195,25 @@ impl Client {
 
     /// One request, verified.
     pub async fn get(&mut self, id: &str) -> Result<pb::RequestView> {
-        let v = self.rpc.get_request(pb::GetRequestRequest { id: id.to_string() }).await?.into_inner();
+        let v = self
+            .rpc
+            .get_request(pb::GetRequestRequest { id: id.to_string() })
+            .await?
+            .into_inner();
         self.check_view(&v)?;
         Ok(v)
     }
 
     /// Requests, verified.
     pub async fn list(&mut self, collecting_only: bool) -> Result<Vec<pb::RequestView>> {
-        let rs = self.rpc.list_requests(pb::ListRequestsRequest { collecting_only, limit: 0 }).await?.into_inner();
+        let rs = self
+            .rpc
+            .list_requests(pb::ListRequestsRequest {
+                collecting_only,
+                limit: 0,
+            })
+            .await?
+            .into_inner();
         for v in &rs.requests {
             self.check_view(v)?;
         }
@@ -176,9 +223,18 @@ impl Client {
     /// Decrypts and checks a share file for this daemon with `me`'s key.
     pub fn read_share_file(&self, me: &Identity, path: &std::path::Path) -> Result<ShareFile> {
         let p = path.display().to_string();
-        let ct = std::fs::read(path).map_err(|e| ClientError::Io { path: p.clone(), source: e })?;
-        let plain = envelope::decrypt(me.age(), &ct).map_err(|why| ClientError::ShareFile { path: p.clone(), why })?;
-        let f = ShareFile::parse(&plain).map_err(|why| ClientError::ShareFile { path: p.clone(), why })?;
+        let ct = std::fs::read(path).map_err(|e| ClientError::Io {
+            path: p.clone(),
+            source: e,
+        })?;
+        let plain = envelope::decrypt(me.age(), &ct).map_err(|why| ClientError::ShareFile {
+            path: p.clone(),
+            why,
+        })?;
+        let f = ShareFile::parse(&plain).map_err(|why| ClientError::ShareFile {
+            path: p.clone(),
+            why,
+        })?;
         if f.daemon_id != self.info.daemon_id || f.ceremony_id != self.info.ceremony_id {
             return Err(ClientError::ShareFile {
                 path: p,
@@ -200,20 +256,31 @@ impl Client {
         share: &ShareFile,
     ) -> Result<pb::SubmitShareResponse> {
         self.check_view(view)?;
-        let id = self.whoami(me, Role::Custodian, as_id.or(Some(share.custodian_id.as_str())))?;
+        let id = self.whoami(
+            me,
+            Role::Custodian,
+            as_id.or(Some(share.custodian_id.as_str())),
+        )?;
         let eph: [u8; 32] = view
             .ephemeral_public_key
             .as_slice()
             .try_into()
             .map_err(|_| ClientError::Untrusted("ephemeral key is not 32 bytes".into()))?;
-        let digest: [u8; 32] =
-            view.digest.as_slice().try_into().map_err(|_| ClientError::Untrusted("digest is not 32 bytes".into()))?;
-        let bytes = share.share_bytes().map_err(|why| ClientError::ShareFile { path: "(share)".into(), why })?;
+        let digest: [u8; 32] = view
+            .digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| ClientError::Untrusted("digest is not 32 bytes".into()))?;
+        let bytes = share.share_bytes().map_err(|why| ClientError::ShareFile {
+            path: "(share)".into(),
+            why,
+        })?;
         let sealed = transport::seal_share(&eph, &digest, &view.id, &id, &bytes, rand_core::OsRng)
             .map_err(|e| ClientError::Other(e.to_string()))?;
         drop(bytes);
         let at = unix_now();
-        let payload = signing::submit_share(&self.info.daemon_id, &view.id, &digest, &id, &sealed, at);
+        let payload =
+            signing::submit_share(&self.info.daemon_id, &view.id, &digest, &id, &sealed, at);
         let msg = pb::SubmitShareRequest {
             request_id: view.id.clone(),
             sealed_share: sealed,
@@ -227,7 +294,13 @@ impl Client {
     }
 
     /// Cancels a request as its requester or a custodian.
-    pub async fn cancel(&mut self, me: &Identity, as_id: Option<&str>, request_id: &str, reason: &str) -> Result<pb::RequestView> {
+    pub async fn cancel(
+        &mut self,
+        me: &Identity,
+        as_id: Option<&str>,
+        request_id: &str,
+        reason: &str,
+    ) -> Result<pb::RequestView> {
         let v = self.get(request_id).await?;
         let id = match as_id {
             Some(id) => id.to_string(),
@@ -235,10 +308,14 @@ impl Client {
                 .whoami(me, Role::Commander, None)
                 .or_else(|_| self.whoami(me, Role::Custodian, None))?,
         };
-        let digest: [u8; 32] =
-            v.digest.as_slice().try_into().map_err(|_| ClientError::Untrusted("digest is not 32 bytes".into()))?;
+        let digest: [u8; 32] = v
+            .digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| ClientError::Untrusted("digest is not 32 bytes".into()))?;
         let at = unix_now();
-        let payload = signing::cancel_request(&self.info.daemon_id, &v.id, &digest, &id, reason, at);
+        let payload =
+            signing::cancel_request(&self.info.daemon_id, &v.id, &digest, &id, reason, at);
         let msg = pb::CancelRequestRequest {
             request_id: v.id.clone(),
             reason: reason.to_string(),
@@ -250,11 +327,19 @@ impl Client {
     }
 
     /// Fetches and decrypts the credential as its requester.
-    pub async fn fetch(&mut self, me: &Identity, as_id: Option<&str>, request_id: &str) -> Result<CredentialBundle> {
+    pub async fn fetch(
+        &mut self,
+        me: &Identity,
+        as_id: Option<&str>,
+        request_id: &str,
+    ) -> Result<CredentialBundle> {
         let v = self.get(request_id).await?;
         let id = self.whoami(me, Role::Commander, as_id)?;
-        let digest: [u8; 32] =
-            v.digest.as_slice().try_into().map_err(|_| ClientError::Untrusted("digest is not 32 bytes".into()))?;
+        let digest: [u8; 32] = v
+            .digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| ClientError::Untrusted("digest is not 32 bytes".into()))?;
         let at = unix_now();
         let payload = signing::fetch_credential(&self.info.daemon_id, &v.id, &digest, &id, at);
         let msg = pb::FetchCredentialRequest {
@@ -262,12 +347,20 @@ impl Client {
             signature: Some(self.signature(me, &id, &payload, at)),
         };
         let out = self.rpc.fetch_credential(msg).await?.into_inner();
-        let plain = envelope::decrypt(me.age(), &out.encrypted_credential)
-            .map_err(|why| ClientError::Credential(format!("cannot decrypt with {}: {why}", me.path().display())))?;
+        let plain = envelope::decrypt(me.age(), &out.encrypted_credential).map_err(|why| {
+            ClientError::Credential(format!(
+                "cannot decrypt with {}: {why}",
+                me.path().display()
+            ))
+        })?;
         let bundle: CredentialBundle = serde_json::from_slice(&plain)
             .map_err(|e| ClientError::Credential(format!("not a credential bundle: {e}")))?;
-        if bundle.request_id != v.id || bundle.authority_public_key != hex::encode(&self.info.authority_public_key) {
-            return Err(ClientError::Credential("the bundle names another request or authority".into()));
+        if bundle.request_id != v.id
+            || bundle.authority_public_key != hex::encode(&self.info.authority_public_key)
+        {
+            return Err(ClientError::Credential(
+                "the bundle names another request or authority".into(),
+            ));
         }
         Ok(bundle)
     }

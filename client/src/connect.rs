@@ -27,7 +27,11 @@ pub enum Trust {
 impl Trust {
     /// Parses `sha256:<64 hex>` (colons between bytes allowed).
     pub fn fingerprint(s: &str) -> Result<Trust> {
-        let hexpart = s.trim().strip_prefix("sha256:").unwrap_or(s.trim()).replace(':', "");
+        let hexpart = s
+            .trim()
+            .strip_prefix("sha256:")
+            .unwrap_or(s.trim())
+            .replace(':', "");
         let mut fp = [0u8; 32];
         hex::decode_to_slice(&hexpart, &mut fp).map_err(|_| {
             ClientError::Other(format!(
@@ -82,7 +86,12 @@ impl ServerCertVerifier for PinnedCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -91,11 +100,18 @@ impl ServerCertVerifier for PinnedCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -109,17 +125,25 @@ fn tls_config(trust: &Trust) -> Result<ClientConfig> {
             let mut roots = RootCertStore::empty();
             let mut rd = pem.as_slice();
             for cert in rustls_pemfile::certs(&mut rd) {
-                let cert = cert.map_err(|e| ClientError::Other(format!("--ca: unreadable PEM: {e}")))?;
-                roots.add(cert).map_err(|e| ClientError::Other(format!("--ca: unusable certificate: {e}")))?;
+                let cert =
+                    cert.map_err(|e| ClientError::Other(format!("--ca: unreadable PEM: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| ClientError::Other(format!("--ca: unusable certificate: {e}")))?;
             }
             if roots.is_empty() {
-                return Err(ClientError::Other("--ca: no CERTIFICATE in the file".into()));
+                return Err(ClientError::Other(
+                    "--ca: no CERTIFICATE in the file".into(),
+                ));
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
         Trust::Fingerprint(fp) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedCert { fingerprint: *fp, provider }))
+            .with_custom_certificate_verifier(Arc::new(PinnedCert {
+                fingerprint: *fp,
+                provider,
+            }))
             .with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"h2".to_vec()];
@@ -129,14 +153,17 @@ fn tls_config(trust: &Trust) -> Result<ClientConfig> {
 /// Opens a TLS channel to the daemon.
 pub async fn channel(opts: &ConnectOptions) -> Result<Channel> {
     let addr = opts.addr.clone();
-    let fail = |why: String| ClientError::Connect { addr: addr.clone(), why };
+    let fail = |why: String| ClientError::Connect {
+        addr: addr.clone(),
+        why,
+    };
     let host = match addr.rsplit_once(':') {
         Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
         None => return Err(fail("expected host:port".into())),
     };
     let name = opts.server_name.clone().unwrap_or(host);
-    let server_name =
-        ServerName::try_from(name.clone()).map_err(|_| fail(format!("{name:?} is not a valid TLS server name")))?;
+    let server_name = ServerName::try_from(name.clone())
+        .map_err(|_| fail(format!("{name:?} is not a valid TLS server name")))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(&opts.trust)?));
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| fail(e.to_string()))?

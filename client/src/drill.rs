@@ -36,7 +36,11 @@ pub struct DrillOptions {
 
 impl Default for DrillOptions {
     fn default() -> Self {
-        DrillOptions { custodians: 5, threshold: 3, ttl_seconds: 900 }
+        DrillOptions {
+            custodians: 5,
+            threshold: 3,
+            ttl_seconds: 900,
+        }
     }
 }
 
@@ -97,15 +101,30 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn step<T>(&mut self, name: &str, started: Instant, r: Result<(T, String), String>) -> Option<T> {
+    fn step<T>(
+        &mut self,
+        name: &str,
+        started: Instant,
+        r: Result<(T, String), String>,
+    ) -> Option<T> {
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match r {
             Ok((v, detail)) => {
-                self.report.steps.push(Step { name: name.into(), ok: true, ms, detail });
+                self.report.steps.push(Step {
+                    name: name.into(),
+                    ok: true,
+                    ms,
+                    detail,
+                });
                 Some(v)
             }
             Err(detail) => {
-                self.report.steps.push(Step { name: name.into(), ok: false, ms, detail });
+                self.report.steps.push(Step {
+                    name: name.into(),
+                    ok: false,
+                    ms,
+                    detail,
+                });
                 None
             }
         }
@@ -133,11 +152,19 @@ fn policy_toml(custodians: &[Identity], commander: &Identity, k: u8) -> String {
 
 /// Runs the drill. Never panics on a failed step: the report says what failed.
 pub async fn run(opts: &DrillOptions) -> DrillReport {
-    let mut rec = Recorder { report: DrillReport::default(), start: Instant::now() };
+    let mut rec = Recorder {
+        report: DrillReport::default(),
+        start: Instant::now(),
+    };
     rec.report.threshold = format!("{} of {}", opts.threshold, opts.custodians);
     let result = drive(opts, &mut rec).await;
     if let Err(e) = result {
-        rec.report.steps.push(Step { name: "drill".into(), ok: false, ms: 0.0, detail: e });
+        rec.report.steps.push(Step {
+            name: "drill".into(),
+            ok: false,
+            ms: 0.0,
+            detail: e,
+        });
     }
     rec.report.ok = !rec.report.steps.is_empty() && rec.report.steps.iter().all(|s| s.ok);
     rec.report.total_ms = rec.start.elapsed().as_secs_f64() * 1000.0;
@@ -154,20 +181,36 @@ async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
     rec.step(
         "generate keys",
         t,
-        Ok(((), format!("{} custodian keys and 1 commander key (ssh-ed25519)", opts.custodians))),
+        Ok((
+            (),
+            format!(
+                "{} custodian keys and 1 commander key (ssh-ed25519)",
+                opts.custodians
+            ),
+        )),
     );
 
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let state = dir.path().join("state");
     let shares = dir.path().join("shares");
     let t = Instant::now();
-    let cer = ceremony::init(&policy_toml(&custodians, &commander, k), &state, &shares, unix_now())
-        .map_err(|e| e.to_string());
+    let cer = ceremony::init(
+        &policy_toml(&custodians, &commander, k),
+        &state,
+        &shares,
+        unix_now(),
+    )
+    .map_err(|e| e.to_string());
     let Some(cer) = rec.step(
         "key ceremony",
         t,
         cer.map(|c| {
-            let d = format!("{} of {} shares written, authority {}", c.threshold, c.share_files.len(), c.authority.paserk());
+            let d = format!(
+                "{} of {} shares written, authority {}",
+                c.threshold,
+                c.share_files.len(),
+                c.authority.paserk()
+            );
             (c, d)
         }),
     ) else {
@@ -179,8 +222,11 @@ async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
     let t = Instant::now();
     let started = async {
         let daemon = Arc::new(Daemon::start(&state, system_clock()).map_err(|e| e.to_string())?);
-        let tls = server::tls::load_or_create(&state, None, None, &[]).map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+        let tls =
+            server::tls::load_or_create(&state, None, None, &[]).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let fp = tls.fingerprint.clone();
@@ -205,7 +251,16 @@ async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
     };
     rec.report.daemon_addr = addr.to_string();
 
-    let outcome = unlock(opts, rec, &cer, &custodians, &commander, &addr.to_string(), &fp).await;
+    let outcome = unlock(
+        opts,
+        rec,
+        &cer,
+        &custodians,
+        &commander,
+        &addr.to_string(),
+        &fp,
+    )
+    .await;
 
     let t = Instant::now();
     let _ = stop_tx.send(());
@@ -230,57 +285,122 @@ async fn unlock(
 ) -> Result<(), String> {
     let t = Instant::now();
     let trust = Trust::fingerprint(fp).map_err(|e| e.to_string())?;
-    let connected = Client::connect(&ConnectOptions { addr: addr.to_string(), trust, server_name: None })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|c| {
-            if c.info().authority_public_key.as_slice() == cer.authority.0.as_bytes() {
-                let d = format!("pinned {fp}; daemon {} serves the ceremony's authority", c.info().daemon_id);
-                Ok((c, d))
-            } else {
-                Err("the daemon reports another authority key than the ceremony made".into())
-            }
-        });
-    let Some(mut client) = rec.step("connect over TLS", t, connected) else { return Ok(()) };
+    let connected = Client::connect(&ConnectOptions {
+        addr: addr.to_string(),
+        trust,
+        server_name: None,
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|c| {
+        if c.info().authority_public_key.as_slice() == cer.authority.0.as_bytes() {
+            let d = format!(
+                "pinned {fp}; daemon {} serves the ceremony's authority",
+                c.info().daemon_id
+            );
+            Ok((c, d))
+        } else {
+            Err("the daemon reports another authority key than the ceremony made".into())
+        }
+    });
+    let Some(mut client) = rec.step("connect over TLS", t, connected) else {
+        return Ok(());
+    };
 
     let t = Instant::now();
     let opened = client
-        .open(commander, None, "drill", "breakglass drill: prove the quorum unlock works", opts.ttl_seconds)
+        .open(
+            commander,
+            None,
+            "drill",
+            "breakglass drill: prove the quorum unlock works",
+            opts.ttl_seconds,
+        )
         .await
         .map_err(|e| e.to_string())
         .map(|v| {
-            let d = format!("{} scope {} ttl {}s, deadline in {}s", v.id, v.scope, v.ttl_seconds, v.deadline.saturating_sub(v.opened_at));
+            let d = format!(
+                "{} scope {} ttl {}s, deadline in {}s",
+                v.id,
+                v.scope,
+                v.ttl_seconds,
+                v.deadline.saturating_sub(v.opened_at)
+            );
             (v, d)
         });
-    let Some(view) = rec.step("open request", t, opened) else { return Ok(()) };
+    let Some(view) = rec.step("open request", t, opened) else {
+        return Ok(());
+    };
     rec.report.request_id = view.id.clone();
 
-    for (i, c) in custodians.iter().take(usize::from(opts.threshold)).enumerate() {
-        let path = cer.share_files.get(i).map(|(_, p)| p.clone()).ok_or("missing share file")?;
+    for (i, c) in custodians
+        .iter()
+        .take(usize::from(opts.threshold))
+        .enumerate()
+    {
+        let path = cer
+            .share_files
+            .get(i)
+            .map(|(_, p)| p.clone())
+            .ok_or("missing share file")?;
         let name = format!("share {} of {}", i + 1, opts.threshold);
         let t = Instant::now();
         let r = async {
-            let share = client.read_share_file(c, &path).map_err(|e| e.to_string())?;
-            client.submit(c, None, &view, &share).await.map_err(|e| e.to_string())
+            let share = client
+                .read_share_file(c, &path)
+                .map_err(|e| e.to_string())?;
+            client
+                .submit(c, None, &view, &share)
+                .await
+                .map_err(|e| e.to_string())
         }
         .await
         .map(|p| {
             let who = share_owner(&cer.share_files, i);
-            let d = format!("{who} approved: {}/{}{}", p.accepted, p.threshold, if p.unlocked { " · quorum reached, credential minted" } else { "" });
+            let d = format!(
+                "{who} approved: {}/{}{}",
+                p.accepted,
+                p.threshold,
+                if p.unlocked {
+                    " · quorum reached, credential minted"
+                } else {
+                    ""
+                }
+            );
             (p, d)
         });
-        let Some(progress) = rec.step(&name, t, r) else { return Ok(()) };
+        let Some(progress) = rec.step(&name, t, r) else {
+            return Ok(());
+        };
         let last = i + 1 == usize::from(opts.threshold);
         if progress.unlocked != last {
-            rec.step::<()>(&name, t, Err(format!("unlocked = {} after {} shares", progress.unlocked, i + 1)));
+            rec.step::<()>(
+                &name,
+                t,
+                Err(format!(
+                    "unlocked = {} after {} shares",
+                    progress.unlocked,
+                    i + 1
+                )),
+            );
             return Ok(());
         }
         if i + 2 == usize::from(opts.threshold) {
             // Invariant 2: below the threshold there is no credential.
             let t = Instant::now();
             let r = match client.fetch(commander, None, &view.id).await {
-                Err(crate::ClientError::Status(s)) if s.code() == tonic::Code::FailedPrecondition => {
-                    Ok(((), format!("{} of {} shares: fetch refused ({})", i + 1, opts.threshold, s.message())))
+                Err(crate::ClientError::Status(s))
+                    if s.code() == tonic::Code::FailedPrecondition =>
+                {
+                    Ok((
+                        (),
+                        format!(
+                            "{} of {} shares: fetch refused ({})",
+                            i + 1,
+                            opts.threshold,
+                            s.message()
+                        ),
+                    ))
                 }
                 Err(e) => Err(format!("unexpected error: {e}")),
                 Ok(_) => Err("a credential was returned below the threshold".into()),
@@ -292,15 +412,26 @@ async fn unlock(
     }
 
     let t = Instant::now();
-    let fetched = client.fetch(commander, None, &view.id).await.map_err(|e| e.to_string()).map(|b| {
-        let d = format!("PASETO v4.public, {} bytes, decrypted with the commander's key", b.paseto.len());
-        (b, d)
-    });
-    let Some(bundle) = rec.step("fetch credential", t, fetched) else { return Ok(()) };
+    let fetched = client
+        .fetch(commander, None, &view.id)
+        .await
+        .map_err(|e| e.to_string())
+        .map(|b| {
+            let d = format!(
+                "PASETO v4.public, {} bytes, decrypted with the commander's key",
+                b.paseto.len()
+            );
+            (b, d)
+        });
+    let Some(bundle) = rec.step("fetch credential", t, fetched) else {
+        return Ok(());
+    };
 
     let t = Instant::now();
     let verified = check_token(&cer.authority, &bundle.paseto, &view, opts);
-    let Some(v) = rec.step("verify offline", t, verified) else { return Ok(()) };
+    let Some(v) = rec.step("verify offline", t, verified) else {
+        return Ok(());
+    };
     rec.report.credential = CredentialSummary {
         subject: v.subject,
         scope: v.scope,
@@ -334,13 +465,24 @@ fn check_token(
 ) -> Result<(breakglass_daemon::crypto::credential::VerifiedToken, String), String> {
     let v = verify_token(a, token, unix_now()).map_err(|e| e.to_string())?;
     if v.subject != "commander" || v.scope != "drill" || v.request_id != view.id {
-        return Err(format!("claims sub={} scope={} jti={} do not match the request", v.subject, v.scope, v.request_id));
+        return Err(format!(
+            "claims sub={} scope={} jti={} do not match the request",
+            v.subject, v.scope, v.request_id
+        ));
     }
     if v.approvers.len() != usize::from(opts.threshold) {
-        return Err(format!("{} approvers in the token, expected {}", v.approvers.len(), opts.threshold));
+        return Err(format!(
+            "{} approvers in the token, expected {}",
+            v.approvers.len(),
+            opts.threshold
+        ));
     }
     if v.expires_at.saturating_sub(v.issued_at) > opts.ttl_seconds {
-        return Err(format!("token lives {}s, more than the {}s asked", v.expires_at - v.issued_at, opts.ttl_seconds));
+        return Err(format!(
+            "token lives {}s, more than the {}s asked",
+            v.expires_at - v.issued_at,
+            opts.ttl_seconds
+        ));
     }
     let d = format!(
         "signature by authority ok; sub={} scope={} approvers={} expires in {}s",

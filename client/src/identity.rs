@@ -25,17 +25,24 @@ pub type PassphraseFn<'a> = &'a dyn Fn(&Path) -> std::io::Result<Zeroizing<Strin
 impl Identity {
     /// Loads an OpenSSH ed25519 private key, asking `passphrase` if it is encrypted.
     pub fn load(path: &Path, passphrase: PassphraseFn<'_>) -> Result<Identity> {
-        let err = |why: String| ClientError::Key { path: path.display().to_string(), why };
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| ClientError::Io { path: path.display().to_string(), source: e })?,
-        );
+        let err = |why: String| ClientError::Key {
+            path: path.display().to_string(),
+            why,
+        };
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| ClientError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?);
         let mut key = PrivateKey::from_openssh(text.as_bytes())
             .map_err(|e| err(format!("not an OpenSSH private key: {e}")))?;
         if key.is_encrypted() {
-            let pass = passphrase(path).map_err(|e| err(format!("cannot read the passphrase: {e}")))?;
-            key = key.decrypt(pass.as_bytes()).map_err(|_| err("wrong passphrase".into()))?;
+            let pass =
+                passphrase(path).map_err(|e| err(format!("cannot read the passphrase: {e}")))?;
+            key = key
+                .decrypt(pass.as_bytes())
+                .map_err(|_| err("wrong passphrase".into()))?;
         }
-        Identity::from_private(key, path).map_err(|why| err(why))
+        Identity::from_private(key, path).map_err(err)
     }
 
     fn from_private(key: PrivateKey, path: &Path) -> Result<Identity, String> {
@@ -52,10 +59,16 @@ impl Identity {
         if signing.verifying_key().to_bytes() != kp.public.0 {
             return Err("the private and public halves do not match".into());
         }
-        let pem = key.to_openssh(LineEnding::LF).map_err(|e| format!("cannot re-encode: {e}"))?;
+        let pem = key
+            .to_openssh(LineEnding::LF)
+            .map_err(|e| format!("cannot re-encode: {e}"))?;
         let age = age::ssh::Identity::from_buffer(pem.as_bytes(), None)
             .map_err(|e| format!("age cannot use this key: {e}"))?;
-        Ok(Identity { signing, age, path: path.to_path_buf() })
+        Ok(Identity {
+            signing,
+            age,
+            path: path.to_path_buf(),
+        })
     }
 
     /// A new random key (not written anywhere).
@@ -72,17 +85,24 @@ impl Identity {
 
     /// Writes the key as an OpenSSH private key (0600) and `PATH.pub`, encrypted if a passphrase is given.
     pub fn write(&self, path: &Path, comment: &str, passphrase: Option<&str>) -> Result<()> {
-        let io = |e: std::io::Error| ClientError::Io { path: path.display().to_string(), source: e };
+        let io = |e: std::io::Error| ClientError::Io {
+            path: path.display().to_string(),
+            source: e,
+        };
         let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&self.signing.to_bytes()));
         key.set_comment(comment);
         if let Some(p) = passphrase {
-            key = key
-                .encrypt(&mut OsRng, p)
-                .map_err(|e| ClientError::Key { path: path.display().to_string(), why: format!("cannot encrypt: {e}") })?;
+            key = key.encrypt(&mut OsRng, p).map_err(|e| ClientError::Key {
+                path: path.display().to_string(),
+                why: format!("cannot encrypt: {e}"),
+            })?;
         }
         let pem = key
             .to_openssh(LineEnding::LF)
-            .map_err(|e| ClientError::Key { path: path.display().to_string(), why: e.to_string() })?;
+            .map_err(|e| ClientError::Key {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            })?;
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
@@ -94,15 +114,25 @@ impl Identity {
         let mut f = opts.open(path).map_err(io)?;
         f.write_all(pem.as_bytes()).map_err(io)?;
         let pub_path = PathBuf::from(format!("{}.pub", path.display()));
-        std::fs::write(&pub_path, format!("{} {comment}\n", self.ssh_public()))
-            .map_err(|e| ClientError::Io { path: pub_path.display().to_string(), source: e })?;
+        std::fs::write(&pub_path, format!("{} {comment}\n", self.ssh_public())).map_err(|e| {
+            ClientError::Io {
+                path: pub_path.display().to_string(),
+                source: e,
+            }
+        })?;
         Ok(())
     }
 
     /// `ssh-ed25519 AAAA…` (no comment), as the policy holds it.
     pub fn ssh_public(&self) -> String {
-        let kd = ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(self.verifying_key().to_bytes()));
-        ssh_key::PublicKey::new(kd, "").to_openssh().unwrap_or_default().trim().to_string()
+        let kd = ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(
+            self.verifying_key().to_bytes(),
+        ));
+        ssh_key::PublicKey::new(kd, "")
+            .to_openssh()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 
     /// The public key.
@@ -151,7 +181,10 @@ mod tests {
         id.write(&enc, "me@test", Some("hunter2")).unwrap();
         let back = Identity::load(&enc, &|_| Ok(Zeroizing::new("hunter2".into()))).unwrap();
         assert_eq!(back.ssh_public(), id.ssh_public());
-        let wrong = Identity::load(&enc, &|_| Ok(Zeroizing::new("nope".into()))).err().unwrap().to_string();
+        let wrong = Identity::load(&enc, &|_| Ok(Zeroizing::new("nope".into())))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(wrong.contains("wrong passphrase"), "{wrong}");
         let pubtext = std::fs::read_to_string(dir.path().join("plain.pub")).unwrap();
         assert!(pubtext.starts_with(&id.ssh_public()));

@@ -16,7 +16,11 @@ use breakglass_client::verify;
 use breakglass_proto::pb;
 
 #[derive(Parser)]
-#[command(name = "breakglass", version, about = "breakglass: quorum break-glass access")]
+#[command(
+    name = "breakglass",
+    version,
+    about = "breakglass: quorum break-glass access"
+)]
 struct Cli {
     #[command(flatten)]
     conn: Conn,
@@ -27,7 +31,12 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Conn {
     /// Daemon address (host:port).
-    #[arg(long, global = true, env = "BREAKGLASS_DAEMON", default_value = "127.0.0.1:7443")]
+    #[arg(
+        long,
+        global = true,
+        env = "BREAKGLASS_DAEMON",
+        default_value = "127.0.0.1:7443"
+    )]
     daemon: String,
     /// CA certificate (PEM) that signed the daemon's certificate.
     #[arg(long, global = true, env = "BREAKGLASS_CA")]
@@ -165,7 +174,10 @@ enum CredentialCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("breakglass: cannot start the runtime: {e}");
@@ -193,7 +205,11 @@ fn default_key() -> Option<PathBuf> {
 }
 
 fn load_identity(conn: &Conn) -> anyhow::Result<Identity> {
-    let path = conn.key.clone().or_else(default_key).ok_or_else(|| anyhow!("no --key given and no $HOME"))?;
+    let path = conn
+        .key
+        .clone()
+        .or_else(default_key)
+        .ok_or_else(|| anyhow!("no --key given and no $HOME"))?;
     Ok(Identity::load(&path, &passphrase)?)
 }
 
@@ -207,15 +223,27 @@ async fn connect(conn: &Conn) -> anyhow::Result<Client> {
         ),
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
-    Ok(Client::connect(&ConnectOptions { addr: conn.daemon.clone(), trust, server_name: conn.tls_server_name.clone() })
-        .await?)
+    Ok(Client::connect(&ConnectOptions {
+        addr: conn.daemon.clone(),
+        trust,
+        server_name: conn.tls_server_name.clone(),
+    })
+    .await?)
 }
 
 fn ago(t: u64, now: u64) -> String {
-    if t >= now {
-        format!("in {}", humantime::format_duration(std::time::Duration::from_secs(t - now)))
+    if t == now {
+        "now".to_string()
+    } else if t > now {
+        format!(
+            "in {}",
+            humantime::format_duration(std::time::Duration::from_secs(t - now))
+        )
     } else {
-        format!("{} ago", humantime::format_duration(std::time::Duration::from_secs(now - t)))
+        format!(
+            "{} ago",
+            humantime::format_duration(std::time::Duration::from_secs(now - t))
+        )
     }
 }
 
@@ -226,11 +254,23 @@ fn print_request(v: &pb::RequestView) {
     println!("requester {}", v.requester);
     println!("scope     {}", v.scope);
     println!("reason    {}", v.reason);
-    println!("ttl       {}", humantime::format_duration(std::time::Duration::from_secs(v.ttl_seconds)));
+    println!(
+        "ttl       {}",
+        humantime::format_duration(std::time::Duration::from_secs(v.ttl_seconds))
+    );
     println!("opened    {}", ago(v.opened_at, now));
     println!("deadline  {}", ago(v.deadline, now));
-    let who: Vec<&str> = v.approvals.iter().map(|a| a.custodian_id.as_str()).collect();
-    println!("approvals {}/{} {}", v.approvals.len(), v.threshold, who.join(", "));
+    let who: Vec<&str> = v
+        .approvals
+        .iter()
+        .map(|a| a.custodian_id.as_str())
+        .collect();
+    println!(
+        "approvals {}/{} {}",
+        v.approvals.len(),
+        v.threshold,
+        who.join(", ")
+    );
     if !v.close_reason.is_empty() {
         println!("closed    {} ({})", ago(v.closed_at, now), v.close_reason);
     }
@@ -258,13 +298,19 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    o.open(path).and_then(|mut f| f.write_all(bytes)).with_context(|| path.display().to_string())
+    o.open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .with_context(|| path.display().to_string())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let conn = cli.conn;
     match cli.cmd {
-        Cmd::Keygen { out, comment, no_passphrase } => {
+        Cmd::Keygen {
+            out,
+            comment,
+            no_passphrase,
+        } => {
             let pass = if no_passphrase {
                 None
             } else if let Ok(p) = std::env::var("BREAKGLASS_PASSPHRASE") {
@@ -292,19 +338,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("authority     {}", i.authority_paserk);
             println!("authority ssh {}", i.authority_ssh);
             println!("threshold     {} of {}", i.threshold, i.custodians.len());
-            println!("window        {}", humantime::format_duration(std::time::Duration::from_secs(i.collection_window_seconds)));
-            println!("max ttl       {}", humantime::format_duration(std::time::Duration::from_secs(i.max_ttl_seconds)));
+            println!(
+                "window        {}",
+                humantime::format_duration(std::time::Duration::from_secs(
+                    i.collection_window_seconds
+                ))
+            );
+            println!(
+                "max ttl       {}",
+                humantime::format_duration(std::time::Duration::from_secs(i.max_ttl_seconds))
+            );
             println!("custodians");
             for cu in &i.custodians {
                 println!("  {:<16} {}", cu.id, cu.name);
             }
             println!("commanders");
             for co in &i.commanders {
-                println!("  {:<16} {} (scopes: {})", co.id, co.name, co.scopes.join(", "));
+                println!(
+                    "  {:<16} {} (scopes: {})",
+                    co.id,
+                    co.name,
+                    co.scopes.join(", ")
+                );
             }
             println!("scopes");
             for s in &i.scopes {
-                println!("  {:<16} principals {} · max ttl {}s", s.name, s.principals.join(","), s.max_ttl_seconds);
+                println!(
+                    "  {:<16} principals {} · max ttl {}s",
+                    s.name,
+                    s.principals.join(","),
+                    s.max_ttl_seconds
+                );
             }
         }
         Cmd::Authority => {
@@ -317,11 +381,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match rc {
                 RequestCmd::Open { scope, reason, ttl } => {
                     let me = load_identity(&conn)?;
-                    let v = c.open(&me, conn.as_id.as_deref(), &scope, &reason, ttl.as_secs()).await?;
+                    let v = c
+                        .open(&me, conn.as_id.as_deref(), &scope, &reason, ttl.as_secs())
+                        .await?;
                     print_request(&v);
                     println!();
-                    println!("custodians approve with: breakglass share submit {} --share FILE", v.id);
-                    println!("then fetch with:         breakglass credential fetch {}", v.id);
+                    println!(
+                        "custodians approve with: breakglass share submit {} --share FILE",
+                        v.id
+                    );
+                    println!(
+                        "then fetch with:         breakglass credential fetch {}",
+                        v.id
+                    );
                 }
                 RequestCmd::Show { id } => print_request(&c.get(&id).await?),
                 RequestCmd::List { all } => {
@@ -356,10 +428,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let v = c.get(&id).await?;
                     print_request(&v);
                     if v.state != pb::RequestState::Collecting as i32 {
-                        bail!("request {id} is {}; there is nothing to approve", state_name(v.state));
+                        bail!(
+                            "request {id} is {}; there is nothing to approve",
+                            state_name(v.state)
+                        );
                     }
                     let file = c.read_share_file(&me, &share)?;
-                    if !yes && !confirm(&format!("Approve emergency access for {} to {}?", v.requester, v.scope))? {
+                    if !yes
+                        && !confirm(&format!(
+                            "Approve emergency access for {} to {}?",
+                            v.requester, v.scope
+                        ))?
+                    {
                         println!("not approved; nothing sent");
                         return Ok(ExitCode::FAILURE);
                     }
@@ -367,7 +447,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     drop(file);
                     println!("share accepted: {}/{}", p.accepted, p.threshold);
                     if p.unlocked {
-                        println!("quorum reached: the credential was minted for {}", v.requester);
+                        println!(
+                            "quorum reached: the credential was minted for {}",
+                            v.requester
+                        );
                     }
                 }
                 ShareCmd::Check { share } => {
@@ -391,9 +474,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let b = c.fetch(&me, conn.as_id.as_deref(), &id).await?;
                 let out = out.unwrap_or_else(|| PathBuf::from(format!("{id}.credential.json")));
                 write_private(&out, &serde_json::to_vec_pretty(&b)?)?;
-                println!("credential for {} · scope {} · expires {}", b.requester, b.scope, ago(b.expires_at, unix_now()));
+                println!(
+                    "credential for {} · scope {} · expires {}",
+                    b.requester,
+                    b.scope,
+                    ago(b.expires_at, unix_now())
+                );
                 println!("written to {} (mode 0600)", out.display());
-                println!("verify offline: breakglass credential verify {} --authority {}", out.display(), c.info().authority_paserk);
+                println!(
+                    "verify offline: breakglass credential verify {} --authority {}",
+                    out.display(),
+                    c.info().authority_paserk
+                );
             }
             CredentialCmd::Verify { file, authority } => {
                 let text = if file.as_os_str() == "-" {
@@ -414,14 +506,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("  expires   {}", ago(v.expires_at, unix_now()));
             }
         },
-        Cmd::Drill { json, custodians, threshold } => {
-            let r = drill::run(&DrillOptions { custodians, threshold, ..DrillOptions::default() }).await;
+        Cmd::Drill {
+            json,
+            custodians,
+            threshold,
+        } => {
+            let r = drill::run(&DrillOptions {
+                custodians,
+                threshold,
+                ..DrillOptions::default()
+            })
+            .await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!("breakglass drill: {} quorum unlock on loopback TLS", r.threshold);
+                println!(
+                    "breakglass drill: {} quorum unlock on loopback TLS",
+                    r.threshold
+                );
                 for s in &r.steps {
-                    println!("  {} {:<32} {:>8.2} ms  {}", if s.ok { "ok  " } else { "FAIL" }, s.name, s.ms, s.detail);
+                    println!(
+                        "  {} {:<32} {:>8.2} ms  {}",
+                        if s.ok { "ok  " } else { "FAIL" },
+                        s.name,
+                        s.ms,
+                        s.detail
+                    );
                 }
                 println!(
                     "{} in {:.1} ms · request {} · authority {}",
@@ -431,7 +541,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     r.authority
                 );
             }
-            return Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            return Ok(if r.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
     }
     Ok(ExitCode::SUCCESS)

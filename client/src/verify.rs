@@ -16,12 +16,17 @@ pub fn parse_authority(s: &str) -> Result<AuthorityPublic> {
         return AuthorityPublic::from_bytes(k.as_bytes()).map_err(|e| bad(e.to_string()));
     }
     if s.starts_with("ssh-ed25519 ") {
-        let (k, _) = breakglass_daemon::engine::policy::parse_ssh_ed25519("authority", s).map_err(|e| bad(e.to_string()))?;
+        let (k, _) = breakglass_daemon::engine::policy::parse_ssh_ed25519("authority", s)
+            .map_err(|e| bad(e.to_string()))?;
         return Ok(AuthorityPublic(k));
     }
     let mut b = [0u8; 32];
-    hex::decode_to_slice(s, &mut b)
-        .map_err(|_| bad("expected k4.public.…, ssh-ed25519 … or 64 hex digits (`breakglass info` prints it)".into()))?;
+    hex::decode_to_slice(s, &mut b).map_err(|_| {
+        bad(
+            "expected k4.public.…, ssh-ed25519 … or 64 hex digits (`breakglass info` prints it)"
+                .into(),
+        )
+    })?;
     AuthorityPublic::from_bytes(&b).map_err(|e| bad(e.to_string()))
 }
 
@@ -29,8 +34,8 @@ pub fn parse_authority(s: &str) -> Result<AuthorityPublic> {
 pub fn token_from(text: &str) -> Result<String> {
     let t = text.trim();
     if t.starts_with('{') {
-        let b: CredentialBundle =
-            serde_json::from_str(t).map_err(|e| ClientError::Credential(format!("not a credential bundle: {e}")))?;
+        let b: CredentialBundle = serde_json::from_str(t)
+            .map_err(|e| ClientError::Credential(format!("not a credential bundle: {e}")))?;
         Ok(b.paseto)
     } else {
         Ok(t.to_string())

@@ -13,21 +13,31 @@ fn bg(args: &[&str]) -> (bool, String, String) {
         .env_remove("BREAKGLASS_CA")
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
 fn refuses_to_connect_without_a_trust_anchor() {
     let (ok, _, err) = bg(&["info"]);
     assert!(!ok);
-    assert!(err.contains("no way to trust the daemon: give --tls-fingerprint"), "{err}");
+    assert!(
+        err.contains("no way to trust the daemon: give --tls-fingerprint"),
+        "{err}"
+    );
 }
 
 #[test]
 fn rejects_a_malformed_fingerprint() {
     let (ok, _, err) = bg(&["info", "--tls-fingerprint", "sha256:xyz"]);
     assert!(!ok);
-    assert!(err.contains("is not `sha256:` followed by 64 hex digits"), "{err}");
+    assert!(
+        err.contains("is not `sha256:` followed by 64 hex digits"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -35,25 +45,50 @@ fn verify_rejects_a_malformed_authority() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("t");
     std::fs::write(&f, "v4.public.AAAA").unwrap();
-    let (ok, _, err) = bg(&["credential", "verify", f.to_str().unwrap(), "--authority", "nope"]);
+    let (ok, _, err) = bg(&[
+        "credential",
+        "verify",
+        f.to_str().unwrap(),
+        "--authority",
+        "nope",
+    ]);
     assert!(!ok);
-    assert!(err.contains("expected k4.public.…, ssh-ed25519 … or 64 hex digits"), "{err}");
+    assert!(
+        err.contains("expected k4.public.…, ssh-ed25519 … or 64 hex digits"),
+        "{err}"
+    );
 }
 
 #[test]
 fn keygen_writes_a_usable_key_pair() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("k");
-    let (ok, out, err) = bg(&["keygen", "--out", p.to_str().unwrap(), "--no-passphrase", "--comment", "alice@test"]);
+    let (ok, out, err) = bg(&[
+        "keygen",
+        "--out",
+        p.to_str().unwrap(),
+        "--no-passphrase",
+        "--comment",
+        "alice@test",
+    ]);
     assert!(ok, "{err}");
-    assert!(out.contains("ssh-ed25519 ") && out.contains("alice@test"), "{out}");
+    assert!(
+        out.contains("ssh-ed25519 ") && out.contains("alice@test"),
+        "{out}"
+    );
     let pubkey = std::fs::read_to_string(dir.path().join("k.pub")).unwrap();
     assert!(pubkey.starts_with("ssh-ed25519 "));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let (ok, _, err) = bg(&["keygen", "--out", p.to_str().unwrap(), "--no-passphrase"]);
-    assert!(!ok && err.contains("File exists"), "keygen never overwrites a key: {err}");
+    assert!(
+        !ok && err.contains("File exists"),
+        "keygen never overwrites a key: {err}"
+    );
 }

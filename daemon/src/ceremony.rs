@@ -71,12 +71,20 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
 }
 
 /// Runs the ceremony. `now` is the ceremony time for the audit log.
-pub fn init(policy_text: &str, state_dir: &Path, shares_out: &Path, now: u64) -> Result<CeremonyOutput> {
+pub fn init(
+    policy_text: &str,
+    state_dir: &Path,
+    shares_out: &Path,
+    now: u64,
+) -> Result<CeremonyOutput> {
     let policy = Policy::from_toml(policy_text)?;
     if state_dir.join(DB_FILE).exists() || state_dir.join(DAEMON_KEY_FILE).exists() {
-        return Err(Error::AlreadyInitialised { path: state_dir.to_path_buf() });
+        return Err(Error::AlreadyInitialised {
+            path: state_dir.to_path_buf(),
+        });
     }
-    let n = u8::try_from(policy.custodians.len()).map_err(|_| Error::Policy("more than 255 custodians".into()))?;
+    let n = u8::try_from(policy.custodians.len())
+        .map_err(|_| Error::Policy("more than 255 custodians".into()))?;
     let k = policy.threshold;
     let daemon_id = random_id();
     let ceremony_id = random_id();
@@ -91,18 +99,32 @@ pub fn init(policy_text: &str, state_dir: &Path, shares_out: &Path, now: u64) ->
 
     // Prove the split before anything is written: the first k shares must rebuild R and open the seal.
     {
-        let raw: zeroize::Zeroizing<Vec<Vec<u8>>> =
-            zeroize::Zeroizing::new(shares.iter().take(usize::from(k)).map(|s| s.expose().to_vec()).collect());
-        let back = zeroize::Zeroizing::new(
-            vsss_rs::Gf256::combine_array(raw.as_slice())
-                .map_err(|e| Error::Internal(format!("ceremony self-check: combine failed: {e:?}")))?,
+        let raw: zeroize::Zeroizing<Vec<Vec<u8>>> = zeroize::Zeroizing::new(
+            shares
+                .iter()
+                .take(usize::from(k))
+                .map(|s| s.expose().to_vec())
+                .collect(),
         );
+        let back =
+            zeroize::Zeroizing::new(vsss_rs::Gf256::combine_array(raw.as_slice()).map_err(
+                |e| Error::Internal(format!("ceremony self-check: combine failed: {e:?}")),
+            )?);
         if back.as_slice() != root.expose().as_slice() {
-            return Err(Error::Internal("ceremony self-check: shares do not rebuild the root key".into()));
+            return Err(Error::Internal(
+                "ceremony self-check: shares do not rebuild the root key".into(),
+            ));
         }
-        let check = seal::unseal(&RootKey(zeroize::Zeroizing::new(*root.expose())), &sealed, &ceremony_id, &digest)?;
+        let check = seal::unseal(
+            &RootKey(zeroize::Zeroizing::new(*root.expose())),
+            &sealed,
+            &ceremony_id,
+            &digest,
+        )?;
         if AuthorityKey::derive(&check).public() != authority.0 {
-            return Err(Error::Internal("ceremony self-check: the seal does not give the same authority".into()));
+            return Err(Error::Internal(
+                "ceremony self-check: the seal does not give the same authority".into(),
+            ));
         }
     }
     drop(root);
@@ -116,7 +138,10 @@ pub fn init(policy_text: &str, state_dir: &Path, shares_out: &Path, now: u64) ->
         if path.exists() {
             return Err(Error::io(
                 &path,
-                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "share file exists; refusing to overwrite it"),
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "share file exists; refusing to overwrite it",
+                ),
             ));
         }
         let file = ShareFile {
@@ -130,7 +155,13 @@ pub fn init(policy_text: &str, state_dir: &Path, shares_out: &Path, now: u64) ->
             share: hex::encode(share.expose()),
         };
         let ct = encrypt_to_ssh(&c.ssh_key, &file.to_bytes())?;
-        commitments.insert(c.id.clone(), Commitment { x: share.x(), hash: commitment_hash(&ceremony_id, &c.id, share.expose()) });
+        commitments.insert(
+            c.id.clone(),
+            Commitment {
+                x: share.x(),
+                hash: commitment_hash(&ceremony_id, &c.id, share.expose()),
+            },
+        );
         planned.push((c.id.clone(), path, ct));
     }
     drop(shares);
@@ -142,7 +173,10 @@ pub fn init(policy_text: &str, state_dir: &Path, shares_out: &Path, now: u64) ->
             files.push((id.clone(), path.clone()));
         }
         let d = SigningKey::generate(&mut OsRng);
-        write_new_private(&state_dir.join(DAEMON_KEY_FILE), hex::encode(d.to_bytes()).as_bytes())?;
+        write_new_private(
+            &state_dir.join(DAEMON_KEY_FILE),
+            hex::encode(d.to_bytes()).as_bytes(),
+        )?;
         let g = Genesis {
             daemon_id: daemon_id.clone(),
             ceremony_id: ceremony_id.clone(),
@@ -177,5 +211,11 @@ pub fn init(policy_text: &str, state_dir: &Path, shares_out: &Path, now: u64) ->
         }
         return Err(e);
     }
-    Ok(CeremonyOutput { daemon_id, ceremony_id, authority, share_files: files, threshold: k })
+    Ok(CeremonyOutput {
+        daemon_id,
+        ceremony_id,
+        authority,
+        share_files: files,
+        threshold: k,
+    })
 }

@@ -24,7 +24,9 @@ pub enum Error {
         known: String,
     },
     /// The signer is not a commander in the policy.
-    #[error("`{id}` is not a commander of this daemon, so cannot open requests (commanders: {known})")]
+    #[error(
+        "`{id}` is not a commander of this daemon, so cannot open requests (commanders: {known})"
+    )]
     NotACommander {
         /// Claimed id.
         id: String,
@@ -40,7 +42,9 @@ pub enum Error {
         known: String,
     },
     /// The commander may not use this scope.
-    #[error("commander `{commander}` may not open requests for scope `{scope}` (allowed: {allowed})")]
+    #[error(
+        "commander `{commander}` may not open requests for scope `{scope}` (allowed: {allowed})"
+    )]
     ScopeNotAllowed {
         /// Commander id.
         commander: String,
@@ -50,7 +54,9 @@ pub enum Error {
         allowed: String,
     },
     /// The TTL asked for is over the policy's cap.
-    #[error("ttl {requested}s is over the maximum {max}s for scope `{scope}`; ask for {max}s or less")]
+    #[error(
+        "ttl {requested}s is over the maximum {max}s for scope `{scope}`; ask for {max}s or less"
+    )]
     TtlTooLong {
         /// Scope.
         scope: String,
@@ -86,7 +92,9 @@ pub enum Error {
         id: String,
     },
     /// A request with this id exists already (a replayed open).
-    #[error("request `{id}` exists already: this signed open was already used; open a new request")]
+    #[error(
+        "request `{id}` exists already: this signed open was already used; open a new request"
+    )]
     RequestExists {
         /// Request id.
         id: String,
@@ -208,12 +216,18 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::InvalidArgument`].
     pub fn invalid(field: &'static str, why: impl Into<String>) -> Self {
-        Error::InvalidArgument { field, why: why.into() }
+        Error::InvalidArgument {
+            field,
+            why: why.into(),
+        }
     }
 
     /// Shorthand for [`Error::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

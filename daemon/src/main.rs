@@ -12,7 +12,11 @@ use breakglass_daemon::service::{system_clock, Daemon};
 use breakglass_daemon::{ceremony, server};
 
 #[derive(Parser)]
-#[command(name = "breakglassd", version, about = "breakglass quorum break-glass daemon")]
+#[command(
+    name = "breakglassd",
+    version,
+    about = "breakglass quorum break-glass daemon"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -75,35 +79,65 @@ fn now() -> u64 {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
-        Cmd::Init { policy, state, shares_out } => {
-            let text = std::fs::read_to_string(&policy)
-                .map_err(|e| anyhow::anyhow!("{}: cannot read the policy: {e}", policy.display()))?;
+        Cmd::Init {
+            policy,
+            state,
+            shares_out,
+        } => {
+            let text = std::fs::read_to_string(&policy).map_err(|e| {
+                anyhow::anyhow!("{}: cannot read the policy: {e}", policy.display())
+            })?;
             let out = ceremony::init(&text, &state, &shares_out, now())?;
             println!("ceremony complete");
             println!("  daemon id     {}", out.daemon_id);
             println!("  ceremony id   {}", out.ceremony_id);
-            println!("  threshold     {} of {}", out.threshold, out.share_files.len());
+            println!(
+                "  threshold     {} of {}",
+                out.threshold,
+                out.share_files.len()
+            );
             println!("  authority     {}", out.authority.paserk());
             println!("  authority ssh {}", out.authority.ssh());
-            println!("share files (each encrypted to its custodian's ssh key; hand each to its owner):");
+            println!(
+                "share files (each encrypted to its custodian's ssh key; hand each to its owner):"
+            );
             for (id, p) in &out.share_files {
                 println!("  {id:<16} {}", p.display());
             }
-            println!("R and S were wiped; the state in {} holds only the seal and commitments.", state.display());
+            println!(
+                "R and S were wiped; the state in {} holds only the seal and commitments.",
+                state.display()
+            );
             Ok(())
         }
-        Cmd::Serve { state, listen, tls_cert, tls_key, tls_names } => {
+        Cmd::Serve {
+            state,
+            listen,
+            tls_cert,
+            tls_key,
+            tls_names,
+        } => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let daemon = Arc::new(Daemon::start(&state, system_clock())?);
-            let tls = server::tls::load_or_create(&state, tls_cert.as_deref(), tls_key.as_deref(), &tls_names)?;
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let tls = server::tls::load_or_create(
+                &state,
+                tls_cert.as_deref(),
+                tls_key.as_deref(),
+                &tls_names,
+            )?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
                 let addr = listener.local_addr()?;
                 if tls.created {
-                    println!("made a self-signed TLS certificate: {}", tls.cert_path.display());
+                    println!(
+                        "made a self-signed TLS certificate: {}",
+                        tls.cert_path.display()
+                    );
                 }
                 println!("tls fingerprint {}", tls.fingerprint);
                 println!("daemon id {}", daemon.meta().daemon_id);

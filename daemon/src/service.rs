@@ -60,7 +60,11 @@ pub struct Sig {
 
 impl Sig {
     fn by(&self) -> SignedBy<'_> {
-        SignedBy { signer_id: &self.signer_id, signed_at: self.signed_at, signature: &self.signature }
+        SignedBy {
+            signer_id: &self.signer_id,
+            signed_at: self.signed_at,
+            signature: &self.signature,
+        }
     }
 }
 
@@ -122,14 +126,17 @@ pub struct Daemon {
 pub fn load_daemon_key(state_dir: &Path) -> Result<SigningKey> {
     let path = state_dir.join(DAEMON_KEY_FILE);
     let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::StateMissing { path: state_dir.to_path_buf(), why: format!("{DAEMON_KEY_FILE} is missing") }
-        }
+        std::io::ErrorKind::NotFound => Error::StateMissing {
+            path: state_dir.to_path_buf(),
+            why: format!("{DAEMON_KEY_FILE} is missing"),
+        },
         _ => Error::io(&path, e),
     })?);
     let mut seed = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(text.trim(), seed.as_mut())
-        .map_err(|_| Error::StateCorrupt { path: path.clone(), why: "not a 32-byte hex key".into() })?;
+    hex::decode_to_slice(text.trim(), seed.as_mut()).map_err(|_| Error::StateCorrupt {
+        path: path.clone(),
+        why: "not a 32-byte hex key".into(),
+    })?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
@@ -170,7 +177,14 @@ impl Daemon {
             },
         });
         store.commit(&abandoned.iter().collect::<Vec<_>>(), records)?;
-        Ok(Daemon { meta, commitments, store, daemon_key, live: Mutex::new(HashMap::new()), clock })
+        Ok(Daemon {
+            meta,
+            commitments,
+            store,
+            daemon_key,
+            live: Mutex::new(HashMap::new()),
+            clock,
+        })
     }
 
     /// Current time from the injected clock.
@@ -205,19 +219,30 @@ impl Daemon {
 
     fn lock(&self) -> Result<MutexGuard<'_, HashMap<String, Live>>> {
         // A poisoned lock means a panic mid-operation; refuse rather than guess at the state.
-        self.live.lock().map_err(|_| Error::Internal("daemon state lock poisoned; restart the daemon".into()))
+        self.live
+            .lock()
+            .map_err(|_| Error::Internal("daemon state lock poisoned; restart the daemon".into()))
     }
 
     fn load(&self, id: &str) -> Result<Request> {
         if id.is_empty() || id.len() > 64 {
-            return Err(Error::invalid("request_id", "must be a request id like `req-0123456789abcdef`"));
+            return Err(Error::invalid(
+                "request_id",
+                "must be a request id like `req-0123456789abcdef`",
+            ));
         }
-        self.store.request(id)?.ok_or_else(|| Error::RequestNotFound { id: id.to_string() })
+        self.store
+            .request(id)?
+            .ok_or_else(|| Error::RequestNotFound { id: id.to_string() })
     }
 
     /// D's signature over the request's current view.
     pub fn sign_view(&self, r: &Request) -> [u8; 64] {
-        let approvals: Vec<(String, u64)> = r.approvals.iter().map(|a| (a.custodian.clone(), a.at)).collect();
+        let approvals: Vec<(String, u64)> = r
+            .approvals
+            .iter()
+            .map(|a| (a.custodian.clone(), a.at))
+            .collect();
         let payload = signing::request_view(
             &r.digest,
             &signing::RequestStatus {
@@ -234,7 +259,13 @@ impl Daemon {
     /// Opens a request.
     pub fn open(&self, call: OpenCall) -> Result<Request> {
         if call.nonce.len() != NONCE_LEN {
-            return Err(Error::invalid("nonce", format!("is {} bytes; must be {NONCE_LEN} random bytes", call.nonce.len())));
+            return Err(Error::invalid(
+                "nonce",
+                format!(
+                    "is {} bytes; must be {NONCE_LEN} random bytes",
+                    call.nonce.len()
+                ),
+            ));
         }
         let now = self.now();
         let policy = self.policy();
@@ -270,7 +301,13 @@ impl Daemon {
             now,
         )?;
         self.store.commit(&[&r], recs)?;
-        live.insert(id, Live { ephemeral, shares: Vec::new() });
+        live.insert(
+            id,
+            Live {
+                ephemeral,
+                shares: Vec::new(),
+            },
+        );
         Ok(r)
     }
 
@@ -305,16 +342,28 @@ impl Daemon {
         );
         let who = auth::authenticate_custodian(policy, &call.sig.by(), &payload, now)?;
         let entry = live.get_mut(&r.id).ok_or_else(|| {
-            Error::Internal(format!("request `{}` is collecting but its ephemeral key is gone", r.id))
+            Error::Internal(format!(
+                "request `{}` is collecting but its ephemeral key is gone",
+                r.id
+            ))
         })?;
-        let checked = transport::open_share(&entry.ephemeral, &r.digest, &r.id, who.id(), &call.sealed_share)
-            .map_err(|e| Error::ShareMalformed { custodian: who.id().to_string(), why: e.to_string() })
-            .and_then(|plain| {
-                let com = self.commitments.get(who.id()).ok_or_else(|| {
-                    Error::Internal(format!("no commitment for custodian `{}`", who.id()))
-                })?;
-                verify_share(&who, com, &self.meta.ceremony_id, &plain)
-            });
+        let checked = transport::open_share(
+            &entry.ephemeral,
+            &r.digest,
+            &r.id,
+            who.id(),
+            &call.sealed_share,
+        )
+        .map_err(|e| Error::ShareMalformed {
+            custodian: who.id().to_string(),
+            why: e.to_string(),
+        })
+        .and_then(|plain| {
+            let com = self.commitments.get(who.id()).ok_or_else(|| {
+                Error::Internal(format!("no commitment for custodian `{}`", who.id()))
+            })?;
+            verify_share(&who, com, &self.meta.ceremony_id, &plain)
+        });
         let share = match checked {
             Ok(s) => s,
             Err(e) => {
@@ -323,7 +372,10 @@ impl Daemon {
                     time: now,
                     actor: who.id().to_string(),
                     request_id: Some(r.id.clone()),
-                    event: Event::ShareRejected { custodian: who.id().to_string(), reason: e.to_string() },
+                    event: Event::ShareRejected {
+                        custodian: who.id().to_string(),
+                        reason: e.to_string(),
+                    },
                 }])?;
                 return Err(e);
             }
@@ -333,7 +385,11 @@ impl Daemon {
         if !accepted.quorum {
             self.store.commit(&[&accepted.request], accepted.records)?;
             entry.shares.push(share);
-            return Ok(Progress { request: accepted.request, accepted: count, unlocked: false });
+            return Ok(Progress {
+                request: accepted.request,
+                accepted: count,
+                unlocked: false,
+            });
         }
 
         // Quorum: rebuild R, open the seal, derive A, mint, encrypt to the requester.
@@ -344,8 +400,11 @@ impl Daemon {
         let (unlocked, records) = match minted {
             Ok(cred) => {
                 let mut records = accepted.records;
-                let (u, recs) =
-                    accepted.request.collecting(now)?.unlock(cred, vec!["paseto".to_string()], now)?;
+                let (u, recs) = accepted.request.collecting(now)?.unlock(
+                    cred,
+                    vec!["paseto".to_string()],
+                    now,
+                )?;
                 records.extend(recs);
                 (u, records)
             }
@@ -361,7 +420,11 @@ impl Daemon {
                 // Invariant 3: the shares and E_req go now.
                 drop(shares);
                 live.remove(&r.id);
-                Ok(Progress { request: unlocked, accepted: count, unlocked: true })
+                Ok(Progress {
+                    request: unlocked,
+                    accepted: count,
+                    unlocked: true,
+                })
             }
             Err(e) => {
                 shares.pop();
@@ -373,12 +436,19 @@ impl Daemon {
 
     fn mint(&self, r: &Request, shares: &[VerifiedShare], now: u64) -> Result<StoredCredential> {
         let root = shamir::combine(shares, r.threshold)?;
-        let seed = seal::unseal(&root, &self.meta.seal, &self.meta.ceremony_id, &self.meta.policy_digest)?;
+        let seed = seal::unseal(
+            &root,
+            &self.meta.seal,
+            &self.meta.ceremony_id,
+            &self.meta.policy_digest,
+        )?;
         drop(root);
         let a = AuthorityKey::derive(&seed);
         drop(seed);
         if a.public().to_bytes() != self.meta.authority_public {
-            return Err(Error::Reconstruction("the rebuilt authority key is not the published one".into()));
+            return Err(Error::Reconstruction(
+                "the rebuilt authority key is not the published one".into(),
+            ));
         }
         let scope = self.policy().scope(&r.scope)?;
         let approvers: Vec<String> = r.approvals.iter().map(|x| x.custodian.clone()).collect();
@@ -398,9 +468,14 @@ impl Daemon {
         )?;
         drop(a);
         let requester = self.policy().commander(&r.requester)?;
-        let plain = Zeroizing::new(serde_json::to_vec(&bundle).map_err(|e| Error::Internal(e.to_string()))?);
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&bundle).map_err(|e| Error::Internal(e.to_string()))?,
+        );
         let sealed = encrypt_to_ssh(&requester.member.ssh_key, &plain)?;
-        Ok(StoredCredential { expires_at: bundle.expires_at, sealed })
+        Ok(StoredCredential {
+            expires_at: bundle.expires_at,
+            sealed,
+        })
     }
 
     /// Cancels a collecting request (its requester or any custodian).
@@ -412,11 +487,21 @@ impl Daemon {
         let mut live = self.lock()?;
         let r = self.load(request_id)?;
         let collecting = r.collecting(now)?;
-        let payload = signing::cancel_request(&self.meta.daemon_id, &r.id, &r.digest, &sig.signer_id, reason, sig.signed_at);
+        let payload = signing::cancel_request(
+            &self.meta.daemon_id,
+            &r.id,
+            &r.digest,
+            &sig.signer_id,
+            reason,
+            sig.signed_at,
+        );
         let actor = auth::authenticate_any(self.policy(), &sig.by(), &payload, now)?;
         if let Actor::Commander(c) = &actor {
             if c.id() != r.requester {
-                return Err(Error::NotAllowedToCancel { id: r.id.clone(), caller: c.id().to_string() });
+                return Err(Error::NotAllowedToCancel {
+                    id: r.id.clone(),
+                    caller: c.id().to_string(),
+                });
             }
         }
         let (c, recs) = collecting.cancel(actor.id(), reason, now);
@@ -429,7 +514,13 @@ impl Daemon {
     pub fn fetch(&self, request_id: &str, sig: Sig) -> Result<(Request, StoredCredential)> {
         let now = self.now();
         let r = self.load(request_id)?;
-        let payload = signing::fetch_credential(&self.meta.daemon_id, &r.id, &r.digest, &sig.signer_id, sig.signed_at);
+        let payload = signing::fetch_credential(
+            &self.meta.daemon_id,
+            &r.id,
+            &r.digest,
+            &sig.signer_id,
+            sig.signed_at,
+        );
         let who = auth::authenticate_commander(self.policy(), &sig.by(), &payload, now)?;
         let (cred, recs) = r.fetch(who.id(), now)?;
         let cred = cred.clone();
@@ -473,7 +564,10 @@ impl Daemon {
     /// The soonest deadline among collecting requests.
     pub fn next_deadline(&self) -> Option<u64> {
         let live = self.live.lock().ok()?;
-        live.keys().filter_map(|id| self.store.request(id).ok().flatten()).map(|r| r.deadline).min()
+        live.keys()
+            .filter_map(|id| self.store.request(id).ok().flatten())
+            .map(|r| r.deadline)
+            .min()
     }
 
     /// Wipes all memory-only secrets, cancels what was collecting, records the stop.
@@ -484,15 +578,24 @@ impl Daemon {
         let mut records = Vec::new();
         for id in live.keys() {
             if let Some(r) = self.store.request(id)? {
-                if let Some((c, recs)) = r.abandon(now, "the daemon shut down; shares collected so far were wiped: open a new request") {
+                if let Some((c, recs)) = r.abandon(
+                    now,
+                    "the daemon shut down; shares collected so far were wiped: open a new request",
+                ) {
                     closed.push(c);
                     records.extend(recs);
                 }
             }
         }
         live.clear();
-        records.push(Record { time: now, actor: "daemon".into(), request_id: None, event: Event::DaemonStopped });
-        self.store.commit(&closed.iter().collect::<Vec<_>>(), records)
+        records.push(Record {
+            time: now,
+            actor: "daemon".into(),
+            request_id: None,
+            event: Event::DaemonStopped,
+        });
+        self.store
+            .commit(&closed.iter().collect::<Vec<_>>(), records)
     }
 }
 

@@ -7,7 +7,10 @@ use std::process::Command;
 
 #[test]
 fn help_lists_init_and_serve() {
-    let out = Command::new(env!("CARGO_BIN_EXE_breakglassd")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_breakglassd"))
+        .arg("--help")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(text.contains("init") && text.contains("serve"), "{text}");
@@ -25,5 +28,21 @@ fn init_with_unreadable_policy_names_the_file() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/policy.toml: cannot read the policy"), "{err}");
+    assert!(
+        err.contains("/nonexistent/policy.toml: cannot read the policy"),
+        "{err}"
+    );
+}
+
+#[test]
+fn deploy_example_policy_is_valid() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/policy.example.toml"
+    ))
+    .unwrap();
+    let p = breakglass_daemon::engine::policy::Policy::from_toml(&text).unwrap();
+    assert_eq!(p.threshold, 3);
+    assert_eq!(p.custodians.len(), 5);
+    assert_eq!(p.ttl_cap(p.scope("prod-ssh").unwrap()), 1800);
 }

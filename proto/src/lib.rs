@@ -12,7 +12,13 @@ pub mod signing;
 pub mod transport;
 
 /// Generated protobuf messages, client and server for `breakglass.v1`.
-#[allow(missing_docs, clippy::all, clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::expect_used
+)]
 pub mod pb {
     tonic::include_proto!("breakglass.v1");
 

@@ -294,16 +294,46 @@ mod tests {
         let base = request_digest(&fields());
         let other_eph = [8u8; 32];
         let variants = [
-            RequestFields { daemon_id: "d2", ..fields() },
-            RequestFields { request_id: "req-2", ..fields() },
-            RequestFields { requester: "ic2", ..fields() },
-            RequestFields { scope: "prod-db", ..fields() },
-            RequestFields { reason: "db down!", ..fields() },
-            RequestFields { ttl_seconds: 1801, ..fields() },
-            RequestFields { opened_at: 1, ..fields() },
-            RequestFields { deadline: 1, ..fields() },
-            RequestFields { threshold: 2, ..fields() },
-            RequestFields { ephemeral_public: &other_eph, ..fields() },
+            RequestFields {
+                daemon_id: "d2",
+                ..fields()
+            },
+            RequestFields {
+                request_id: "req-2",
+                ..fields()
+            },
+            RequestFields {
+                requester: "ic2",
+                ..fields()
+            },
+            RequestFields {
+                scope: "prod-db",
+                ..fields()
+            },
+            RequestFields {
+                reason: "db down!",
+                ..fields()
+            },
+            RequestFields {
+                ttl_seconds: 1801,
+                ..fields()
+            },
+            RequestFields {
+                opened_at: 1,
+                ..fields()
+            },
+            RequestFields {
+                deadline: 1,
+                ..fields()
+            },
+            RequestFields {
+                threshold: 2,
+                ..fields()
+            },
+            RequestFields {
+                ephemeral_public: &other_eph,
+                ..fields()
+            },
         ];
         for v in variants {
             assert_ne!(request_digest(&v), base, "{v:?} has the same digest");

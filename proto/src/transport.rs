@@ -67,7 +67,8 @@ fn derive_key(
     let mut key = Zeroizing::new([0u8; 32]);
     // 32 bytes is far below HKDF-SHA256's 255 * 32 limit, so expand cannot fail.
     #[allow(clippy::expect_used)]
-    hk.expand(&info, key.as_mut()).expect("32 bytes is a valid HKDF output length");
+    hk.expand(&info, key.as_mut())
+        .expect("32 bytes is a valid HKDF output length");
     key
 }
 
@@ -81,7 +82,10 @@ pub fn seal_share(
     mut rng: impl RngCore + CryptoRng,
 ) -> Result<Vec<u8>, TransportError> {
     if share.len() != SHARE_LEN {
-        return Err(TransportError::Malformed { got: share.len(), version: VERSION });
+        return Err(TransportError::Malformed {
+            got: share.len(),
+            version: VERSION,
+        });
     }
     let sender = StaticSecret::random_from_rng(&mut rng);
     let sender_pub = PublicKey::from(&sender);
@@ -89,12 +93,24 @@ pub fn seal_share(
     if !shared.was_contributory() {
         return Err(TransportError::DegenerateKey);
     }
-    let key = derive_key(shared.as_bytes(), sender_pub.as_bytes(), ephemeral_public, request_id, custodian_id);
+    let key = derive_key(
+        shared.as_bytes(),
+        sender_pub.as_bytes(),
+        ephemeral_public,
+        request_id,
+        custodian_id,
+    );
     let mut nonce = [0u8; 24];
     rng.fill_bytes(&mut nonce);
     let cipher = XChaCha20Poly1305::new(key.as_ref().into());
     let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: share, aad: digest })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: share,
+                aad: digest,
+            },
+        )
         .map_err(|_| TransportError::Decrypt)?;
     let mut out = Vec::with_capacity(SEALED_LEN);
     out.push(VERSION);
@@ -115,7 +131,10 @@ pub fn open_share(
 ) -> Result<Zeroizing<Vec<u8>>, TransportError> {
     let version = sealed.first().copied().unwrap_or(0);
     if sealed.len() != SEALED_LEN || version != VERSION {
-        return Err(TransportError::Malformed { got: sealed.len(), version });
+        return Err(TransportError::Malformed {
+            got: sealed.len(),
+            version,
+        });
     }
     let mut sender = [0u8; 32];
     sender.copy_from_slice(&sealed[1..33]);
@@ -125,10 +144,22 @@ pub fn open_share(
         return Err(TransportError::DegenerateKey);
     }
     let receiver = PublicKey::from(ephemeral_secret);
-    let key = derive_key(shared.as_bytes(), &sender, receiver.as_bytes(), request_id, custodian_id);
+    let key = derive_key(
+        shared.as_bytes(),
+        &sender,
+        receiver.as_bytes(),
+        request_id,
+        custodian_id,
+    );
     let cipher = XChaCha20Poly1305::new(key.as_ref().into());
     cipher
-        .decrypt(nonce, Payload { msg: &sealed[HEADER_LEN..], aad: digest })
+        .decrypt(
+            nonce,
+            Payload {
+                msg: &sealed[HEADER_LEN..],
+                aad: digest,
+            },
+        )
         .map(Zeroizing::new)
         .map_err(|_| TransportError::Decrypt)
 }
@@ -160,14 +191,29 @@ mod tests {
         let (s, p) = setup();
         let share = [5u8; SHARE_LEN];
         let sealed = seal_share(&p, &[1; 32], "req-1", "alice", &share, OsRng).unwrap();
-        assert_eq!(open_share(&s, &[2; 32], "req-1", "alice", &sealed), Err(TransportError::Decrypt));
-        assert_eq!(open_share(&s, &[1; 32], "req-2", "alice", &sealed), Err(TransportError::Decrypt));
-        assert_eq!(open_share(&s, &[1; 32], "req-1", "bob", &sealed), Err(TransportError::Decrypt));
+        assert_eq!(
+            open_share(&s, &[2; 32], "req-1", "alice", &sealed),
+            Err(TransportError::Decrypt)
+        );
+        assert_eq!(
+            open_share(&s, &[1; 32], "req-2", "alice", &sealed),
+            Err(TransportError::Decrypt)
+        );
+        assert_eq!(
+            open_share(&s, &[1; 32], "req-1", "bob", &sealed),
+            Err(TransportError::Decrypt)
+        );
         let (other, _) = setup();
-        assert_eq!(open_share(&other, &[1; 32], "req-1", "alice", &sealed), Err(TransportError::Decrypt));
+        assert_eq!(
+            open_share(&other, &[1; 32], "req-1", "alice", &sealed),
+            Err(TransportError::Decrypt)
+        );
         let mut flipped = sealed.clone();
         flipped[60] ^= 1;
-        assert_eq!(open_share(&s, &[1; 32], "req-1", "alice", &flipped), Err(TransportError::Decrypt));
+        assert_eq!(
+            open_share(&s, &[1; 32], "req-1", "alice", &flipped),
+            Err(TransportError::Decrypt)
+        );
     }
 
     #[test]
@@ -175,11 +221,20 @@ mod tests {
         let (s, p) = setup();
         let sealed = seal_share(&p, &[1; 32], "r", "a", &[5u8; SHARE_LEN], OsRng).unwrap();
         let short = &sealed[..sealed.len() - 1];
-        assert!(matches!(open_share(&s, &[1; 32], "r", "a", short), Err(TransportError::Malformed { .. })));
+        assert!(matches!(
+            open_share(&s, &[1; 32], "r", "a", short),
+            Err(TransportError::Malformed { .. })
+        ));
         let mut v2 = sealed.clone();
         v2[0] = 2;
-        assert!(matches!(open_share(&s, &[1; 32], "r", "a", &v2), Err(TransportError::Malformed { version: 2, .. })));
-        assert!(matches!(open_share(&s, &[1; 32], "r", "a", &[]), Err(TransportError::Malformed { got: 0, .. })));
+        assert!(matches!(
+            open_share(&s, &[1; 32], "r", "a", &v2),
+            Err(TransportError::Malformed { version: 2, .. })
+        ));
+        assert!(matches!(
+            open_share(&s, &[1; 32], "r", "a", &[]),
+            Err(TransportError::Malformed { got: 0, .. })
+        ));
         assert!(seal_share(&p, &[1; 32], "r", "a", &[5u8; 32], OsRng).is_err());
     }
 
@@ -189,6 +244,9 @@ mod tests {
         let mut sealed = vec![VERSION];
         sealed.extend_from_slice(&[0u8; 32]);
         sealed.resize(SEALED_LEN, 0);
-        assert_eq!(open_share(&s, &[1; 32], "r", "a", &sealed), Err(TransportError::DegenerateKey));
+        assert_eq!(
+            open_share(&s, &[1; 32], "r", "a", &sealed),
+            Err(TransportError::DegenerateKey)
+        );
     }
 }

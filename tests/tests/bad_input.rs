@@ -16,8 +16,14 @@ async fn bad_submissions_are_refused_and_change_nothing() {
     fx.start();
     let mut client = fx.client().await;
     let ic = load(&fx.commander_key("ic"));
-    let req = client.open(&ic, None, "prod-ssh", "bad input test", 600).await.unwrap();
-    let other = client.open(&ic, None, "prod-ssh", "another request", 600).await.unwrap();
+    let req = client
+        .open(&ic, None, "prod-ssh", "bad input test", 600)
+        .await
+        .unwrap();
+    let other = client
+        .open(&ic, None, "prod-ssh", "another request", 600)
+        .await
+        .unwrap();
     let c1 = load(&fx.custodian_key(0));
     let c2 = load(&fx.custodian_key(1));
     let outsider = load(&fx.keys.outsider);
@@ -34,36 +40,71 @@ async fn bad_submissions_are_refused_and_change_nothing() {
 
     // Unknown custodian.
     let mut s = Submission::new(&client, &req, "mallory", &outsider, s2.clone());
-    cases.push(("unknown custodian", s.message(), Code::PermissionDenied, "`mallory` is not a custodian"));
+    cases.push((
+        "unknown custodian",
+        s.message(),
+        Code::PermissionDenied,
+        "`mallory` is not a custodian",
+    ));
 
     // Invariant 4: signature by the wrong key (c2's id, outsider's key).
     s = Submission::new(&client, &req, "c2", &outsider, s2.clone());
-    cases.push(("wrong key", s.message(), Code::Unauthenticated, "does not verify with the key registered"));
+    cases.push((
+        "wrong key",
+        s.message(),
+        Code::Unauthenticated,
+        "does not verify with the key registered",
+    ));
 
     // Invariant 4: a signature made for another daemon id.
     s = Submission::new(&client, &req, "c2", &c2, s2.clone());
     s.daemon_id = "another-daemon".into();
-    cases.push(("other daemon", s.message(), Code::Unauthenticated, "for another request or daemon"));
+    cases.push((
+        "other daemon",
+        s.message(),
+        Code::Unauthenticated,
+        "for another request or daemon",
+    ));
 
     // Invariant 4: a signed submission for `other` replayed on `req`.
     let mut replay = Submission::new(&client, &other, "c2", &c2, s2.clone()).message();
     replay.request_id = req.id.clone();
-    cases.push(("replay on another request", replay, Code::Unauthenticated, "does not verify"));
+    cases.push((
+        "replay on another request",
+        replay,
+        Code::Unauthenticated,
+        "does not verify",
+    ));
 
     // Invariant 4: stale timestamp.
     s = Submission::new(&client, &req, "c2", &c2, s2.clone());
     s.signed_at = unix_now() - 3600;
-    cases.push(("stale", s.message(), Code::Unauthenticated, "away from the daemon's clock"));
+    cases.push((
+        "stale",
+        s.message(),
+        Code::Unauthenticated,
+        "away from the daemon's clock",
+    ));
 
     // A second share from the same custodian.
     s = Submission::new(&client, &req, "c1", &c1, s1.clone());
-    cases.push(("duplicate custodian", s.message(), Code::AlreadyExists, "already submitted a share"));
+    cases.push((
+        "duplicate custodian",
+        s.message(),
+        Code::AlreadyExists,
+        "already submitted a share",
+    ));
 
     // Invariant 5: a share that fails its commitment names the custodian.
     let mut corrupt = s2.clone();
     corrupt[5] ^= 0x40;
     s = Submission::new(&client, &req, "c2", &c2, corrupt);
-    cases.push(("commitment", s.message(), Code::InvalidArgument, "share from custodian `c2` does not match their commitment"));
+    cases.push((
+        "commitment",
+        s.message(),
+        Code::InvalidArgument,
+        "share from custodian `c2` does not match their commitment",
+    ));
 
     // Invariant 5: x = 0.
     let mut zero = s2.clone();
@@ -73,14 +114,24 @@ async fn bad_submissions_are_refused_and_change_nothing() {
 
     // Invariant 5: duplicate x (c2 submits c1's share, x = 1).
     s = Submission::new(&client, &req, "c2", &c2, s1.clone());
-    cases.push(("duplicate x", s.message(), Code::InvalidArgument, "another custodian's share"));
+    cases.push((
+        "duplicate x",
+        s.message(),
+        Code::InvalidArgument,
+        "another custodian's share",
+    ));
 
     // Invariant 5: wrong length (a 32-byte share seals to 105 bytes, not 106).
     s = Submission::new(&client, &req, "c2", &c2, s2.clone());
     let mut sealed = s.message().sealed_share;
     sealed.pop();
     s.sealed_override = Some(sealed);
-    cases.push(("wrong length", s.message(), Code::InvalidArgument, "the sealed share is 105 bytes; expected 106"));
+    cases.push((
+        "wrong length",
+        s.message(),
+        Code::InvalidArgument,
+        "the sealed share is 105 bytes; expected 106",
+    ));
 
     // Malformed bytes of the right length (garbage ciphertext).
     s = Submission::new(&client, &req, "c2", &c2, s2.clone());
@@ -89,17 +140,32 @@ async fn bad_submissions_are_refused_and_change_nothing() {
         *b ^= 0x5a;
     }
     s.sealed_override = Some(garbage);
-    cases.push(("garbage ciphertext", s.message(), Code::InvalidArgument, "does not open with this request's key"));
+    cases.push((
+        "garbage ciphertext",
+        s.message(),
+        Code::InvalidArgument,
+        "does not open with this request's key",
+    ));
 
     // No signature at all.
     let mut unsigned = Submission::new(&client, &req, "c2", &c2, s2.clone()).message();
     unsigned.signature = None;
-    cases.push(("unsigned", unsigned, Code::InvalidArgument, "signature: is missing"));
+    cases.push((
+        "unsigned",
+        unsigned,
+        Code::InvalidArgument,
+        "signature: is missing",
+    ));
 
     // Unknown request.
     let mut unknown = Submission::new(&client, &req, "c2", &c2, s2.clone()).message();
     unknown.request_id = "req-0000000000000000".into();
-    cases.push(("unknown request", unknown, Code::NotFound, "no request `req-0000000000000000`"));
+    cases.push((
+        "unknown request",
+        unknown,
+        Code::NotFound,
+        "no request `req-0000000000000000`",
+    ));
 
     for (name, msg, code, needle) in cases {
         let r = client.rpc().submit_share(msg).await;
@@ -107,10 +173,18 @@ async fn bad_submissions_are_refused_and_change_nothing() {
             Ok(v) => panic!("{name}: accepted {v:?}"),
             Err(s) => {
                 assert_eq!(s.code(), code, "{name}: {}", s.message());
-                assert!(s.message().contains(needle), "{name}: {:?} should contain {needle:?}", s.message());
+                assert!(
+                    s.message().contains(needle),
+                    "{name}: {:?} should contain {needle:?}",
+                    s.message()
+                );
             }
         }
-        assert_eq!(client.get(&req.id).await.unwrap(), before, "{name} changed the request");
+        assert_eq!(
+            client.get(&req.id).await.unwrap(),
+            before,
+            "{name} changed the request"
+        );
     }
 
     // The good share from c2 still works afterwards.
@@ -129,7 +203,11 @@ async fn bad_opens_and_fetches_are_refused() {
     let ic2 = load(&fx.commander_key("ic2"));
     let c1 = load(&fx.custodian_key(0));
 
-    let open = |signer_id: &str, key: &breakglass_client::identity::Identity, scope: &str, ttl: u64, at: u64| {
+    let open = |signer_id: &str,
+                key: &breakglass_client::identity::Identity,
+                scope: &str,
+                ttl: u64,
+                at: u64| {
         let nonce = [7u8; 16];
         let p = signing::open_request(&daemon_id, signer_id, scope, "why", ttl, &nonce, at);
         pb::OpenRequestRequest {
@@ -137,37 +215,121 @@ async fn bad_opens_and_fetches_are_refused() {
             reason: "why".into(),
             ttl_seconds: ttl,
             nonce: nonce.to_vec(),
-            signature: Some(pb::Signature { signer_id: signer_id.into(), signed_at: at, signature: key.sign(&p).to_vec() }),
+            signature: Some(pb::Signature {
+                signer_id: signer_id.into(),
+                signed_at: at,
+                signature: key.sign(&p).to_vec(),
+            }),
         }
     };
     let now = unix_now();
-    assert_status(client.rpc().open_request(open("c1", &c1, "prod-ssh", 60, now)).await, Code::PermissionDenied, "`c1` is not a commander");
-    assert_status(client.rpc().open_request(open("ic2", &ic2, "prod-db", 60, now)).await, Code::PermissionDenied, "may not open requests for scope `prod-db`");
-    assert_status(client.rpc().open_request(open("ic", &ic, "prod-ssh", 1801, now)).await, Code::InvalidArgument, "ttl 1801s is over the maximum 1800s");
-    assert_status(client.rpc().open_request(open("ic", &ic, "nope", 60, now)).await, Code::InvalidArgument, "scope `nope` is not in the policy");
-    assert_status(client.rpc().open_request(open("ic", &ic2, "prod-ssh", 60, now)).await, Code::Unauthenticated, "does not verify");
-    assert_status(client.rpc().open_request(open("ic", &ic, "prod-ssh", 60, now - 600)).await, Code::Unauthenticated, "away from the daemon's clock");
+    assert_status(
+        client
+            .rpc()
+            .open_request(open("c1", &c1, "prod-ssh", 60, now))
+            .await,
+        Code::PermissionDenied,
+        "`c1` is not a commander",
+    );
+    assert_status(
+        client
+            .rpc()
+            .open_request(open("ic2", &ic2, "prod-db", 60, now))
+            .await,
+        Code::PermissionDenied,
+        "may not open requests for scope `prod-db`",
+    );
+    assert_status(
+        client
+            .rpc()
+            .open_request(open("ic", &ic, "prod-ssh", 1801, now))
+            .await,
+        Code::InvalidArgument,
+        "ttl 1801s is over the maximum 1800s",
+    );
+    assert_status(
+        client
+            .rpc()
+            .open_request(open("ic", &ic, "nope", 60, now))
+            .await,
+        Code::InvalidArgument,
+        "scope `nope` is not in the policy",
+    );
+    assert_status(
+        client
+            .rpc()
+            .open_request(open("ic", &ic2, "prod-ssh", 60, now))
+            .await,
+        Code::Unauthenticated,
+        "does not verify",
+    );
+    assert_status(
+        client
+            .rpc()
+            .open_request(open("ic", &ic, "prod-ssh", 60, now - 600))
+            .await,
+        Code::Unauthenticated,
+        "away from the daemon's clock",
+    );
     let mut short_nonce = open("ic", &ic, "prod-ssh", 60, now);
     short_nonce.nonce.truncate(3);
-    assert_status(client.rpc().open_request(short_nonce).await, Code::InvalidArgument, "nonce: is 3 bytes");
+    assert_status(
+        client.rpc().open_request(short_nonce).await,
+        Code::InvalidArgument,
+        "nonce: is 3 bytes",
+    );
     // A replayed open names the same request and is refused.
     let first = open("ic", &ic, "prod-ssh", 60, now);
     client.rpc().open_request(first.clone()).await.unwrap();
-    assert_status(client.rpc().open_request(first).await, Code::AlreadyExists, "this signed open was already used");
-    assert_eq!(client.list(false).await.unwrap().len(), 1, "refused opens created nothing");
+    assert_status(
+        client.rpc().open_request(first).await,
+        Code::AlreadyExists,
+        "this signed open was already used",
+    );
+    assert_eq!(
+        client.list(false).await.unwrap().len(),
+        1,
+        "refused opens created nothing"
+    );
 
     // Fetch by anyone but the requester.
-    let r = client.open(&ic, None, "prod-ssh", "fetch test", 60).await.unwrap();
-    let e = client.fetch(&ic2, None, &r.id).await.err().unwrap().to_string();
-    assert!(e.starts_with("PERMISSION_DENIED") && e.contains("only the requester `ic`"), "{e}");
-    let e = client.fetch(&c1, Some("c1"), &r.id).await.err().unwrap().to_string();
-    assert!(e.starts_with("PERMISSION_DENIED") && e.contains("`c1` is not a commander"), "{e}");
+    let r = client
+        .open(&ic, None, "prod-ssh", "fetch test", 60)
+        .await
+        .unwrap();
+    let e = client
+        .fetch(&ic2, None, &r.id)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.starts_with("PERMISSION_DENIED") && e.contains("only the requester `ic`"),
+        "{e}"
+    );
+    let e = client
+        .fetch(&c1, Some("c1"), &r.id)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.starts_with("PERMISSION_DENIED") && e.contains("`c1` is not a commander"),
+        "{e}"
+    );
     for i in 0..2 {
         let me = load(&fx.custodian_key(i));
-        let f = client.read_share_file(&me, &fx.share_file(&fx.keys.custodians[i].0)).unwrap();
+        let f = client
+            .read_share_file(&me, &fx.share_file(&fx.keys.custodians[i].0))
+            .unwrap();
         client.submit(&me, None, &r, &f).await.unwrap();
     }
-    let e = client.fetch(&ic2, None, &r.id).await.err().unwrap().to_string();
+    let e = client
+        .fetch(&ic2, None, &r.id)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.starts_with("PERMISSION_DENIED"), "{e}");
     client.fetch(&ic, None, &r.id).await.unwrap();
 }
@@ -179,13 +341,24 @@ async fn share_after_deadline_is_refused_and_request_expires() {
     fx.start();
     let mut client = fx.client().await;
     let ic = load(&fx.commander_key("ic"));
-    let r = client.open(&ic, None, "prod-ssh", "deadline test", 60).await.unwrap();
+    let r = client
+        .open(&ic, None, "prod-ssh", "deadline test", 60)
+        .await
+        .unwrap();
     let c1 = load(&fx.custodian_key(0));
     let s1 = share_bytes(&client, &fx.custodian_key(0), &fx.share_file("c1"));
     tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
     let v = client.get(&r.id).await.unwrap();
-    assert_eq!(v.state, pb::RequestState::Expired as i32, "the sweeper expired it");
+    assert_eq!(
+        v.state,
+        pb::RequestState::Expired as i32,
+        "the sweeper expired it"
+    );
     let msg = Submission::new(&client, &r, "c1", &c1, s1).message();
-    assert_status(client.rpc().submit_share(msg).await, Code::FailedPrecondition, "is expired");
+    assert_status(
+        client.rpc().submit_share(msg).await,
+        Code::FailedPrecondition,
+        "is expired",
+    );
     assert_eq!(client.get(&r.id).await.unwrap(), v);
 }

@@ -14,7 +14,9 @@ use sha2::Sha256;
 
 fn hkdf32(ikm: &[u8], info: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
-    Hkdf::<Sha256>::new(None, ikm).expand(info, &mut out).unwrap();
+    Hkdf::<Sha256>::new(None, ikm)
+        .expand(info, &mut out)
+        .unwrap();
     out
 }
 
@@ -28,23 +30,46 @@ async fn no_root_seed_authority_or_share_bytes_on_disk_or_in_logs() {
     fx.start();
     let mut client = fx.client().await;
     let ic = load(&fx.commander_key("ic"));
-    let r = client.open(&ic, None, "prod-ssh", "invariant 1", 600).await.unwrap();
+    let r = client
+        .open(&ic, None, "prod-ssh", "invariant 1", 600)
+        .await
+        .unwrap();
     let mut shares = Vec::new();
     for i in 0..5 {
-        shares.push(share_bytes(&client, &fx.custodian_key(i), &fx.share_file(&fx.keys.custodians[i].0)));
+        shares.push(share_bytes(
+            &client,
+            &fx.custodian_key(i),
+            &fx.share_file(&fx.keys.custodians[i].0),
+        ));
     }
     // Unlock through the CLI so its output is checked too.
     let mut cli_output = Vec::new();
     for i in 0..3 {
         let (ok, out, err) = fx.cli(
             &fx.custodian_key(i),
-            &["share", "submit", &r.id, "--share", fx.share_file(&fx.keys.custodians[i].0).to_str().unwrap(), "--yes"],
+            &[
+                "share",
+                "submit",
+                &r.id,
+                "--share",
+                fx.share_file(&fx.keys.custodians[i].0).to_str().unwrap(),
+                "--yes",
+            ],
         );
         assert!(ok, "{out}{err}");
         cli_output.extend(out.into_bytes());
         cli_output.extend(err.into_bytes());
     }
-    let (ok, out, err) = fx.cli(&fx.commander_key("ic"), &["credential", "fetch", &r.id, "--out", fx.dir.path().join("cred.json").to_str().unwrap()]);
+    let (ok, out, err) = fx.cli(
+        &fx.commander_key("ic"),
+        &[
+            "credential",
+            "fetch",
+            &r.id,
+            "--out",
+            fx.dir.path().join("cred.json").to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{err}");
     cli_output.extend(out.into_bytes());
     cli_output.extend(err.into_bytes());
@@ -55,17 +80,30 @@ async fn no_root_seed_authority_or_share_bytes_on_disk_or_in_logs() {
     let raw: Vec<Vec<u8>> = shares[..3].to_vec();
     let root = vsss_rs::Gf256::combine_array(&raw).unwrap();
     assert_eq!(root.len(), 32);
-    let meta = breakglass_daemon::store::Store::open(&fx.state).unwrap().meta().unwrap();
+    let meta = breakglass_daemon::store::Store::open(&fx.state)
+        .unwrap()
+        .meta()
+        .unwrap();
     let k_r = hkdf32(&root, b"breakglass/v1/seal");
     let mut aad = (meta.ceremony_id.len() as u32).to_be_bytes().to_vec();
     aad.extend_from_slice(meta.ceremony_id.as_bytes());
     aad.extend_from_slice(&meta.policy_digest);
     let seed = XChaCha20Poly1305::new((&k_r).into())
-        .decrypt(XNonce::from_slice(&meta.seal[..24]), Payload { msg: &meta.seal[24..], aad: &aad })
+        .decrypt(
+            XNonce::from_slice(&meta.seal[..24]),
+            Payload {
+                msg: &meta.seal[24..],
+                aad: &aad,
+            },
+        )
         .expect("the rebuilt R opens the seal");
     let a_seed = hkdf32(&seed, b"breakglass/v1/authority/ed25519");
     let a = ed25519_dalek::SigningKey::from_bytes(&a_seed);
-    assert_eq!(a.verifying_key().as_bytes().as_slice(), authority.as_slice(), "we rebuilt the real secrets");
+    assert_eq!(
+        a.verifying_key().as_bytes().as_slice(),
+        authority.as_slice(),
+        "we rebuilt the real secrets"
+    );
 
     let mut secrets: Vec<(String, Vec<u8>)> = vec![
         ("R".into(), root.clone()),
@@ -78,19 +116,31 @@ async fn no_root_seed_authority_or_share_bytes_on_disk_or_in_logs() {
         // The y part alone, in case a share is written without its x.
         secrets.push((format!("share {} y", i + 1), s[1..].to_vec()));
     }
-    let hexed: Vec<(String, Vec<u8>)> = secrets.iter().map(|(n, s)| (format!("{n} (hex)"), hex::encode(s).into_bytes())).collect();
+    let hexed: Vec<(String, Vec<u8>)> = secrets
+        .iter()
+        .map(|(n, s)| (format!("{n} (hex)"), hex::encode(s).into_bytes()))
+        .collect();
     secrets.extend(hexed);
 
     let mut places = fx.all_files(&fx.state);
     for entry in std::fs::read_dir(fx.dir.path()).unwrap() {
         let p = entry.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with("daemon-") {
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("daemon-")
+        {
             places.push((p.clone(), std::fs::read(&p).unwrap()));
         }
     }
     places.push(("CLI output".into(), cli_output));
     assert!(places.iter().any(|(p, _)| p.ends_with("state.redb")));
-    assert!(places.iter().any(|(p, b)| p.to_string_lossy().ends_with(".stderr") && !b.is_empty()), "daemon logs were captured");
+    assert!(
+        places
+            .iter()
+            .any(|(p, b)| p.to_string_lossy().ends_with(".stderr") && !b.is_empty()),
+        "daemon logs were captured"
+    );
     for (path, bytes) in &places {
         for (name, s) in &secrets {
             assert!(!contains(bytes, s), "{name} found in {}", path.display());
@@ -98,6 +148,10 @@ async fn no_root_seed_authority_or_share_bytes_on_disk_or_in_logs() {
     }
 
     // The scan itself works: the share file plaintext would be found if it were written.
-    let planted = [b"log line ".as_slice(), &hex::encode(&shares[0]).into_bytes()].concat();
+    let planted = [
+        b"log line ".as_slice(),
+        &hex::encode(&shares[0]).into_bytes(),
+    ]
+    .concat();
     assert!(contains(&planted, &hex::encode(&shares[0]).into_bytes()));
 }

@@ -19,20 +19,52 @@ async fn two_shares_give_nothing_three_give_a_verifiable_credential() {
     let ic = fx.commander_key("ic");
 
     // The commander opens through the CLI.
-    let (ok, out, err) = fx.cli(&ic, &["request", "open", "--scope", "prod-ssh", "--reason", "db primary down", "--ttl", "20m"]);
+    let (ok, out, err) = fx.cli(
+        &ic,
+        &[
+            "request",
+            "open",
+            "--scope",
+            "prod-ssh",
+            "--reason",
+            "db primary down",
+            "--ttl",
+            "20m",
+        ],
+    );
     assert!(ok, "{out}\n{err}");
-    let id = out.lines().find_map(|l| l.strip_prefix("request   ")).unwrap().trim().to_string();
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("request   "))
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(out.contains("approvals 0/3"), "{out}");
 
     // Two custodians approve through the CLI.
     for i in 0..2 {
         let who = &fx.keys.custodians[i].0;
         let share = fx.share_file(who);
-        let (ok, out, err) =
-            fx.cli(&fx.custodian_key(i), &["share", "submit", &id, "--share", share.to_str().unwrap(), "--yes"]);
+        let (ok, out, err) = fx.cli(
+            &fx.custodian_key(i),
+            &[
+                "share",
+                "submit",
+                &id,
+                "--share",
+                share.to_str().unwrap(),
+                "--yes",
+            ],
+        );
         assert!(ok, "{out}\n{err}");
-        assert!(out.contains(&format!("share accepted: {}/3", i + 1)), "{out}");
-        assert!(out.contains("reason    db primary down"), "the custodian is shown the reason: {out}");
+        assert!(
+            out.contains(&format!("share accepted: {}/3", i + 1)),
+            "{out}"
+        );
+        assert!(
+            out.contains("reason    db primary down"),
+            "the custodian is shown the reason: {out}"
+        );
     }
 
     // Below the threshold: no credential.
@@ -40,34 +72,80 @@ async fn two_shares_give_nothing_three_give_a_verifiable_credential() {
     let v = client.get(&id).await.unwrap();
     assert_eq!(v.state, pb::RequestState::Collecting as i32);
     assert_eq!(v.approvals.len(), 2);
-    let err = client.fetch(&load(&ic), None, &id).await.err().unwrap().to_string();
-    assert!(err.starts_with("FAILED_PRECONDITION") && err.contains("is collecting"), "{err}");
+    let err = client
+        .fetch(&load(&ic), None, &id)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with("FAILED_PRECONDITION") && err.contains("is collecting"),
+        "{err}"
+    );
     let (ok, _, err) = fx.cli(&ic, &["credential", "fetch", &id]);
     assert!(!ok && err.contains("has no credential"), "{err}");
 
     // A custodian cannot approve twice (the second try changes nothing).
     let (ok, _, err) = fx.cli(
         &fx.custodian_key(0),
-        &["share", "submit", &id, "--share", fx.share_file("c1").to_str().unwrap(), "--yes"],
+        &[
+            "share",
+            "submit",
+            &id,
+            "--share",
+            fx.share_file("c1").to_str().unwrap(),
+            "--yes",
+        ],
     );
-    assert!(!ok && err.contains("ALREADY_EXISTS") && err.contains("already submitted"), "{err}");
+    assert!(
+        !ok && err.contains("ALREADY_EXISTS") && err.contains("already submitted"),
+        "{err}"
+    );
 
     // The third completes the quorum.
-    let (ok, out, err) =
-        fx.cli(&fx.custodian_key(3), &["share", "submit", &id, "--share", fx.share_file("c4").to_str().unwrap(), "--yes"]);
+    let (ok, out, err) = fx.cli(
+        &fx.custodian_key(3),
+        &[
+            "share",
+            "submit",
+            &id,
+            "--share",
+            fx.share_file("c4").to_str().unwrap(),
+            "--yes",
+        ],
+    );
     assert!(ok, "{out}\n{err}");
-    assert!(out.contains("share accepted: 3/3") && out.contains("quorum reached"), "{out}");
+    assert!(
+        out.contains("share accepted: 3/3") && out.contains("quorum reached"),
+        "{out}"
+    );
 
     let v = client.get(&id).await.unwrap();
     assert_eq!(v.state, pb::RequestState::Unlocked as i32);
 
     // Fetch through the CLI, verify offline through the CLI and the library.
     let cred = fx.dir.path().join("cred.json");
-    let (ok, out, err) = fx.cli(&ic, &["credential", "fetch", &id, "--out", cred.to_str().unwrap()]);
+    let (ok, out, err) = fx.cli(
+        &ic,
+        &["credential", "fetch", &id, "--out", cred.to_str().unwrap()],
+    );
     assert!(ok, "{out}\n{err}");
     let authority = fx.authority_paserk();
-    let (ok, out, err) = common::run("breakglass", &["credential", "verify", cred.to_str().unwrap(), "--authority", &authority], &[]);
-    assert!(ok && out.contains("valid: signed by the authority"), "{out}\n{err}");
+    let (ok, out, err) = common::run(
+        "breakglass",
+        &[
+            "credential",
+            "verify",
+            cred.to_str().unwrap(),
+            "--authority",
+            &authority,
+        ],
+        &[],
+    );
+    assert!(
+        ok && out.contains("valid: signed by the authority"),
+        "{out}\n{err}"
+    );
 
     let bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(&cred).unwrap()).unwrap();
     let token = bundle["paseto"].as_str().unwrap();
@@ -80,9 +158,16 @@ async fn two_shares_give_nothing_three_give_a_verifiable_credential() {
     assert_eq!(claims.request_id, id);
     assert_eq!(claims.approvers, vec!["c1", "c2", "c4"]);
     assert_eq!(claims.principals, vec!["root", "ops"]);
-    assert_eq!(claims.expires_at - claims.issued_at, 20 * 60, "exp = iat + requested ttl");
+    assert_eq!(
+        claims.expires_at - claims.issued_at,
+        20 * 60,
+        "exp = iat + requested ttl"
+    );
     assert!(claims.issued_at <= now && claims.expires_at > now);
-    assert_eq!(claims.issuer, format!("breakglass:{}", client.info().daemon_id));
+    assert_eq!(
+        claims.issuer,
+        format!("breakglass:{}", client.info().daemon_id)
+    );
 
     // Tampered: flip one character in the payload.
     let mut t = token.as_bytes().to_vec();
@@ -94,20 +179,42 @@ async fn two_shares_give_nothing_three_give_a_verifiable_credential() {
     std::fs::write(fx.dir.path().join("bad.token"), &tampered).unwrap();
     let (ok, _, err) = common::run(
         "breakglass",
-        &["credential", "verify", fx.dir.path().join("bad.token").to_str().unwrap(), "--authority", &authority],
+        &[
+            "credential",
+            "verify",
+            fx.dir.path().join("bad.token").to_str().unwrap(),
+            "--authority",
+            &authority,
+        ],
         &[],
     );
     assert!(!ok && err.contains("signature does not verify"), "{err}");
 
     // A share after unlock is refused, and the request is unchanged.
     let before = client.get(&id).await.unwrap();
-    let (ok, _, err) =
-        fx.cli(&fx.custodian_key(4), &["share", "submit", &id, "--share", fx.share_file("c5").to_str().unwrap(), "--yes"]);
-    assert!(!ok && err.contains("nothing to approve"), "the CLI refuses before sending: {err}");
+    let (ok, _, err) = fx.cli(
+        &fx.custodian_key(4),
+        &[
+            "share",
+            "submit",
+            &id,
+            "--share",
+            fx.share_file("c5").to_str().unwrap(),
+            "--yes",
+        ],
+    );
+    assert!(
+        !ok && err.contains("nothing to approve"),
+        "the CLI refuses before sending: {err}"
+    );
     let c5 = load(&fx.custodian_key(4));
     let share = common::share_bytes(&client, &fx.custodian_key(4), &fx.share_file("c5"));
     let msg = common::Submission::new(&client, &before, "c5", &c5, share).message();
-    assert_status(client.rpc().submit_share(msg).await, tonic::Code::FailedPrecondition, "is unlocked");
+    assert_status(
+        client.rpc().submit_share(msg).await,
+        tonic::Code::FailedPrecondition,
+        "is unlocked",
+    );
     assert_eq!(client.get(&id).await.unwrap(), before);
 
     assert!(fx.stop(), "daemon exits cleanly on SIGTERM");
@@ -121,13 +228,21 @@ async fn restart_keeps_credentials_and_cancels_collecting_requests() {
     fx.start();
     let ic = load(&fx.commander_key("ic"));
     let mut client = fx.client().await;
-    let done = client.open(&ic, None, "prod-ssh", "restart test", 600).await.unwrap();
+    let done = client
+        .open(&ic, None, "prod-ssh", "restart test", 600)
+        .await
+        .unwrap();
     for i in 0..2 {
         let me = load(&fx.custodian_key(i));
-        let f = client.read_share_file(&me, &fx.share_file(&fx.keys.custodians[i].0)).unwrap();
+        let f = client
+            .read_share_file(&me, &fx.share_file(&fx.keys.custodians[i].0))
+            .unwrap();
         client.submit(&me, None, &done, &f).await.unwrap();
     }
-    let pending = client.open(&ic, None, "prod-ssh", "left collecting", 600).await.unwrap();
+    let pending = client
+        .open(&ic, None, "prod-ssh", "left collecting", 600)
+        .await
+        .unwrap();
     assert!(fx.stop());
     fx.start();
     let mut client = fx.client().await;
@@ -146,18 +261,47 @@ async fn cancel_rules() {
     let mut client = fx.client().await;
     let ic = load(&fx.commander_key("ic"));
     let ic2 = load(&fx.commander_key("ic2"));
-    let r = client.open(&ic, None, "prod-ssh", "cancel test", 600).await.unwrap();
-    let e = client.cancel(&ic2, None, &r.id, "not mine").await.err().unwrap().to_string();
-    assert!(e.starts_with("PERMISSION_DENIED") && e.contains("may not cancel"), "{e}");
-    assert_eq!(client.get(&r.id).await.unwrap(), r, "refused cancel changes nothing");
+    let r = client
+        .open(&ic, None, "prod-ssh", "cancel test", 600)
+        .await
+        .unwrap();
+    let e = client
+        .cancel(&ic2, None, &r.id, "not mine")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.starts_with("PERMISSION_DENIED") && e.contains("may not cancel"),
+        "{e}"
+    );
+    assert_eq!(
+        client.get(&r.id).await.unwrap(),
+        r,
+        "refused cancel changes nothing"
+    );
     let c1 = load(&fx.custodian_key(0));
-    let v = client.cancel(&c1, None, &r.id, "looks wrong").await.unwrap();
+    let v = client
+        .cancel(&c1, None, &r.id, "looks wrong")
+        .await
+        .unwrap();
     assert_eq!(v.state, pb::RequestState::Cancelled as i32);
     assert_eq!(v.close_reason, "cancelled by c1: looks wrong");
     let f = client.read_share_file(&c1, &fx.share_file("c1")).unwrap();
-    let e = client.submit(&c1, None, &v, &f).await.err().unwrap().to_string();
-    assert!(e.starts_with("FAILED_PRECONDITION") && e.contains("is cancelled"), "{e}");
-    let r2 = client.open(&ic, None, "prod-ssh", "requester cancels", 600).await.unwrap();
+    let e = client
+        .submit(&c1, None, &v, &f)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.starts_with("FAILED_PRECONDITION") && e.contains("is cancelled"),
+        "{e}"
+    );
+    let r2 = client
+        .open(&ic, None, "prod-ssh", "requester cancels", 600)
+        .await
+        .unwrap();
     let v2 = client.cancel(&ic, None, &r2.id, "resolved").await.unwrap();
     assert_eq!(v2.state, pb::RequestState::Cancelled as i32);
 }

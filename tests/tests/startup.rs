@@ -13,11 +13,22 @@ fn init_refuses_an_initialised_state() {
     let other_shares = fx.dir.path().join("shares2");
     let (ok, _, err) = run(
         "breakglassd",
-        &["init", "--policy", fx.policy_path().to_str().unwrap(), "--state", fx.state.to_str().unwrap(), "--shares-out", other_shares.to_str().unwrap()],
+        &[
+            "init",
+            "--policy",
+            fx.policy_path().to_str().unwrap(),
+            "--state",
+            fx.state.to_str().unwrap(),
+            "--shares-out",
+            other_shares.to_str().unwrap(),
+        ],
         &[],
     );
     assert!(!ok);
-    assert!(err.contains("already holds an initialised daemon; refusing to overwrite it"), "{err}");
+    assert!(
+        err.contains("already holds an initialised daemon; refusing to overwrite it"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(fx.state.join("state.redb")).unwrap(), before);
     assert!(!other_shares.exists() || std::fs::read_dir(&other_shares).unwrap().count() == 0);
 }
@@ -28,7 +39,19 @@ fn init_rejects_a_bad_policy() {
     let p = dir.path().join("p.toml");
     std::fs::write(&p, "threshold = 1\ncollection_window = \"1m\"\nmax_ttl = \"1h\"\ncustodians = []\ncommanders = []\nscopes = []\n").unwrap();
     let state = dir.path().join("s");
-    let (ok, _, err) = run("breakglassd", &["init", "--policy", p.to_str().unwrap(), "--state", state.to_str().unwrap(), "--shares-out", dir.path().join("o").to_str().unwrap()], &[]);
+    let (ok, _, err) = run(
+        "breakglassd",
+        &[
+            "init",
+            "--policy",
+            p.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--shares-out",
+            dir.path().join("o").to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(!ok);
     assert!(err.contains("policy: threshold 1 is below 2"), "{err}");
     assert!(!state.exists(), "nothing written for a bad policy");
@@ -38,9 +61,24 @@ fn init_rejects_a_bad_policy() {
 fn serve_on_missing_state_says_to_run_init() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    let (ok, _, err) = run("breakglassd", &["serve", "--state", missing.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]);
+    let (ok, _, err) = run(
+        "breakglassd",
+        &[
+            "serve",
+            "--state",
+            missing.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
     assert!(!ok);
-    assert!(err.contains("no breakglass state here (the directory does not exist); run `breakglassd init"), "{err}");
+    assert!(
+        err.contains(
+            "no breakglass state here (the directory does not exist); run `breakglassd init"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -50,17 +88,41 @@ fn serve_on_corrupt_state_refuses_and_leaves_it() {
     let len = std::fs::metadata(&db).unwrap().len() as usize;
     let garbage: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
     std::fs::write(&db, &garbage).unwrap();
-    let (ok, _, err) = run("breakglassd", &["serve", "--state", fx.state.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]);
+    let (ok, _, err) = run(
+        "breakglassd",
+        &[
+            "serve",
+            "--state",
+            fx.state.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
     assert!(!ok);
     assert!(err.contains("breakglass state is damaged"), "{err}");
-    assert_eq!(std::fs::read(&db).unwrap(), garbage, "a damaged store is not rewritten");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        garbage,
+        "a damaged store is not rewritten"
+    );
 }
 
 #[test]
 fn serve_without_daemon_key_refuses() {
     let fx = Fixture::new(3, 2, "15m");
     std::fs::remove_file(fx.state.join("daemon.key")).unwrap();
-    let (ok, _, err) = run("breakglassd", &["serve", "--state", fx.state.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]);
+    let (ok, _, err) = run(
+        "breakglassd",
+        &[
+            "serve",
+            "--state",
+            fx.state.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
     assert!(!ok);
     assert!(err.contains("daemon.key is missing"), "{err}");
 }

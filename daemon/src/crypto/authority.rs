@@ -22,7 +22,8 @@ impl AuthorityKey {
         let mut a = Zeroizing::new([0u8; 32]);
         // 32 bytes is within HKDF-SHA256's output limit, so expand cannot fail.
         #[allow(clippy::expect_used)]
-        hk.expand(AUTHORITY_INFO, a.as_mut()).expect("32-byte HKDF output");
+        hk.expand(AUTHORITY_INFO, a.as_mut())
+            .expect("32-byte HKDF output");
         AuthorityKey(SigningKey::from_bytes(&a))
     }
 
@@ -44,9 +45,12 @@ pub struct AuthorityPublic(pub VerifyingKey);
 impl AuthorityPublic {
     /// From 32 raw bytes.
     pub fn from_bytes(b: &[u8]) -> Result<AuthorityPublic> {
-        let arr: [u8; 32] = b
-            .try_into()
-            .map_err(|_| Error::invalid("authority_public_key", format!("is {} bytes, expected 32", b.len())))?;
+        let arr: [u8; 32] = b.try_into().map_err(|_| {
+            Error::invalid(
+                "authority_public_key",
+                format!("is {} bytes, expected 32", b.len()),
+            )
+        })?;
         VerifyingKey::from_bytes(&arr)
             .map(AuthorityPublic)
             .map_err(|e| Error::invalid("authority_public_key", format!("not an ed25519 key: {e}")))
@@ -56,7 +60,8 @@ impl AuthorityPublic {
     pub fn paserk(&self) -> String {
         use pasetors::paserk::FormatAsPaserk;
         let mut s = String::new();
-        match pasetors::keys::AsymmetricPublicKey::<pasetors::version4::V4>::from(self.0.as_bytes()) {
+        match pasetors::keys::AsymmetricPublicKey::<pasetors::version4::V4>::from(self.0.as_bytes())
+        {
             Ok(k) => {
                 let _ = k.fmt(&mut s);
             }
@@ -67,7 +72,8 @@ impl AuthorityPublic {
 
     /// `ssh-ed25519 AAAA… breakglass-authority`, for `TrustedUserCAKeys`.
     pub fn ssh(&self) -> String {
-        let kd = ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(self.0.to_bytes()));
+        let kd =
+            ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(self.0.to_bytes()));
         let pk = ssh_key::PublicKey::new(kd, "breakglass-authority");
         pk.to_openssh().unwrap_or_default()
     }

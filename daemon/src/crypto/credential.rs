@@ -81,24 +81,38 @@ fn rfc3339(t: u64) -> Result<String> {
 }
 
 fn unix(s: &str) -> Option<u64> {
-    OffsetDateTime::parse(s, &Rfc3339).ok().and_then(|d| u64::try_from(d.unix_timestamp()).ok())
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .and_then(|d| u64::try_from(d.unix_timestamp()).ok())
 }
 
 /// Mints the PASETO token with A and returns the bundle.
 pub fn mint(a: &AuthorityKey, g: &Grant<'_>) -> Result<CredentialBundle> {
     let expires_at = g.now.saturating_add(g.ttl_seconds);
-    let err = |e: pasetors::errors::Error| Error::Internal(format!("building the token failed: {e:?}"));
+    let err =
+        |e: pasetors::errors::Error| Error::Internal(format!("building the token failed: {e:?}"));
     let mut claims = Claims::new().map_err(err)?;
-    claims.issuer(&format!("breakglass:{}", g.daemon_id)).map_err(err)?;
+    claims
+        .issuer(&format!("breakglass:{}", g.daemon_id))
+        .map_err(err)?;
     claims.subject(g.requester).map_err(err)?;
     claims.token_identifier(g.request_id).map_err(err)?;
     claims.issued_at(&rfc3339(g.now)?).map_err(err)?;
     claims.not_before(&rfc3339(g.now)?).map_err(err)?;
     claims.expiration(&rfc3339(expires_at)?).map_err(err)?;
     claims.add_additional("scope", g.scope).map_err(err)?;
-    claims.add_additional("principals", g.principals.to_vec()).map_err(err)?;
-    claims.add_additional("approvers", g.approvers.to_vec()).map_err(err)?;
-    claims.add_additional("reason_sha256", hex::encode(Sha256::digest(g.reason.as_bytes()))).map_err(err)?;
+    claims
+        .add_additional("principals", g.principals.to_vec())
+        .map_err(err)?;
+    claims
+        .add_additional("approvers", g.approvers.to_vec())
+        .map_err(err)?;
+    claims
+        .add_additional(
+            "reason_sha256",
+            hex::encode(Sha256::digest(g.reason.as_bytes())),
+        )
+        .map_err(err)?;
 
     // seed ‖ public, as pasetors wants it; wiped here and inside the key on drop.
     let mut sk_bytes = Zeroizing::new([0u8; 64]);
@@ -179,23 +193,42 @@ pub enum VerifyError {
 }
 
 /// Verifies a token offline against A at time `now`: signature, then `nbf` and `exp`.
-pub fn verify(authority: &AuthorityPublic, token: &str, now: u64) -> Result<VerifiedToken, VerifyError> {
-    let pk = AsymmetricPublicKey::<V4>::from(authority.0.as_bytes()).map_err(|_| VerifyError::Signature)?;
-    let untrusted = UntrustedToken::<Public, V4>::try_from(token.trim()).map_err(|_| VerifyError::Format)?;
+pub fn verify(
+    authority: &AuthorityPublic,
+    token: &str,
+    now: u64,
+) -> Result<VerifiedToken, VerifyError> {
+    let pk = AsymmetricPublicKey::<V4>::from(authority.0.as_bytes())
+        .map_err(|_| VerifyError::Signature)?;
+    let untrusted =
+        UntrustedToken::<Public, V4>::try_from(token.trim()).map_err(|_| VerifyError::Format)?;
     let mut rules = ClaimsValidationRules::new();
     rules.disable_valid_at();
     rules.allow_non_expiring();
-    let trusted = public::verify(&pk, &untrusted, &rules, None, None).map_err(|_| VerifyError::Signature)?;
-    let claims = trusted.payload_claims().ok_or(VerifyError::Claim("payload"))?;
+    let trusted =
+        public::verify(&pk, &untrusted, &rules, None, None).map_err(|_| VerifyError::Signature)?;
+    let claims = trusted
+        .payload_claims()
+        .ok_or(VerifyError::Claim("payload"))?;
     let s = |name: &'static str| -> Result<String, VerifyError> {
-        claims.get_claim(name).and_then(|v| v.as_str()).map(str::to_string).ok_or(VerifyError::Claim(name))
+        claims
+            .get_claim(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or(VerifyError::Claim(name))
     };
-    let t = |name: &'static str| -> Result<u64, VerifyError> { unix(&s(name)?).ok_or(VerifyError::Claim(name)) };
+    let t = |name: &'static str| -> Result<u64, VerifyError> {
+        unix(&s(name)?).ok_or(VerifyError::Claim(name))
+    };
     let list = |name: &'static str| -> Result<Vec<String>, VerifyError> {
         claims
             .get_claim(name)
             .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .ok_or(VerifyError::Claim(name))
     };
     let v = VerifiedToken {
@@ -211,10 +244,16 @@ pub fn verify(authority: &AuthorityPublic, token: &str, now: u64) -> Result<Veri
         reason_sha256: s("reason_sha256")?,
     };
     if now < v.not_before {
-        return Err(VerifyError::NotYetValid { nbf: v.not_before, now });
+        return Err(VerifyError::NotYetValid {
+            nbf: v.not_before,
+            now,
+        });
     }
     if now >= v.expires_at {
-        return Err(VerifyError::Expired { exp: v.expires_at, now });
+        return Err(VerifyError::Expired {
+            exp: v.expires_at,
+            now,
+        });
     }
     Ok(v)
 }
@@ -252,15 +291,27 @@ mod tests {
         assert_eq!(v.expires_at, 1_800_000_600);
         assert_eq!(v.approvers, approvers);
         assert_eq!(v.issuer, "breakglass:d1");
-        assert!(matches!(verify(&pubkey, &b.paseto, 1_800_000_600), Err(VerifyError::Expired { .. })));
-        assert!(matches!(verify(&pubkey, &b.paseto, 1_799_999_999), Err(VerifyError::NotYetValid { .. })));
+        assert!(matches!(
+            verify(&pubkey, &b.paseto, 1_800_000_600),
+            Err(VerifyError::Expired { .. })
+        ));
+        assert!(matches!(
+            verify(&pubkey, &b.paseto, 1_799_999_999),
+            Err(VerifyError::NotYetValid { .. })
+        ));
         let other = AuthorityPublic(AuthorityKey::derive(&AuthoritySeed::generate()).public());
-        assert_eq!(verify(&other, &b.paseto, 1_800_000_001), Err(VerifyError::Signature));
+        assert_eq!(
+            verify(&other, &b.paseto, 1_800_000_001),
+            Err(VerifyError::Signature)
+        );
         let mut tampered = b.paseto.clone().into_bytes();
         let i = tampered.len() - 20;
         tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
-        assert_eq!(verify(&pubkey, &tampered, 1_800_000_001), Err(VerifyError::Signature));
+        assert_eq!(
+            verify(&pubkey, &tampered, 1_800_000_001),
+            Err(VerifyError::Signature)
+        );
         assert_eq!(verify(&pubkey, "v2.local.xyz", 1), Err(VerifyError::Format));
     }
 }

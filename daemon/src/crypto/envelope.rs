@@ -13,23 +13,30 @@ pub const SHARE_FILE_FORMAT: &str = "breakglass-share/v1";
 
 /// Encrypts `plaintext` to an `ssh-ed25519 …` public key, ASCII-armored.
 pub fn encrypt_to_ssh(recipient: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
-    let r: age::ssh::Recipient = recipient
-        .parse()
-        .map_err(|e| Error::Internal(format!("recipient {recipient:?} is not an age ssh recipient: {e:?}")))?;
+    let r: age::ssh::Recipient = recipient.parse().map_err(|e| {
+        Error::Internal(format!(
+            "recipient {recipient:?} is not an age ssh recipient: {e:?}"
+        ))
+    })?;
     age::encrypt_and_armor(&r, plaintext)
         .map(String::into_bytes)
         .map_err(|e| Error::Internal(format!("age encryption failed: {e}")))
 }
 
 /// Decrypts an age envelope with an identity; the plaintext is wiped on drop.
-pub fn decrypt(identity: &dyn age::Identity, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+pub fn decrypt(
+    identity: &dyn age::Identity,
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, String> {
     let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(ciphertext))
         .map_err(|e| format!("not an age file: {e}"))?;
     let mut reader = decryptor
         .decrypt(std::iter::once(identity))
         .map_err(|e| format!("cannot decrypt with this key: {e}"))?;
     let mut out = Zeroizing::new(Vec::new());
-    reader.read_to_end(&mut out).map_err(|e| format!("decryption failed: {e}"))?;
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| format!("decryption failed: {e}"))?;
     Ok(out)
 }
 
@@ -58,9 +65,13 @@ pub struct ShareFile {
 impl ShareFile {
     /// Parses a decrypted share file and checks its shape.
     pub fn parse(plaintext: &[u8]) -> Result<ShareFile, String> {
-        let f: ShareFile = serde_json::from_slice(plaintext).map_err(|e| format!("not a breakglass share file: {e}"))?;
+        let f: ShareFile = serde_json::from_slice(plaintext)
+            .map_err(|e| format!("not a breakglass share file: {e}"))?;
         if f.format != SHARE_FILE_FORMAT {
-            return Err(format!("share file format {:?}, expected {SHARE_FILE_FORMAT:?}", f.format));
+            return Err(format!(
+                "share file format {:?}, expected {SHARE_FILE_FORMAT:?}",
+                f.format
+            ));
         }
         if f.share.len() != 2 * breakglass_proto::transport::SHARE_LEN {
             return Err(format!(
@@ -75,7 +86,8 @@ impl ShareFile {
     /// The share bytes, wiped on drop.
     pub fn share_bytes(&self) -> Result<Zeroizing<Vec<u8>>, String> {
         let mut out = Zeroizing::new(vec![0u8; self.share.len() / 2]);
-        hex::decode_to_slice(&self.share, &mut out).map_err(|e| format!("share is not hex: {e}"))?;
+        hex::decode_to_slice(&self.share, &mut out)
+            .map_err(|e| format!("share is not hex: {e}"))?;
         Ok(out)
     }
 

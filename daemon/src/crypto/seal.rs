@@ -21,26 +21,42 @@ fn seal_key(root: &RootKey) -> Zeroizing<[u8; 32]> {
     let mut k = Zeroizing::new([0u8; 32]);
     // 32 bytes is within HKDF-SHA256's output limit, so expand cannot fail.
     #[allow(clippy::expect_used)]
-    hk.expand(SEAL_INFO, k.as_mut()).expect("32-byte HKDF output");
+    hk.expand(SEAL_INFO, k.as_mut())
+        .expect("32-byte HKDF output");
     k
 }
 
 fn aad(ceremony_id: &str, policy_digest: &[u8; 32]) -> Vec<u8> {
     let mut a = Vec::with_capacity(ceremony_id.len() + 36);
-    a.extend_from_slice(&u32::try_from(ceremony_id.len()).unwrap_or(u32::MAX).to_be_bytes());
+    a.extend_from_slice(
+        &u32::try_from(ceremony_id.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     a.extend_from_slice(ceremony_id.as_bytes());
     a.extend_from_slice(policy_digest);
     a
 }
 
 /// Seals S under R: `nonce (24) ‖ ciphertext ‖ tag`.
-pub fn seal(root: &RootKey, seed: &AuthoritySeed, ceremony_id: &str, policy_digest: &[u8; 32]) -> Result<Vec<u8>> {
+pub fn seal(
+    root: &RootKey,
+    seed: &AuthoritySeed,
+    ceremony_id: &str,
+    policy_digest: &[u8; 32],
+) -> Result<Vec<u8>> {
     let key = seal_key(root);
     let cipher = XChaCha20Poly1305::new(key.as_ref().into());
     let mut nonce = [0u8; NONCE_LEN];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
     let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: seed.expose(), aad: &aad(ceremony_id, policy_digest) })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: seed.expose(),
+                aad: &aad(ceremony_id, policy_digest),
+            },
+        )
         .map_err(|_| Error::Internal("sealing the authority seed failed".into()))?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&ct);
@@ -48,9 +64,17 @@ pub fn seal(root: &RootKey, seed: &AuthoritySeed, ceremony_id: &str, policy_dige
 }
 
 /// Opens the seal with a rebuilt R. Fails if R, the ceremony or the policy differ.
-pub fn unseal(root: &RootKey, sealed: &[u8], ceremony_id: &str, policy_digest: &[u8; 32]) -> Result<AuthoritySeed> {
+pub fn unseal(
+    root: &RootKey,
+    sealed: &[u8],
+    ceremony_id: &str,
+    policy_digest: &[u8; 32],
+) -> Result<AuthoritySeed> {
     if sealed.len() != NONCE_LEN + 32 + 16 {
-        return Err(Error::Reconstruction(format!("the stored seal is {} bytes, expected 72", sealed.len())));
+        return Err(Error::Reconstruction(format!(
+            "the stored seal is {} bytes, expected 72",
+            sealed.len()
+        )));
     }
     let key = seal_key(root);
     let cipher = XChaCha20Poly1305::new(key.as_ref().into());
@@ -58,10 +82,15 @@ pub fn unseal(root: &RootKey, sealed: &[u8], ceremony_id: &str, policy_digest: &
         cipher
             .decrypt(
                 XNonce::from_slice(&sealed[..NONCE_LEN]),
-                Payload { msg: &sealed[NONCE_LEN..], aad: &aad(ceremony_id, policy_digest) },
+                Payload {
+                    msg: &sealed[NONCE_LEN..],
+                    aad: &aad(ceremony_id, policy_digest),
+                },
             )
             .map_err(|_| {
-                Error::Reconstruction("authentication failed: wrong root key, ceremony or policy".into())
+                Error::Reconstruction(
+                    "authentication failed: wrong root key, ceremony or policy".into(),
+                )
             })?,
     );
     let mut s = Zeroizing::new([0u8; 32]);
@@ -79,7 +108,10 @@ mod tests {
         let r = RootKey::generate();
         let s = AuthoritySeed::generate();
         let sealed = seal(&r, &s, "cer", &[1; 32]).unwrap();
-        assert_eq!(unseal(&r, &sealed, "cer", &[1; 32]).unwrap().expose(), s.expose());
+        assert_eq!(
+            unseal(&r, &sealed, "cer", &[1; 32]).unwrap().expose(),
+            s.expose()
+        );
         assert!(unseal(&RootKey::generate(), &sealed, "cer", &[1; 32]).is_err());
         assert!(unseal(&r, &sealed, "cer2", &[1; 32]).is_err());
         assert!(unseal(&r, &sealed, "cer", &[2; 32]).is_err());

@@ -31,10 +31,17 @@ impl ShareBytes {
 /// Splits R into `n` shares, any `k` of which recover it. Share `i` has x = i + 1.
 pub fn split(root: &RootKey, k: u8, n: u8) -> Result<Vec<ShareBytes>> {
     if k < 2 || n < k {
-        return Err(Error::Internal(format!("split {k} of {n}: need 2 <= k <= n")));
+        return Err(Error::Internal(format!(
+            "split {k} of {n}: need 2 <= k <= n"
+        )));
     }
-    let raw = Gf256::split_array(usize::from(k), usize::from(n), root.expose(), rand_core::OsRng)
-        .map_err(|e| Error::Internal(format!("shamir split failed: {e:?}")))?;
+    let raw = Gf256::split_array(
+        usize::from(k),
+        usize::from(n),
+        root.expose(),
+        rand_core::OsRng,
+    )
+    .map_err(|e| Error::Internal(format!("shamir split failed: {e:?}")))?;
     let mut out = Vec::with_capacity(raw.len());
     for (i, mut s) in raw.into_iter().enumerate() {
         let ok = s.len() == SHARE_LEN && usize::from(s[0]) == i + 1;
@@ -44,7 +51,9 @@ pub fn split(root: &RootKey, k: u8, n: u8) -> Result<Vec<ShareBytes>> {
         }
         zeroize::Zeroize::zeroize(&mut s);
         if !ok {
-            return Err(Error::Internal(format!("shamir split gave share {i} an unexpected shape")));
+            return Err(Error::Internal(format!(
+                "shamir split gave share {i} an unexpected shape"
+            )));
         }
         out.push(ShareBytes(b));
     }
@@ -54,20 +63,30 @@ pub fn split(root: &RootKey, k: u8, n: u8) -> Result<Vec<ShareBytes>> {
 /// Rebuilds R from `threshold` verified shares with distinct x.
 pub fn combine(shares: &[VerifiedShare], threshold: u32) -> Result<RootKey> {
     if shares.len() < 2 || (shares.len() as u64) < u64::from(threshold) {
-        return Err(Error::Internal(format!("combine with {} of {threshold} shares refused", shares.len())));
+        return Err(Error::Internal(format!(
+            "combine with {} of {threshold} shares refused",
+            shares.len()
+        )));
     }
     let mut xs: Vec<u8> = shares.iter().map(VerifiedShare::x).collect();
     xs.sort_unstable();
     xs.dedup();
     if xs.len() != shares.len() || xs.first() == Some(&0) {
-        return Err(Error::Internal("combine refused: duplicate or zero x".into()));
+        return Err(Error::Internal(
+            "combine refused: duplicate or zero x".into(),
+        ));
     }
-    let raw: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(shares.iter().map(|s| s.bytes().to_vec()).collect());
+    let raw: Zeroizing<Vec<Vec<u8>>> =
+        Zeroizing::new(shares.iter().map(|s| s.bytes().to_vec()).collect());
     let secret = Zeroizing::new(
-        Gf256::combine_array(raw.as_slice()).map_err(|e| Error::Internal(format!("shamir combine failed: {e:?}")))?,
+        Gf256::combine_array(raw.as_slice())
+            .map_err(|e| Error::Internal(format!("shamir combine failed: {e:?}")))?,
     );
     if secret.len() != 32 {
-        return Err(Error::Internal(format!("combined secret is {} bytes, expected 32", secret.len())));
+        return Err(Error::Internal(format!(
+            "combined secret is {} bytes, expected 32",
+            secret.len()
+        )));
     }
     let mut k = Zeroizing::new([0u8; 32]);
     k.copy_from_slice(&secret);
@@ -91,10 +110,21 @@ pub(crate) mod tests {
             .map(|s| {
                 let id = format!("c{}", s.x());
                 let sig = key(s.x()).sign(b"t").to_bytes();
-                let who =
-                    authenticate_custodian(policy, &SignedBy { signer_id: &id, signed_at: 1, signature: &sig }, b"t", 1)
-                        .unwrap();
-                let com = Commitment { x: s.x(), hash: commitment_hash("cer", &id, s.expose()) };
+                let who = authenticate_custodian(
+                    policy,
+                    &SignedBy {
+                        signer_id: &id,
+                        signed_at: 1,
+                        signature: &sig,
+                    },
+                    b"t",
+                    1,
+                )
+                .unwrap();
+                let com = Commitment {
+                    x: s.x(),
+                    hash: commitment_hash("cer", &id, s.expose()),
+                };
                 verify_share(&who, &com, "cer", s.expose()).unwrap()
             })
             .collect()

@@ -54,7 +54,13 @@ impl AuthenticatedCommander {
 pub fn check_fresh(signer: &str, signed_at: u64, now: u64, allowed: u64) -> Result<()> {
     let skew = now.abs_diff(signed_at);
     if skew > allowed {
-        return Err(Error::StaleSignature { signer: signer.to_string(), signed_at, now, skew, allowed });
+        return Err(Error::StaleSignature {
+            signer: signer.to_string(),
+            signed_at,
+            now,
+            skew,
+            allowed,
+        });
     }
     Ok(())
 }
@@ -62,9 +68,15 @@ pub fn check_fresh(signer: &str, signed_at: u64, now: u64, allowed: u64) -> Resu
 /// Verifies an ed25519 signature strictly (no malleable or small-order encodings).
 pub fn verify(signer: &str, key: &VerifyingKey, payload: &[u8], signature: &[u8]) -> Result<()> {
     let sig = Signature::from_slice(signature).map_err(|_| {
-        Error::invalid("signature.signature", format!("is {} bytes; an ed25519 signature is 64", signature.len()))
+        Error::invalid(
+            "signature.signature",
+            format!("is {} bytes; an ed25519 signature is 64", signature.len()),
+        )
     })?;
-    key.verify_strict(payload, &sig).map_err(|_| Error::BadSignature { signer: signer.to_string() })
+    key.verify_strict(payload, &sig)
+        .map_err(|_| Error::BadSignature {
+            signer: signer.to_string(),
+        })
 }
 
 /// Membership (cheap) first, then freshness, then the signature.
@@ -76,8 +88,16 @@ pub fn authenticate_custodian(
 ) -> Result<AuthenticatedCustodian> {
     let (x, member) = policy.custodian(sig.signer_id)?;
     check_fresh(sig.signer_id, sig.signed_at, now, policy.freshness_seconds)?;
-    verify(sig.signer_id, &verifying_key(member)?, payload, sig.signature)?;
-    Ok(AuthenticatedCustodian { id: member.id.clone(), x })
+    verify(
+        sig.signer_id,
+        &verifying_key(member)?,
+        payload,
+        sig.signature,
+    )?;
+    Ok(AuthenticatedCustodian {
+        id: member.id.clone(),
+        x,
+    })
 }
 
 /// Membership, freshness, then the signature.
@@ -89,8 +109,15 @@ pub fn authenticate_commander(
 ) -> Result<AuthenticatedCommander> {
     let c = policy.commander(sig.signer_id)?;
     check_fresh(sig.signer_id, sig.signed_at, now, policy.freshness_seconds)?;
-    verify(sig.signer_id, &verifying_key(&c.member)?, payload, sig.signature)?;
-    Ok(AuthenticatedCommander { id: c.member.id.clone() })
+    verify(
+        sig.signer_id,
+        &verifying_key(&c.member)?,
+        payload,
+        sig.signature,
+    )?;
+    Ok(AuthenticatedCommander {
+        id: c.member.id.clone(),
+    })
 }
 
 /// Who may act on a request besides its requester.
@@ -113,7 +140,12 @@ impl Actor {
 }
 
 /// Authenticates a signer who may be a commander or a custodian (commanders first).
-pub fn authenticate_any(policy: &Policy, sig: &SignedBy<'_>, payload: &[u8], now: u64) -> Result<Actor> {
+pub fn authenticate_any(
+    policy: &Policy,
+    sig: &SignedBy<'_>,
+    payload: &[u8],
+    now: u64,
+) -> Result<Actor> {
     if policy.commander(sig.signer_id).is_ok() {
         return authenticate_commander(policy, sig, payload, now).map(Actor::Commander);
     }
@@ -148,34 +180,80 @@ mod tests {
         let p = policy();
         let payload = b"payload";
         let sig = key(1).sign(payload).to_bytes();
-        let ok = SignedBy { signer_id: "c1", signed_at: 1000, signature: &sig };
-        assert_eq!(authenticate_custodian(&p, &ok, payload, 1000).unwrap().x(), 1);
+        let ok = SignedBy {
+            signer_id: "c1",
+            signed_at: 1000,
+            signature: &sig,
+        };
+        assert_eq!(
+            authenticate_custodian(&p, &ok, payload, 1000).unwrap().x(),
+            1
+        );
         assert!(matches!(
             authenticate_custodian(&p, &ok, b"other payload", 1000),
             Err(Error::BadSignature { .. })
         ));
-        let wrong_key = SignedBy { signer_id: "c2", ..ok.clone() };
-        assert!(matches!(authenticate_custodian(&p, &wrong_key, payload, 1000), Err(Error::BadSignature { .. })));
+        let wrong_key = SignedBy {
+            signer_id: "c2",
+            ..ok.clone()
+        };
+        assert!(matches!(
+            authenticate_custodian(&p, &wrong_key, payload, 1000),
+            Err(Error::BadSignature { .. })
+        ));
         assert!(matches!(
             authenticate_custodian(&p, &ok, payload, 1000 + 121),
-            Err(Error::StaleSignature { skew: 121, allowed: 120, .. })
+            Err(Error::StaleSignature {
+                skew: 121,
+                allowed: 120,
+                ..
+            })
         ));
-        let unknown = SignedBy { signer_id: "mallory", ..ok.clone() };
-        assert!(matches!(authenticate_custodian(&p, &unknown, payload, 1000), Err(Error::UnknownCustodian { .. })));
-        let short = SignedBy { signature: &sig[..10], ..ok };
-        assert!(matches!(authenticate_custodian(&p, &short, payload, 1000), Err(Error::InvalidArgument { .. })));
+        let unknown = SignedBy {
+            signer_id: "mallory",
+            ..ok.clone()
+        };
+        assert!(matches!(
+            authenticate_custodian(&p, &unknown, payload, 1000),
+            Err(Error::UnknownCustodian { .. })
+        ));
+        let short = SignedBy {
+            signature: &sig[..10],
+            ..ok
+        };
+        assert!(matches!(
+            authenticate_custodian(&p, &short, payload, 1000),
+            Err(Error::InvalidArgument { .. })
+        ));
     }
 
     #[test]
     fn commander_and_any() {
         let p = policy();
         let sig = key(100).sign(b"p").to_bytes();
-        let s = SignedBy { signer_id: "ic", signed_at: 5, signature: &sig };
+        let s = SignedBy {
+            signer_id: "ic",
+            signed_at: 5,
+            signature: &sig,
+        };
         assert_eq!(authenticate_commander(&p, &s, b"p", 5).unwrap().id(), "ic");
-        assert!(matches!(authenticate_any(&p, &s, b"p", 5), Ok(Actor::Commander(_))));
+        assert!(matches!(
+            authenticate_any(&p, &s, b"p", 5),
+            Ok(Actor::Commander(_))
+        ));
         let csig = key(2).sign(b"p").to_bytes();
-        let c = SignedBy { signer_id: "c2", signed_at: 5, signature: &csig };
-        assert!(matches!(authenticate_commander(&p, &c, b"p", 5), Err(Error::NotACommander { .. })));
-        assert!(matches!(authenticate_any(&p, &c, b"p", 5), Ok(Actor::Custodian(_))));
+        let c = SignedBy {
+            signer_id: "c2",
+            signed_at: 5,
+            signature: &csig,
+        };
+        assert!(matches!(
+            authenticate_commander(&p, &c, b"p", 5),
+            Err(Error::NotACommander { .. })
+        ));
+        assert!(matches!(
+            authenticate_any(&p, &c, b"p", 5),
+            Ok(Actor::Custodian(_))
+        ));
     }
 }

@@ -113,14 +113,20 @@ struct ScopeFile {
 fn duration(field: &str, s: &str) -> Result<u64> {
     humantime::parse_duration(s)
         .map(|d| d.as_secs())
-        .map_err(|e| Error::Policy(format!("{field} = {s:?} is not a duration like \"15m\" or \"1h\": {e}")))
+        .map_err(|e| {
+            Error::Policy(format!(
+                "{field} = {s:?} is not a duration like \"15m\" or \"1h\": {e}"
+            ))
+        })
 }
 
 /// Checks an id: 1 to 64 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
 pub fn check_id(what: &str, id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
         && id.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(())
@@ -137,7 +143,10 @@ pub fn parse_ssh_ed25519(who: &str, line: &str) -> Result<(VerifyingKey, String)
     let key = ssh_key::PublicKey::from_openssh(line.trim())
         .map_err(|e| Error::Policy(format!("{who}: ssh_key is not an OpenSSH public key: {e}")))?;
     let ed = key.key_data().ed25519().ok_or_else(|| {
-        Error::Policy(format!("{who}: ssh_key must be an ssh-ed25519 key, found {}", key.algorithm()))
+        Error::Policy(format!(
+            "{who}: ssh_key must be an ssh-ed25519 key, found {}",
+            key.algorithm()
+        ))
     })?;
     let vk = VerifyingKey::from_bytes(&ed.0)
         .map_err(|e| Error::Policy(format!("{who}: ssh_key is not a valid ed25519 point: {e}")))?;
@@ -160,7 +169,11 @@ impl Policy {
                 Some(t) => Some(duration(&format!("scope {} max_ttl", s.name), t)?),
                 None => None,
             };
-            scopes.push(ScopePolicy { name: s.name, principals: s.principals, max_ttl_seconds: max });
+            scopes.push(ScopePolicy {
+                name: s.name,
+                principals: s.principals,
+                max_ttl_seconds: max,
+            });
         }
         let policy = Policy {
             threshold: f.threshold,
@@ -175,7 +188,11 @@ impl Policy {
                 .commanders
                 .into_iter()
                 .map(|c| CommanderPolicy {
-                    member: Member { id: c.id, name: c.name, ssh_key: c.ssh_key },
+                    member: Member {
+                        id: c.id,
+                        name: c.name,
+                        ssh_key: c.ssh_key,
+                    },
                     scopes: c.scopes,
                 })
                 .collect(),
@@ -238,7 +255,10 @@ impl Policy {
         for c in &mut self.custodians {
             check_id("custodian", &c.id)?;
             if seen.insert(c.id.clone(), ()).is_some() {
-                return Err(Error::Policy(format!("custodian id `{}` appears twice", c.id)));
+                return Err(Error::Policy(format!(
+                    "custodian id `{}` appears twice",
+                    c.id
+                )));
             }
             c.ssh_key = parse_ssh_ed25519(&format!("custodian {}", c.id), &c.ssh_key)?.1;
         }
@@ -270,9 +290,13 @@ impl Policy {
         for c in &mut self.commanders {
             check_id("commander", &c.member.id)?;
             if cmd.insert(c.member.id.clone(), ()).is_some() {
-                return Err(Error::Policy(format!("commander id `{}` appears twice", c.member.id)));
+                return Err(Error::Policy(format!(
+                    "commander id `{}` appears twice",
+                    c.member.id
+                )));
             }
-            c.member.ssh_key = parse_ssh_ed25519(&format!("commander {}", c.member.id), &c.member.ssh_key)?.1;
+            c.member.ssh_key =
+                parse_ssh_ed25519(&format!("commander {}", c.member.id), &c.member.ssh_key)?.1;
             for s in &c.scopes {
                 if !scope_names.contains_key(s) {
                     return Err(Error::Policy(format!(
@@ -283,7 +307,9 @@ impl Policy {
             }
         }
         if self.commanders.is_empty() {
-            return Err(Error::Policy("no [[commanders]]: nobody could open a request".into()));
+            return Err(Error::Policy(
+                "no [[commanders]]: nobody could open a request".into(),
+            ));
         }
         Ok(self)
     }
@@ -296,23 +322,42 @@ impl Policy {
             .find(|(_, c)| c.id == id)
             // n <= 255 is checked by `validated`, so index + 1 fits in u8.
             .map(|(i, c)| (u8::try_from(i + 1).unwrap_or(u8::MAX), c))
-            .ok_or_else(|| Error::UnknownCustodian { id: id.to_string(), known: self.custodian_ids().join(", ") })
+            .ok_or_else(|| Error::UnknownCustodian {
+                id: id.to_string(),
+                known: self.custodian_ids().join(", "),
+            })
     }
 
     /// The commander with this id.
     pub fn commander(&self, id: &str) -> Result<&CommanderPolicy> {
-        self.commanders.iter().find(|c| c.member.id == id).ok_or_else(|| Error::NotACommander {
-            id: id.to_string(),
-            known: self.commanders.iter().map(|c| c.member.id.as_str()).collect::<Vec<_>>().join(", "),
-        })
+        self.commanders
+            .iter()
+            .find(|c| c.member.id == id)
+            .ok_or_else(|| Error::NotACommander {
+                id: id.to_string(),
+                known: self
+                    .commanders
+                    .iter()
+                    .map(|c| c.member.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// The scope with this name.
     pub fn scope(&self, name: &str) -> Result<&ScopePolicy> {
-        self.scopes.iter().find(|s| s.name == name).ok_or_else(|| Error::UnknownScope {
-            scope: name.to_string(),
-            known: self.scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
-        })
+        self.scopes
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| Error::UnknownScope {
+                scope: name.to_string(),
+                known: self
+                    .scopes
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// Custodian ids in share order.
@@ -322,7 +367,10 @@ impl Policy {
 
     /// TTL cap for a scope.
     pub fn ttl_cap(&self, scope: &ScopePolicy) -> u64 {
-        scope.max_ttl_seconds.unwrap_or(self.max_ttl_seconds).min(self.max_ttl_seconds)
+        scope
+            .max_ttl_seconds
+            .unwrap_or(self.max_ttl_seconds)
+            .min(self.max_ttl_seconds)
     }
 
     /// Checks that `commander` may open a request for `scope` with `ttl` seconds.
@@ -341,7 +389,11 @@ impl Policy {
         }
         let max = self.ttl_cap(s);
         if ttl > max {
-            return Err(Error::TtlTooLong { scope: scope.to_string(), requested: ttl, max });
+            return Err(Error::TtlTooLong {
+                scope: scope.to_string(),
+                requested: ttl,
+                max,
+            });
         }
         Ok(())
     }
@@ -359,7 +411,9 @@ pub(crate) mod tests {
 
     pub fn ssh_line(sk: &SigningKey) -> String {
         let kp = ssh_key::private::Ed25519Keypair::from_seed(&sk.to_bytes());
-        ssh_key::PublicKey::from(kp.public).to_openssh().unwrap_or_default()
+        ssh_key::PublicKey::from(kp.public)
+            .to_openssh()
+            .unwrap_or_default()
     }
 
     pub fn key(i: u8) -> SigningKey {
@@ -389,7 +443,10 @@ pub(crate) mod tests {
         assert_eq!(p.threshold, 3);
         assert_eq!(p.collection_window_seconds, 900);
         assert_eq!(p.custodian("c2").unwrap().0, 2);
-        assert!(!p.custodians[0].ssh_key.contains("example"), "comment dropped");
+        assert!(
+            !p.custodians[0].ssh_key.contains("example"),
+            "comment dropped"
+        );
         let again = Policy::from_canonical_json(&p.canonical_json()).unwrap();
         assert_eq!(again, p);
         assert_eq!(again.digest(), p.digest());
@@ -400,12 +457,30 @@ pub(crate) mod tests {
         let cases = [
             (sample_toml(5, 1), "threshold 1 is below 2"),
             (sample_toml(2, 3), "2 custodians with threshold 3"),
-            (sample_toml(3, 2).replace("\"15m\"", "\"soon\""), "not a duration"),
-            (sample_toml(3, 2).replace("max_ttl = \"1h\"", "max_ttl = \"30d\""), "max_ttl must be between"),
-            (sample_toml(3, 2).replace("scopes = [\"prod-ssh\"]", "scopes = [\"nope\"]"), "not defined"),
-            (sample_toml(3, 2).replace("id = \"c2\"", "id = \"c1\""), "appears twice"),
-            (sample_toml(3, 2).replace("id = \"c2\"", "id = \"bad id\""), "must be 1 to 64"),
-            (sample_toml(3, 2).replace("ssh-ed25519", "ssh-rsa"), "ssh_key"),
+            (
+                sample_toml(3, 2).replace("\"15m\"", "\"soon\""),
+                "not a duration",
+            ),
+            (
+                sample_toml(3, 2).replace("max_ttl = \"1h\"", "max_ttl = \"30d\""),
+                "max_ttl must be between",
+            ),
+            (
+                sample_toml(3, 2).replace("scopes = [\"prod-ssh\"]", "scopes = [\"nope\"]"),
+                "not defined",
+            ),
+            (
+                sample_toml(3, 2).replace("id = \"c2\"", "id = \"c1\""),
+                "appears twice",
+            ),
+            (
+                sample_toml(3, 2).replace("id = \"c2\"", "id = \"bad id\""),
+                "must be 1 to 64",
+            ),
+            (
+                sample_toml(3, 2).replace("ssh-ed25519", "ssh-rsa"),
+                "ssh_key",
+            ),
         ];
         for (toml, want) in cases {
             let err = Policy::from_toml(&toml).unwrap_err().to_string();
@@ -417,13 +492,25 @@ pub(crate) mod tests {
     fn authorize_open_checks_commander_scope_and_ttl() {
         let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
         assert!(p.authorize_open("ic", "prod-ssh", 1800).is_ok());
-        assert!(matches!(p.authorize_open("c1", "prod-ssh", 60), Err(Error::NotACommander { .. })));
-        assert!(matches!(p.authorize_open("ic", "prod-db", 60), Err(Error::ScopeNotAllowed { .. })));
-        assert!(matches!(p.authorize_open("ic", "nope", 60), Err(Error::UnknownScope { .. })));
+        assert!(matches!(
+            p.authorize_open("c1", "prod-ssh", 60),
+            Err(Error::NotACommander { .. })
+        ));
+        assert!(matches!(
+            p.authorize_open("ic", "prod-db", 60),
+            Err(Error::ScopeNotAllowed { .. })
+        ));
+        assert!(matches!(
+            p.authorize_open("ic", "nope", 60),
+            Err(Error::UnknownScope { .. })
+        ));
         assert!(matches!(
             p.authorize_open("ic", "prod-ssh", 1801),
             Err(Error::TtlTooLong { max: 1800, .. })
         ));
-        assert!(matches!(p.authorize_open("ic", "prod-ssh", 0), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            p.authorize_open("ic", "prod-ssh", 0),
+            Err(Error::InvalidArgument { .. })
+        ));
     }
 }

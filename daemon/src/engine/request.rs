@@ -125,7 +125,12 @@ pub struct OpenParams {
 }
 
 fn record(now: u64, actor: &str, id: &str, event: Event) -> Record {
-    Record { time: now, actor: actor.to_string(), request_id: Some(id.to_string()), event }
+    Record {
+        time: now,
+        actor: actor.to_string(),
+        request_id: Some(id.to_string()),
+        event,
+    }
 }
 
 /// Result of accepting one share.
@@ -144,12 +149,19 @@ impl Request {
     pub fn open(p: OpenParams, now: u64) -> Result<(Request, Vec<Record>)> {
         let reason = p.reason.trim();
         if reason.is_empty() {
-            return Err(Error::invalid("reason", "is empty: say why emergency access is needed"));
+            return Err(Error::invalid(
+                "reason",
+                "is empty: say why emergency access is needed",
+            ));
         }
         if reason.len() > super::policy::MAX_REASON_LEN {
             return Err(Error::invalid(
                 "reason",
-                format!("is {} bytes; at most {} are kept", reason.len(), super::policy::MAX_REASON_LEN),
+                format!(
+                    "is {} bytes; at most {} are kept",
+                    reason.len(),
+                    super::policy::MAX_REASON_LEN
+                ),
             ));
         }
         let deadline = now.saturating_add(p.window_seconds);
@@ -200,7 +212,11 @@ impl Request {
         Error::RequestClosed {
             id: self.id.clone(),
             state: self.state.name(),
-            why: if self.close_reason.is_empty() { String::new() } else { format!(" ({})", self.close_reason) },
+            why: if self.close_reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", self.close_reason)
+            },
         }
     }
 
@@ -210,7 +226,11 @@ impl Request {
             return Err(self.closed_error());
         }
         if now >= self.deadline {
-            return Err(Error::WindowClosed { id: self.id.clone(), deadline: self.deadline, now });
+            return Err(Error::WindowClosed {
+                id: self.id.clone(),
+                deadline: self.deadline,
+                now,
+            });
         }
         Ok(Collecting(self))
     }
@@ -239,7 +259,15 @@ impl Request {
         r.state = State::Cancelled;
         r.closed_at = now;
         r.close_reason = why.to_string();
-        let rec = record(now, "daemon", &r.id, Event::RequestCancelled { by: "daemon".into(), reason: why.into() });
+        let rec = record(
+            now,
+            "daemon",
+            &r.id,
+            Event::RequestCancelled {
+                by: "daemon".into(),
+                reason: why.into(),
+            },
+        );
         Some((r, vec![rec]))
     }
 
@@ -262,10 +290,20 @@ impl Request {
         self.check_requester(caller, "fetch the credential of")?;
         match (&self.credential, self.state) {
             (Some(c), State::Unlocked) => {
-                let rec = record(now, caller, &self.id, Event::CredentialFetched { by: caller.to_string() });
+                let rec = record(
+                    now,
+                    caller,
+                    &self.id,
+                    Event::CredentialFetched {
+                        by: caller.to_string(),
+                    },
+                );
                 Ok((c, vec![rec]))
             }
-            _ => Err(Error::NoCredential { id: self.id.clone(), state: self.state.name() }),
+            _ => Err(Error::NoCredential {
+                id: self.id.clone(),
+                state: self.state.name(),
+            }),
         }
     }
 }
@@ -283,7 +321,10 @@ impl<'a> Collecting<'a> {
     /// Checks that `custodian` has not approved yet.
     pub fn check_not_approved(&self, custodian: &str) -> Result<()> {
         if self.0.approvals.iter().any(|a| a.custodian == custodian) {
-            return Err(Error::DuplicateShare { custodian: custodian.to_string(), id: self.0.id.clone() });
+            return Err(Error::DuplicateShare {
+                custodian: custodian.to_string(),
+                id: self.0.id.clone(),
+            });
         }
         Ok(())
     }
@@ -292,24 +333,45 @@ impl<'a> Collecting<'a> {
     pub fn accept(self, custodian: &str, now: u64) -> Result<Accepted> {
         self.check_not_approved(custodian)?;
         let mut r = self.0.clone();
-        r.approvals.push(Approval { custodian: custodian.to_string(), at: now });
+        r.approvals.push(Approval {
+            custodian: custodian.to_string(),
+            at: now,
+        });
         let accepted = u32::try_from(r.approvals.len()).unwrap_or(u32::MAX);
         let mut records = vec![record(
             now,
             custodian,
             &r.id,
-            Event::ShareAccepted { custodian: custodian.to_string(), accepted, threshold: r.threshold },
+            Event::ShareAccepted {
+                custodian: custodian.to_string(),
+                accepted,
+                threshold: r.threshold,
+            },
         )];
         let quorum = accepted >= r.threshold;
         if quorum {
             let approvers = r.approvals.iter().map(|a| a.custodian.clone()).collect();
-            records.push(record(now, "daemon", &r.id, Event::QuorumReached { approvers }));
+            records.push(record(
+                now,
+                "daemon",
+                &r.id,
+                Event::QuorumReached { approvers },
+            ));
         }
-        Ok(Accepted { request: r, records, quorum })
+        Ok(Accepted {
+            request: r,
+            records,
+            quorum,
+        })
     }
 
     /// Completes the unlock with the minted credential. Only valid once the quorum is reached.
-    pub fn unlock(self, credential: StoredCredential, kinds: Vec<String>, now: u64) -> Result<(Request, Vec<Record>)> {
+    pub fn unlock(
+        self,
+        credential: StoredCredential,
+        kinds: Vec<String>,
+        now: u64,
+    ) -> Result<(Request, Vec<Record>)> {
         let accepted = u32::try_from(self.0.approvals.len()).unwrap_or(u32::MAX);
         if accepted < self.0.threshold {
             return Err(Error::Internal(format!(
@@ -323,18 +385,35 @@ impl<'a> Collecting<'a> {
         r.closed_at = now;
         r.close_reason = "quorum reached; credential minted".into();
         r.credential = Some(credential);
-        let rec = record(now, "daemon", &r.id, Event::CredentialMinted { expires_at, kinds });
+        let rec = record(
+            now,
+            "daemon",
+            &r.id,
+            Event::CredentialMinted { expires_at, kinds },
+        );
         Ok((r, vec![rec]))
     }
 
     /// Cancels the request. `by` must be the requester or a custodian (checked by the caller's policy).
     pub fn cancel(self, by: &str, reason: &str, now: u64) -> (Request, Vec<Record>) {
         let mut r = self.0.clone();
-        let reason = if reason.trim().is_empty() { "no reason given" } else { reason.trim() };
+        let reason = if reason.trim().is_empty() {
+            "no reason given"
+        } else {
+            reason.trim()
+        };
         r.state = State::Cancelled;
         r.closed_at = now;
         r.close_reason = format!("cancelled by {by}: {reason}");
-        let rec = record(now, by, &r.id, Event::RequestCancelled { by: by.to_string(), reason: reason.to_string() });
+        let rec = record(
+            now,
+            by,
+            &r.id,
+            Event::RequestCancelled {
+                by: by.to_string(),
+                reason: reason.to_string(),
+            },
+        );
         (r, vec![rec])
     }
 }
@@ -368,7 +447,10 @@ mod tests {
     }
 
     fn cred() -> StoredCredential {
-        StoredCredential { expires_at: T0 + 600, sealed: vec![1] }
+        StoredCredential {
+            expires_at: T0 + 600,
+            sealed: vec![1],
+        }
     }
 
     #[test]
@@ -383,10 +465,22 @@ mod tests {
     fn open_rejects_empty_and_long_reason() {
         let mut p = params();
         p.reason = "  ".into();
-        assert!(matches!(Request::open(p, T0), Err(Error::InvalidArgument { field: "reason", .. })));
+        assert!(matches!(
+            Request::open(p, T0),
+            Err(Error::InvalidArgument {
+                field: "reason",
+                ..
+            })
+        ));
         let mut p = params();
         p.reason = "x".repeat(2000);
-        assert!(matches!(Request::open(p, T0), Err(Error::InvalidArgument { field: "reason", .. })));
+        assert!(matches!(
+            Request::open(p, T0),
+            Err(Error::InvalidArgument {
+                field: "reason",
+                ..
+            })
+        ));
     }
 
     /// Invariant 2: only the share that brings the count to `threshold` reports a quorum.
@@ -395,15 +489,39 @@ mod tests {
         let r = opened();
         let a = r.collecting(T0 + 1).unwrap().accept("c1", T0 + 1).unwrap();
         assert!(!a.quorum);
-        let b = a.request.collecting(T0 + 2).unwrap().accept("c2", T0 + 2).unwrap();
+        let b = a
+            .request
+            .collecting(T0 + 2)
+            .unwrap()
+            .accept("c2", T0 + 2)
+            .unwrap();
         assert!(!b.quorum);
-        let c = b.request.collecting(T0 + 3).unwrap().accept("c3", T0 + 3).unwrap();
+        let c = b
+            .request
+            .collecting(T0 + 3)
+            .unwrap()
+            .accept("c3", T0 + 3)
+            .unwrap();
         assert!(c.quorum);
-        assert!(matches!(c.records.last().map(|r| &r.event), Some(Event::QuorumReached { .. })));
-        let (u, recs) = c.request.collecting(T0 + 3).unwrap().unlock(cred(), vec!["paseto".into()], T0 + 3).unwrap();
+        assert!(matches!(
+            c.records.last().map(|r| &r.event),
+            Some(Event::QuorumReached { .. })
+        ));
+        let (u, recs) = c
+            .request
+            .collecting(T0 + 3)
+            .unwrap()
+            .unlock(cred(), vec!["paseto".into()], T0 + 3)
+            .unwrap();
         assert_eq!(u.state, State::Unlocked);
         assert!(matches!(recs[0].event, Event::CredentialMinted { .. }));
-        assert!(matches!(u.collecting(T0 + 4), Err(Error::RequestClosed { state: "unlocked", .. })));
+        assert!(matches!(
+            u.collecting(T0 + 4),
+            Err(Error::RequestClosed {
+                state: "unlocked",
+                ..
+            })
+        ));
     }
 
     /// Invariant 2: unlock below threshold is refused.
@@ -411,7 +529,10 @@ mod tests {
     fn unlock_below_threshold_refused() {
         let r = opened();
         let a = r.collecting(T0).unwrap().accept("c1", T0).unwrap();
-        assert!(matches!(a.request.collecting(T0).unwrap().unlock(cred(), vec![], T0), Err(Error::Internal(_))));
+        assert!(matches!(
+            a.request.collecting(T0).unwrap().unlock(cred(), vec![], T0),
+            Err(Error::Internal(_))
+        ));
     }
 
     #[test]
@@ -430,12 +551,24 @@ mod tests {
         let r = opened();
         assert!(r.expire(T0 + 899).is_none());
         assert!(r.collecting(T0 + 899).is_ok());
-        assert!(matches!(r.collecting(T0 + 900), Err(Error::WindowClosed { .. })));
+        assert!(matches!(
+            r.collecting(T0 + 900),
+            Err(Error::WindowClosed { .. })
+        ));
         let (e, recs) = r.expire(T0 + 900).unwrap();
         assert_eq!(e.state, State::Expired);
-        assert!(matches!(recs[0].event, Event::RequestExpired { accepted: 0 }));
+        assert!(matches!(
+            recs[0].event,
+            Event::RequestExpired { accepted: 0 }
+        ));
         assert!(e.expire(T0 + 2000).is_none(), "terminal stays terminal");
-        assert!(matches!(e.collecting(T0), Err(Error::RequestClosed { state: "expired", .. })));
+        assert!(matches!(
+            e.collecting(T0),
+            Err(Error::RequestClosed {
+                state: "expired",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -453,7 +586,13 @@ mod tests {
     #[test]
     fn fetch_only_by_requester_and_only_when_unlocked() {
         let r = opened();
-        assert!(matches!(r.fetch("ic", T0), Err(Error::NoCredential { state: "collecting", .. })));
+        assert!(matches!(
+            r.fetch("ic", T0),
+            Err(Error::NoCredential {
+                state: "collecting",
+                ..
+            })
+        ));
         assert!(matches!(r.fetch("c1", T0), Err(Error::NotRequester { .. })));
         let mut u = r.clone();
         u.state = State::Unlocked;

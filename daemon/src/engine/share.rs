@@ -29,7 +29,12 @@ pub struct Commitment {
 /// random to anyone holding fewer than `threshold` shares.
 pub fn commitment_hash(ceremony_id: &str, custodian_id: &str, share: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
-    for part in [DOMAIN_SHARE_COMMITMENT.as_bytes(), ceremony_id.as_bytes(), custodian_id.as_bytes(), share] {
+    for part in [
+        DOMAIN_SHARE_COMMITMENT.as_bytes(),
+        ceremony_id.as_bytes(),
+        custodian_id.as_bytes(),
+        share,
+    ] {
         let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
         h.update(len.to_be_bytes());
         h.update(part);
@@ -70,13 +75,21 @@ pub fn verify_share(
     ceremony_id: &str,
     plaintext: &[u8],
 ) -> Result<VerifiedShare> {
-    let malformed = |why: String| Error::ShareMalformed { custodian: who.id().to_string(), why };
+    let malformed = |why: String| Error::ShareMalformed {
+        custodian: who.id().to_string(),
+        why,
+    };
     if plaintext.len() != SHARE_LEN {
-        return Err(malformed(format!("{} bytes; a share is {SHARE_LEN} bytes (x and 32 bytes of y)", plaintext.len())));
+        return Err(malformed(format!(
+            "{} bytes; a share is {SHARE_LEN} bytes (x and 32 bytes of y)",
+            plaintext.len()
+        )));
     }
     let x = plaintext[0];
     if x == 0 {
-        return Err(malformed("x = 0 is not a share (it would be the secret itself)".into()));
+        return Err(malformed(
+            "x = 0 is not a share (it would be the secret itself)".into(),
+        ));
     }
     if x != who.x() || x != commitment.x {
         return Err(malformed(format!(
@@ -86,11 +99,16 @@ pub fn verify_share(
     }
     let h = commitment_hash(ceremony_id, who.id(), plaintext);
     if !bool::from(h.ct_eq(&commitment.hash)) {
-        return Err(Error::ShareCommitmentMismatch { custodian: who.id().to_string() });
+        return Err(Error::ShareCommitmentMismatch {
+            custodian: who.id().to_string(),
+        });
     }
     let mut bytes = Zeroizing::new([0u8; SHARE_LEN]);
     bytes.copy_from_slice(plaintext);
-    Ok(VerifiedShare { custodian: who.id().to_string(), bytes })
+    Ok(VerifiedShare {
+        custodian: who.id().to_string(),
+        bytes,
+    })
 }
 
 #[cfg(test)]
@@ -104,7 +122,17 @@ mod tests {
     fn who(id: &str, k: u8) -> AuthenticatedCustodian {
         let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
         let sig = key(k).sign(b"x").to_bytes();
-        authenticate_custodian(&p, &SignedBy { signer_id: id, signed_at: 1, signature: &sig }, b"x", 1).unwrap()
+        authenticate_custodian(
+            &p,
+            &SignedBy {
+                signer_id: id,
+                signed_at: 1,
+                signature: &sig,
+            },
+            b"x",
+            1,
+        )
+        .unwrap()
     }
 
     fn share(x: u8) -> [u8; SHARE_LEN] {
@@ -118,16 +146,31 @@ mod tests {
     fn checks_each_way_a_share_can_be_wrong() {
         let c2 = who("c2", 2);
         let good = share(2);
-        let com = Commitment { x: 2, hash: commitment_hash("cer", "c2", &good) };
+        let com = Commitment {
+            x: 2,
+            hash: commitment_hash("cer", "c2", &good),
+        };
         let v = verify_share(&c2, &com, "cer", &good).unwrap();
         assert_eq!((v.x(), v.custodian()), (2, "c2"));
 
         let err = |e: Error| e.to_string();
-        let short = verify_share(&c2, &com, "cer", &good[..32]).err().map(err).unwrap_or_default();
-        assert!(short.contains("custodian `c2`") && short.contains("32 bytes"), "{short}");
-        let zero = verify_share(&c2, &com, "cer", &share(0)).err().map(err).unwrap_or_default();
+        let short = verify_share(&c2, &com, "cer", &good[..32])
+            .err()
+            .map(err)
+            .unwrap_or_default();
+        assert!(
+            short.contains("custodian `c2`") && short.contains("32 bytes"),
+            "{short}"
+        );
+        let zero = verify_share(&c2, &com, "cer", &share(0))
+            .err()
+            .map(err)
+            .unwrap_or_default();
         assert!(zero.contains("x = 0"), "{zero}");
-        let dup = verify_share(&c2, &com, "cer", &share(1)).err().map(err).unwrap_or_default();
+        let dup = verify_share(&c2, &com, "cer", &share(1))
+            .err()
+            .map(err)
+            .unwrap_or_default();
         assert!(dup.contains("another custodian's share"), "{dup}");
         let mut flipped = good;
         flipped[10] ^= 1;

@@ -37,11 +37,23 @@ impl BreakGlassService {
 }
 
 fn sig(s: Option<pb::Signature>) -> Result<Sig, Status> {
-    let s = s.ok_or_else(|| to_status(&Error::invalid("signature", "is missing: every state-changing call is signed")))?;
+    let s = s.ok_or_else(|| {
+        to_status(&Error::invalid(
+            "signature",
+            "is missing: every state-changing call is signed",
+        ))
+    })?;
     if s.signer_id.is_empty() {
-        return Err(to_status(&Error::invalid("signature.signer_id", "is empty")));
+        return Err(to_status(&Error::invalid(
+            "signature.signer_id",
+            "is empty",
+        )));
     }
-    Ok(Sig { signer_id: s.signer_id, signed_at: s.signed_at, signature: s.signature })
+    Ok(Sig {
+        signer_id: s.signer_id,
+        signed_at: s.signed_at,
+        signature: s.signature,
+    })
 }
 
 /// Encodes a request with D's signature.
@@ -62,7 +74,10 @@ pub fn view(d: &Daemon, r: &Request) -> pb::RequestView {
         approvals: r
             .approvals
             .iter()
-            .map(|a| pb::Approval { custodian_id: a.custodian.clone(), accepted_at: a.at })
+            .map(|a| pb::Approval {
+                custodian_id: a.custodian.clone(),
+                accepted_at: a.at,
+            })
             .collect(),
         closed_at: r.closed_at,
         close_reason: r.close_reason.clone(),
@@ -73,7 +88,10 @@ pub fn view(d: &Daemon, r: &Request) -> pb::RequestView {
 
 #[tonic::async_trait]
 impl pb::break_glass_server::BreakGlass for BreakGlassService {
-    async fn get_info(&self, _: GrpcRequest<pb::GetInfoRequest>) -> Result<Response<pb::GetInfoResponse>, Status> {
+    async fn get_info(
+        &self,
+        _: GrpcRequest<pb::GetInfoRequest>,
+    ) -> Result<Response<pb::GetInfoResponse>, Status> {
         let d = &self.daemon;
         let m = d.meta();
         let a = d.authority().map_err(|e| to_status(&e))?;
@@ -89,7 +107,11 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
             custodians: p
                 .custodians
                 .iter()
-                .map(|c| pb::Custodian { id: c.id.clone(), name: c.name.clone(), ssh_public_key: c.ssh_key.clone() })
+                .map(|c| pb::Custodian {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    ssh_public_key: c.ssh_key.clone(),
+                })
                 .collect(),
             commanders: p
                 .commanders
@@ -104,7 +126,11 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
             scopes: p
                 .scopes
                 .iter()
-                .map(|s| pb::Scope { name: s.name.clone(), principals: s.principals.clone(), max_ttl_seconds: p.ttl_cap(s) })
+                .map(|s| pb::Scope {
+                    name: s.name.clone(),
+                    principals: s.principals.clone(),
+                    max_ttl_seconds: p.ttl_cap(s),
+                })
                 .collect(),
             collection_window_seconds: p.collection_window_seconds,
             max_ttl_seconds: p.max_ttl_seconds,
@@ -114,14 +140,26 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         }))
     }
 
-    async fn open_request(&self, req: GrpcRequest<pb::OpenRequestRequest>) -> Result<Response<pb::RequestView>, Status> {
+    async fn open_request(
+        &self,
+        req: GrpcRequest<pb::OpenRequestRequest>,
+    ) -> Result<Response<pb::RequestView>, Status> {
         let m = req.into_inner();
-        let call = OpenCall { scope: m.scope, reason: m.reason, ttl_seconds: m.ttl_seconds, nonce: m.nonce, sig: sig(m.signature)? };
+        let call = OpenCall {
+            scope: m.scope,
+            reason: m.reason,
+            ttl_seconds: m.ttl_seconds,
+            nonce: m.nonce,
+            sig: sig(m.signature)?,
+        };
         let v = self.run(move |d| d.open(call).map(|r| view(d, &r))).await?;
         Ok(Response::new(v))
     }
 
-    async fn get_request(&self, req: GrpcRequest<pb::GetRequestRequest>) -> Result<Response<pb::RequestView>, Status> {
+    async fn get_request(
+        &self,
+        req: GrpcRequest<pb::GetRequestRequest>,
+    ) -> Result<Response<pb::RequestView>, Status> {
         let id = req.into_inner().id;
         let v = self.run(move |d| d.get(&id).map(|r| view(d, &r))).await?;
         Ok(Response::new(v))
@@ -134,7 +172,10 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         let m = req.into_inner();
         let limit = if m.limit == 0 { 100 } else { m.limit.min(1000) } as usize;
         let requests = self
-            .run(move |d| d.list(m.collecting_only, limit).map(|rs| rs.iter().map(|r| view(d, r)).collect()))
+            .run(move |d| {
+                d.list(m.collecting_only, limit)
+                    .map(|rs| rs.iter().map(|r| view(d, r)).collect())
+            })
             .await?;
         Ok(Response::new(pb::ListRequestsResponse { requests }))
     }
@@ -144,7 +185,11 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         req: GrpcRequest<pb::SubmitShareRequest>,
     ) -> Result<Response<pb::SubmitShareResponse>, Status> {
         let m = req.into_inner();
-        let call = SubmitCall { request_id: m.request_id, sealed_share: m.sealed_share, sig: sig(m.signature)? };
+        let call = SubmitCall {
+            request_id: m.request_id,
+            sealed_share: m.sealed_share,
+            sig: sig(m.signature)?,
+        };
         let out = self
             .run(move |d| {
                 d.submit(call).map(|p| pb::SubmitShareResponse {
@@ -164,7 +209,9 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
     ) -> Result<Response<pb::RequestView>, Status> {
         let m = req.into_inner();
         let s = sig(m.signature)?;
-        let v = self.run(move |d| d.cancel(&m.request_id, &m.reason, s).map(|r| view(d, &r))).await?;
+        let v = self
+            .run(move |d| d.cancel(&m.request_id, &m.reason, s).map(|r| view(d, &r)))
+            .await?;
         Ok(Response::new(v))
     }
 
@@ -176,11 +223,12 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         let s = sig(m.signature)?;
         let out = self
             .run(move |d| {
-                d.fetch(&m.request_id, s).map(|(r, c)| pb::FetchCredentialResponse {
-                    request_id: r.id,
-                    encrypted_credential: c.sealed,
-                    expires_at: c.expires_at,
-                })
+                d.fetch(&m.request_id, s)
+                    .map(|(r, c)| pb::FetchCredentialResponse {
+                        request_id: r.id,
+                        encrypted_credential: c.sealed,
+                        expires_at: c.expires_at,
+                    })
             })
             .await?;
         Ok(Response::new(out))

@@ -32,13 +32,16 @@ pub async fn run(
 ) -> Result<()> {
     let identity = Identity::from_pem(&tls.cert_pem, tls.key_pem.as_slice());
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<pb::break_glass_server::BreakGlassServer<grpc::BreakGlassService>>().await;
+    reporter
+        .set_serving::<pb::break_glass_server::BreakGlassServer<grpc::BreakGlassService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
-    let svc = pb::break_glass_server::BreakGlassServer::new(grpc::BreakGlassService::new(daemon.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let svc =
+        pb::break_glass_server::BreakGlassServer::new(grpc::BreakGlassService::new(daemon.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
     let sweeper = {
         let d = daemon.clone();
@@ -65,7 +68,10 @@ pub async fn run(
         .add_service(health)
         .add_service(reflection)
         .add_service(svc)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await;
     sweeper.abort();
     let d = daemon.clone();

@@ -30,7 +30,10 @@ pub fn fingerprint(cert_pem: &[u8]) -> Result<String> {
         .next()
         .ok_or_else(|| Error::invalid("tls certificate", "no CERTIFICATE block in the PEM file"))?
         .map_err(|e| Error::invalid("tls certificate", format!("unreadable PEM: {e}")))?;
-    Ok(format!("sha256:{}", hex::encode(Sha256::digest(first.as_ref()))))
+    Ok(format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(first.as_ref()))
+    ))
 }
 
 /// Loads the configured certificate, or the self-signed one in `state_dir/tls`, making it if absent.
@@ -66,17 +69,31 @@ pub fn load_or_create(
                     created: false,
                 });
             }
-            let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+            let mut names = vec![
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+                "::1".to_string(),
+            ];
             names.extend(extra_names.iter().cloned());
-            let ck = rcgen::generate_simple_self_signed(names)
-                .map_err(|e| Error::Internal(format!("making a self-signed certificate failed: {e}")))?;
+            let ck = rcgen::generate_simple_self_signed(names).map_err(|e| {
+                Error::Internal(format!("making a self-signed certificate failed: {e}"))
+            })?;
             let cert_pem = ck.cert.pem().into_bytes();
             let key_pem = zeroize::Zeroizing::new(ck.key_pair.serialize_pem().into_bytes());
             create_private_dir(&dir)?;
             write_new_private(&key_path, &key_pem)?;
             write_new_private(&cert_path, &cert_pem)?;
-            Ok(TlsMaterial { fingerprint: fingerprint(&cert_pem)?, cert_pem, key_pem, cert_path, created: true })
+            Ok(TlsMaterial {
+                fingerprint: fingerprint(&cert_pem)?,
+                cert_pem,
+                key_pem,
+                cert_path,
+                created: true,
+            })
         }
-        _ => Err(Error::invalid("--tls-cert/--tls-key", "give both or neither")),
+        _ => Err(Error::invalid(
+            "--tls-cert/--tls-key",
+            "give both or neither",
+        )),
     }
 }

@@ -78,7 +78,9 @@ pub fn chain(seq: u64, prev: &[u8; 32], record: Record) -> (AuditEntry, [u8; 32]
 #[non_exhaustive]
 pub enum ChainError {
     /// The sequence skips or repeats (deleted or reordered entry).
-    #[error("entry {found} follows entry {after}: an entry was deleted, inserted or reordered there")]
+    #[error(
+        "entry {found} follows entry {after}: an entry was deleted, inserted or reordered there"
+    )]
     Sequence {
         /// Previous seq.
         after: u64,
@@ -100,13 +102,18 @@ pub enum ChainError {
 }
 
 /// Recomputes the chain over consecutive entries; returns the head hash.
-pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<Option<[u8; 32]>, ChainError> {
+pub fn verify_chain<'a>(
+    entries: impl IntoIterator<Item = &'a AuditEntry>,
+) -> Result<Option<[u8; 32]>, ChainError> {
     let mut prev: Option<(u64, [u8; 32])> = None;
     for e in entries {
         let prev_hash = match prev {
             Some((s, h)) => {
                 if e.seq != s + 1 {
-                    return Err(ChainError::Sequence { after: s, found: e.seq });
+                    return Err(ChainError::Sequence {
+                        after: s,
+                        found: e.seq,
+                    });
                 }
                 h
             }
@@ -121,7 +128,12 @@ pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Re
         if e.prev_hash != hex::encode(prev_hash) {
             return Err(ChainError::Link { seq: e.seq });
         }
-        let rec = Record { time: e.time, actor: e.actor.clone(), request_id: e.request_id.clone(), event: e.event.clone() };
+        let rec = Record {
+            time: e.time,
+            actor: e.actor.clone(),
+            request_id: e.request_id.clone(),
+            event: e.event.clone(),
+        };
         let h = entry_hash(e.seq, &rec, &prev_hash);
         if hex::encode(h) != e.hash {
             return Err(ChainError::Altered { seq: e.seq });
@@ -139,7 +151,12 @@ mod tests {
         let mut prev = [0u8; 32];
         (1..=n)
             .map(|seq| {
-                let rec = Record { time: seq, actor: "a".into(), request_id: None, event: Event::DaemonStopped };
+                let rec = Record {
+                    time: seq,
+                    actor: "a".into(),
+                    request_id: None,
+                    event: Event::DaemonStopped,
+                };
                 let (e, h) = chain(seq, &prev, rec);
                 prev = h;
                 e
@@ -156,9 +173,15 @@ mod tests {
         assert_eq!(verify_chain(&edited), Err(ChainError::Altered { seq: 3 }));
         let mut deleted = good.clone();
         deleted.remove(2);
-        assert_eq!(verify_chain(&deleted), Err(ChainError::Sequence { after: 2, found: 4 }));
+        assert_eq!(
+            verify_chain(&deleted),
+            Err(ChainError::Sequence { after: 2, found: 4 })
+        );
         let mut reordered = good.clone();
         reordered.swap(1, 2);
-        assert_eq!(verify_chain(&reordered), Err(ChainError::Sequence { after: 1, found: 3 }));
+        assert_eq!(
+            verify_chain(&reordered),
+            Err(ChainError::Sequence { after: 1, found: 3 })
+        );
     }
 }

@@ -81,23 +81,35 @@ impl Store {
     pub fn create(state_dir: &Path, g: &Genesis, first: Vec<Record>) -> Result<Store> {
         let path = state_dir.join(DB_FILE);
         if path.exists() {
-            return Err(Error::AlreadyInitialised { path: state_dir.to_path_buf() });
+            return Err(Error::AlreadyInitialised {
+                path: state_dir.to_path_buf(),
+            });
         }
         let db = Database::create(&path).map_err(storage)?;
         let store = Store { db, path };
         let tx = store.db.begin_write().map_err(storage)?;
         {
             let mut meta = tx.open_table(META).map_err(storage)?;
-            meta.insert("format", b"breakglass-state/v1".as_slice()).map_err(storage)?;
-            meta.insert("daemon_id", g.daemon_id.as_bytes()).map_err(storage)?;
-            meta.insert("ceremony_id", g.ceremony_id.as_bytes()).map_err(storage)?;
-            meta.insert("policy", g.policy.canonical_json().as_slice()).map_err(storage)?;
-            meta.insert("policy_digest", g.policy.digest().as_slice()).map_err(storage)?;
+            meta.insert("format", b"breakglass-state/v1".as_slice())
+                .map_err(storage)?;
+            meta.insert("daemon_id", g.daemon_id.as_bytes())
+                .map_err(storage)?;
+            meta.insert("ceremony_id", g.ceremony_id.as_bytes())
+                .map_err(storage)?;
+            meta.insert("policy", g.policy.canonical_json().as_slice())
+                .map_err(storage)?;
+            meta.insert("policy_digest", g.policy.digest().as_slice())
+                .map_err(storage)?;
             meta.insert("seal", g.seal.as_slice()).map_err(storage)?;
-            meta.insert("authority_public", g.authority_public.as_slice()).map_err(storage)?;
+            meta.insert("authority_public", g.authority_public.as_slice())
+                .map_err(storage)?;
             let mut com = tx.open_table(COMMITMENTS).map_err(storage)?;
             for (id, c) in &g.commitments {
-                com.insert(id.as_str(), serde_json::to_vec(c).map_err(storage)?.as_slice()).map_err(storage)?;
+                com.insert(
+                    id.as_str(),
+                    serde_json::to_vec(c).map_err(storage)?.as_slice(),
+                )
+                .map_err(storage)?;
             }
             tx.open_table(REQUESTS).map_err(storage)?;
             let mut audit = tx.open_table(AUDIT).map_err(storage)?;
@@ -109,7 +121,10 @@ impl Store {
 
     /// Opens an initialised state directory.
     pub fn open(state_dir: &Path) -> Result<Store> {
-        let missing = |why: &str| Error::StateMissing { path: state_dir.to_path_buf(), why: why.to_string() };
+        let missing = |why: &str| Error::StateMissing {
+            path: state_dir.to_path_buf(),
+            why: why.to_string(),
+        };
         if !state_dir.is_dir() {
             return Err(missing("the directory does not exist"));
         }
@@ -117,7 +132,10 @@ impl Store {
         if !path.is_file() {
             return Err(missing(&format!("{DB_FILE} is missing")));
         }
-        let corrupt = |why: String| Error::StateCorrupt { path: path.clone(), why };
+        let corrupt = |why: String| Error::StateCorrupt {
+            path: path.clone(),
+            why,
+        };
         let db = Database::open(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::StateCorrupt {
                 path: path.clone(),
@@ -125,7 +143,10 @@ impl Store {
             },
             other => corrupt(format!("{other}")),
         })?;
-        let store = Store { db, path: path.clone() };
+        let store = Store {
+            db,
+            path: path.clone(),
+        };
         store.meta().map_err(|e| match e {
             Error::Storage(why) => corrupt(why),
             other => other,
@@ -140,9 +161,14 @@ impl Store {
 
     /// Loads the ceremony output.
     pub fn meta(&self) -> Result<Meta> {
-        let corrupt = |why: String| Error::StateCorrupt { path: self.path.clone(), why };
+        let corrupt = |why: String| Error::StateCorrupt {
+            path: self.path.clone(),
+            why,
+        };
         let tx = self.db.begin_read().map_err(storage)?;
-        let t = tx.open_table(META).map_err(|e| corrupt(format!("no meta table: {e}")))?;
+        let t = tx
+            .open_table(META)
+            .map_err(|e| corrupt(format!("no meta table: {e}")))?;
         let get = |k: &str| -> Result<Vec<u8>> {
             t.get(k)
                 .map_err(storage)?
@@ -153,15 +179,20 @@ impl Store {
             String::from_utf8(get(k)?).map_err(|_| corrupt(format!("`{k}` is not text")))
         };
         let arr = |k: &str| -> Result<[u8; 32]> {
-            get(k)?.try_into().map_err(|_| corrupt(format!("`{k}` is not 32 bytes")))
+            get(k)?
+                .try_into()
+                .map_err(|_| corrupt(format!("`{k}` is not 32 bytes")))
         };
         if get("format")? != b"breakglass-state/v1" {
             return Err(corrupt("unknown state format".into()));
         }
-        let policy = Policy::from_canonical_json(&get("policy")?).map_err(|e| corrupt(e.to_string()))?;
+        let policy =
+            Policy::from_canonical_json(&get("policy")?).map_err(|e| corrupt(e.to_string()))?;
         let policy_digest = arr("policy_digest")?;
         if policy.digest() != policy_digest {
-            return Err(corrupt("the stored policy does not match its digest".into()));
+            return Err(corrupt(
+                "the stored policy does not match its digest".into(),
+            ));
         }
         Ok(Meta {
             daemon_id: text("daemon_id")?,
@@ -180,8 +211,11 @@ impl Store {
         let mut out = BTreeMap::new();
         for row in t.iter().map_err(storage)? {
             let (k, v) = row.map_err(storage)?;
-            let c: Commitment = serde_json::from_slice(v.value())
-                .map_err(|e| Error::StateCorrupt { path: self.path.clone(), why: format!("commitment: {e}") })?;
+            let c: Commitment =
+                serde_json::from_slice(v.value()).map_err(|e| Error::StateCorrupt {
+                    path: self.path.clone(),
+                    why: format!("commitment: {e}"),
+                })?;
             out.insert(k.value().to_string(), c);
         }
         Ok(out)
@@ -192,7 +226,8 @@ impl Store {
         let tx = self.db.begin_read().map_err(storage)?;
         let t = tx.open_table(REQUESTS).map_err(storage)?;
         let v = t.get(id).map_err(storage)?;
-        v.map(|v| serde_json::from_slice(v.value()).map_err(storage)).transpose()
+        v.map(|v| serde_json::from_slice(v.value()).map_err(storage))
+            .transpose()
     }
 
     /// All requests, newest first.
@@ -214,7 +249,11 @@ impl Store {
         {
             let mut t = tx.open_table(REQUESTS).map_err(storage)?;
             for r in requests {
-                t.insert(r.id.as_str(), serde_json::to_vec(r).map_err(storage)?.as_slice()).map_err(storage)?;
+                t.insert(
+                    r.id.as_str(),
+                    serde_json::to_vec(r).map_err(storage)?.as_slice(),
+                )
+                .map_err(storage)?;
             }
             let mut audit = tx.open_table(AUDIT).map_err(storage)?;
             append_in(&mut audit, records)?;
@@ -242,7 +281,10 @@ impl Store {
     /// Number of audit entries.
     pub fn audit_len(&self) -> Result<u64> {
         let tx = self.db.begin_read().map_err(storage)?;
-        tx.open_table(AUDIT).map_err(storage)?.len().map_err(storage)
+        tx.open_table(AUDIT)
+            .map_err(storage)?
+            .len()
+            .map_err(storage)
     }
 }
 
@@ -264,7 +306,9 @@ fn append_in(audit: &mut redb::Table<'_, u64, &[u8]>, records: Vec<Record>) -> R
     for r in records {
         seq += 1;
         let (entry, h) = audit::chain(seq, &prev, r);
-        audit.insert(seq, serde_json::to_vec(&entry).map_err(storage)?.as_slice()).map_err(storage)?;
+        audit
+            .insert(seq, serde_json::to_vec(&entry).map_err(storage)?.as_slice())
+            .map_err(storage)?;
         prev = h;
     }
     Ok(())

@@ -34,7 +34,11 @@ pub fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, St
         c.env(k, v);
     }
     let out = c.output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 pub struct Keys {
@@ -86,13 +90,22 @@ impl Fixture {
         for i in 1..=n {
             let id = format!("c{i}");
             let (ident, p) = keyfile(&kd, &id);
-            policy.push_str(&format!("[[custodians]]\nid = \"{id}\"\nname = \"Custodian {i}\"\nssh_key = \"{}\"\n\n", ident.ssh_public()));
+            policy.push_str(&format!(
+                "[[custodians]]\nid = \"{id}\"\nname = \"Custodian {i}\"\nssh_key = \"{}\"\n\n",
+                ident.ssh_public()
+            ));
             custodians.push((id, p));
         }
         let mut commanders = Vec::new();
-        for (id, scopes) in [("ic", "[\"prod-ssh\", \"prod-db\"]"), ("ic2", "[\"prod-ssh\"]")] {
+        for (id, scopes) in [
+            ("ic", "[\"prod-ssh\", \"prod-db\"]"),
+            ("ic2", "[\"prod-ssh\"]"),
+        ] {
             let (ident, p) = keyfile(&kd, id);
-            policy.push_str(&format!("[[commanders]]\nid = \"{id}\"\nssh_key = \"{}\"\nscopes = {scopes}\n\n", ident.ssh_public()));
+            policy.push_str(&format!(
+                "[[commanders]]\nid = \"{id}\"\nssh_key = \"{}\"\nscopes = {scopes}\n\n",
+                ident.ssh_public()
+            ));
             commanders.push((id.to_string(), p));
         }
         let (_, outsider) = keyfile(&kd, "outsider");
@@ -102,11 +115,30 @@ impl Fixture {
         let shares = dir.path().join("shares");
         let (ok, out, err) = run(
             "breakglassd",
-            &["init", "--policy", policy_path.to_str().unwrap(), "--state", state.to_str().unwrap(), "--shares-out", shares.to_str().unwrap()],
+            &[
+                "init",
+                "--policy",
+                policy_path.to_str().unwrap(),
+                "--state",
+                state.to_str().unwrap(),
+                "--shares-out",
+                shares.to_str().unwrap(),
+            ],
             &[],
         );
         assert!(ok, "init failed: {out}\n{err}");
-        Fixture { dir, keys: Keys { custodians, commanders, outsider }, state, shares, init_stdout: out, daemon: None }
+        Fixture {
+            dir,
+            keys: Keys {
+                custodians,
+                commanders,
+                outsider,
+            },
+            state,
+            shares,
+            init_stdout: out,
+            daemon: None,
+        }
     }
 
     pub fn policy_path(&self) -> PathBuf {
@@ -117,7 +149,11 @@ impl Fixture {
     pub fn authority_paserk(&self) -> String {
         self.init_stdout
             .lines()
-            .find_map(|l| l.trim().strip_prefix("authority ").map(|s| s.trim().to_string()))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("authority ")
+                    .map(|s| s.trim().to_string())
+            })
             .filter(|s| s.starts_with("k4.public."))
             .expect("init prints the authority")
     }
@@ -131,7 +167,13 @@ impl Fixture {
     }
 
     pub fn commander_key(&self, id: &str) -> PathBuf {
-        self.keys.commanders.iter().find(|(c, _)| c == id).unwrap().1.clone()
+        self.keys
+            .commanders
+            .iter()
+            .find(|(c, _)| c == id)
+            .unwrap()
+            .1
+            .clone()
     }
 
     /// Starts `breakglassd serve` on 127.0.0.1:0 and waits until it listens.
@@ -139,7 +181,13 @@ impl Fixture {
         let n = std::fs::read_dir(self.dir.path()).unwrap().count();
         let log = self.dir.path().join(format!("daemon-{n}.log"));
         let mut child = Command::new(bin("breakglassd"))
-            .args(["serve", "--state", self.state.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--state",
+                self.state.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .env("BREAKGLASS_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -162,24 +210,42 @@ impl Fixture {
             }
             line.clear();
         }
-        assert!(!addr.is_empty(), "breakglassd did not start; see {}", log.display());
+        assert!(
+            !addr.is_empty(),
+            "breakglassd did not start; see {}",
+            log.display()
+        );
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut reader, &mut logf);
         });
-        self.daemon = Some(Daemon { child, addr, fingerprint: fp, log });
+        self.daemon = Some(Daemon {
+            child,
+            addr,
+            fingerprint: fp,
+            log,
+        });
         self.daemon.as_ref().unwrap()
     }
 
     /// SIGTERM and wait; returns whether it exited cleanly.
     pub fn stop(&mut self) -> bool {
-        let Some(mut d) = self.daemon.take() else { return true };
-        let _ = Command::new("kill").args(["-TERM", &d.child.id().to_string()]).status();
+        let Some(mut d) = self.daemon.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &d.child.id().to_string()])
+            .status();
         d.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
     pub fn conn_args(&self) -> Vec<String> {
         let d = self.daemon.as_ref().unwrap();
-        vec!["--daemon".into(), d.addr.clone(), "--tls-fingerprint".into(), d.fingerprint.clone()]
+        vec![
+            "--daemon".into(),
+            d.addr.clone(),
+            "--tls-fingerprint".into(),
+            d.fingerprint.clone(),
+        ]
     }
 
     pub async fn client(&self) -> Client {
@@ -242,7 +308,13 @@ pub struct Submission<'a> {
 }
 
 impl<'a> Submission<'a> {
-    pub fn new(client: &Client, request: &'a pb::RequestView, signer_id: &str, signer: &'a Identity, share: Vec<u8>) -> Self {
+    pub fn new(
+        client: &Client,
+        request: &'a pb::RequestView,
+        signer_id: &str,
+        signer: &'a Identity,
+        share: Vec<u8>,
+    ) -> Self {
         Submission {
             daemon_id: client.info().daemon_id.clone(),
             request,
@@ -255,12 +327,32 @@ impl<'a> Submission<'a> {
     }
 
     pub fn message(&self) -> pb::SubmitShareRequest {
-        let eph: [u8; 32] = self.request.ephemeral_public_key.as_slice().try_into().unwrap();
+        let eph: [u8; 32] = self
+            .request
+            .ephemeral_public_key
+            .as_slice()
+            .try_into()
+            .unwrap();
         let digest: [u8; 32] = self.request.digest.as_slice().try_into().unwrap();
         let sealed = self.sealed_override.clone().unwrap_or_else(|| {
-            transport::seal_share(&eph, &digest, &self.request.id, &self.signer_id, &self.share, rand_core::OsRng).unwrap()
+            transport::seal_share(
+                &eph,
+                &digest,
+                &self.request.id,
+                &self.signer_id,
+                &self.share,
+                rand_core::OsRng,
+            )
+            .unwrap()
         });
-        let payload = signing::submit_share(&self.daemon_id, &self.request.id, &digest, &self.signer_id, &sealed, self.signed_at);
+        let payload = signing::submit_share(
+            &self.daemon_id,
+            &self.request.id,
+            &digest,
+            &self.signer_id,
+            &sealed,
+            self.signed_at,
+        );
         pb::SubmitShareRequest {
             request_id: self.request.id.clone(),
             sealed_share: sealed,
@@ -280,12 +372,20 @@ pub fn share_bytes(client: &Client, key: &Path, file: &Path) -> Vec<u8> {
 }
 
 /// Asserts a gRPC error's code and that its message contains `needle`.
-pub fn assert_status<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: tonic::Code, needle: &str) {
+pub fn assert_status<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    code: tonic::Code,
+    needle: &str,
+) {
     match r {
         Ok(v) => panic!("expected {code:?} containing {needle:?}, got Ok({v:?})"),
         Err(s) => {
             assert_eq!(s.code(), code, "wrong code; message: {}", s.message());
-            assert!(s.message().contains(needle), "message {:?} should contain {needle:?}", s.message());
+            assert!(
+                s.message().contains(needle),
+                "message {:?} should contain {needle:?}",
+                s.message()
+            );
         }
     }
 }
