@@ -137,6 +137,7 @@ impl Client {
             deadline: v.deadline,
             threshold: v.threshold,
             ephemeral_public: &eph,
+            ssh_public_key: &v.ssh_public_key,
         });
         if digest.as_slice() != v.digest.as_slice() {
             return Err(ClientError::Untrusted(format!(
@@ -157,6 +158,9 @@ impl Client {
                 closed_at: v.closed_at,
                 close_reason: &v.close_reason,
                 credential_expires_at: v.credential_expires_at,
+                revoked_at: v.revoked_at,
+                revoked_by: &v.revoked_by,
+                revoke_reason: &v.revoke_reason,
             },
         );
         let sig = Signature::from_slice(&v.daemon_signature).map_err(|_| {
@@ -167,7 +171,8 @@ impl Client {
         })
     }
 
-    /// Opens a request as commander `me`.
+    /// Opens a request as commander `me`. `ssh_public_key` is the OpenSSH key to certify
+    /// (needed when the scope mints SSH certificates, empty otherwise).
     pub async fn open(
         &mut self,
         me: &Identity,
@@ -175,22 +180,107 @@ impl Client {
         scope: &str,
         reason: &str,
         ttl: u64,
+        ssh_public_key: &str,
     ) -> Result<pb::RequestView> {
         let id = self.whoami(me, Role::Commander, as_id)?;
         let nonce = breakglass_daemon::service::new_nonce();
         let at = unix_now();
-        let payload =
-            signing::open_request(&self.info.daemon_id, &id, scope, reason, ttl, &nonce, at);
+        let payload = signing::open_request(
+            &self.info.daemon_id,
+            &id,
+            scope,
+            reason,
+            ttl,
+            ssh_public_key,
+            &nonce,
+            at,
+        );
         let msg = pb::OpenRequestRequest {
             scope: scope.to_string(),
             reason: reason.to_string(),
             ttl_seconds: ttl,
             nonce: nonce.to_vec(),
             signature: Some(self.signature(me, &id, &payload, at)),
+            ssh_public_key: ssh_public_key.to_string(),
         };
         let v = self.rpc.open_request(msg).await?.into_inner();
         self.check_view(&v)?;
         Ok(v)
+    }
+
+    /// Whether `scope` mints `kind` (`ssh` or `token`), per the daemon's policy.
+    pub fn scope_mints(&self, scope: &str, kind: &str) -> bool {
+        self.info
+            .scopes
+            .iter()
+            .any(|s| s.name == scope && s.credentials.iter().any(|k| k == kind))
+    }
+
+    /// Revokes the credential of `request_id` as its requester or a custodian.
+    pub async fn revoke(
+        &mut self,
+        me: &Identity,
+        as_id: Option<&str>,
+        request_id: &str,
+        reason: &str,
+    ) -> Result<pb::RequestView> {
+        let v = self.get(request_id).await?;
+        let id = match as_id {
+            Some(id) => id.to_string(),
+            None => self
+                .whoami(me, Role::Commander, None)
+                .or_else(|_| self.whoami(me, Role::Custodian, None))?,
+        };
+        let digest: [u8; 32] = v
+            .digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| ClientError::Untrusted("digest is not 32 bytes".into()))?;
+        let at = unix_now();
+        let payload =
+            signing::revoke_credential(&self.info.daemon_id, &v.id, &digest, &id, reason, at);
+        let msg = pb::RevokeCredentialRequest {
+            request_id: v.id.clone(),
+            reason: reason.to_string(),
+            signature: Some(self.signature(me, &id, &payload, at)),
+        };
+        let out = self.rpc.revoke_credential(msg).await?.into_inner();
+        self.check_view(&out)?;
+        Ok(out)
+    }
+
+    /// The revocation list, with the daemon's signature checked.
+    pub async fn revocations(&mut self) -> Result<pb::GetRevocationsResponse> {
+        let list = self
+            .rpc
+            .get_revocations(pb::GetRevocationsRequest {})
+            .await?
+            .into_inner();
+        let entries: Vec<signing::RevokedEntry<'_>> = list
+            .revocations
+            .iter()
+            .map(|r| signing::RevokedEntry {
+                request_id: &r.request_id,
+                ssh_key_id: &r.ssh_key_id,
+                ssh_serial: r.ssh_serial,
+                revoked_at: r.revoked_at,
+                expires_at: r.expires_at,
+            })
+            .collect();
+        let payload = signing::revocation_list(&self.info.daemon_id, list.generated_at, &entries);
+        let sig = Signature::from_slice(&list.daemon_signature)
+            .map_err(|_| ClientError::Untrusted("revocation list signature malformed".into()))?;
+        self.daemon_key.verify_strict(&payload, &sig).map_err(|_| {
+            ClientError::Untrusted("revocation list not signed by this daemon's key".into())
+        })?;
+        if list.authority_ssh.split_whitespace().nth(1)
+            != self.info.authority_ssh.split_whitespace().nth(1)
+        {
+            return Err(ClientError::Untrusted(
+                "revocation list names another authority".into(),
+            ));
+        }
+        Ok(list)
     }
 
     /// One request, verified.

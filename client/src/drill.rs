@@ -21,7 +21,7 @@ use breakglass_daemon::service::{system_clock, Daemon};
 use crate::api::{unix_now, Client};
 use crate::connect::{ConnectOptions, Trust};
 use crate::identity::Identity;
-use crate::verify::verify_token;
+use crate::verify::{verify_certificate, verify_token};
 
 /// Drill settings.
 #[derive(Debug, Clone)]
@@ -70,6 +70,10 @@ pub struct CredentialSummary {
     pub issued_at: u64,
     /// `exp`.
     pub expires_at: u64,
+    /// SSH certificate key id.
+    pub ssh_key_id: String,
+    /// SSH certificate principals.
+    pub ssh_principals: Vec<String>,
 }
 
 /// The drill's result.
@@ -315,6 +319,7 @@ async fn unlock(
             "drill",
             "breakglass drill: prove the quorum unlock works",
             opts.ttl_seconds,
+            &commander.ssh_public(),
         )
         .await
         .map_err(|e| e.to_string())
@@ -418,8 +423,8 @@ async fn unlock(
         .map_err(|e| e.to_string())
         .map(|b| {
             let d = format!(
-                "PASETO v4.public, {} bytes, decrypted with the commander's key",
-                b.paseto.len()
+                "{} minted; decrypted with the commander's key",
+                b.kinds().join(" + ")
             );
             (b, d)
         });
@@ -428,8 +433,9 @@ async fn unlock(
     };
 
     let t = Instant::now();
-    let verified = check_token(&cer.authority, &bundle.paseto, &view, opts);
-    let Some(v) = rec.step("verify offline", t, verified) else {
+    let token = bundle.paseto.clone().unwrap_or_default();
+    let verified = check_token(&cer.authority, &token, &view, opts);
+    let Some(v) = rec.step("verify token offline", t, verified) else {
         return Ok(());
     };
     rec.report.credential = CredentialSummary {
@@ -438,10 +444,27 @@ async fn unlock(
         approvers: v.approvers,
         issued_at: v.issued_at,
         expires_at: v.expires_at,
+        ssh_key_id: String::new(),
+        ssh_principals: Vec::new(),
     };
 
     let t = Instant::now();
-    let mut tampered = bundle.paseto.clone().into_bytes();
+    let cert = bundle.ssh_certificate.clone().unwrap_or_default();
+    let checked = check_certificate(
+        &cer.authority,
+        &cert,
+        commander,
+        &view,
+        &rec.report.credential,
+    );
+    let Some(info) = rec.step("verify ssh certificate offline", t, checked) else {
+        return Ok(());
+    };
+    rec.report.credential.ssh_key_id = info.key_id;
+    rec.report.credential.ssh_principals = info.principals;
+
+    let t = Instant::now();
+    let mut tampered = token.into_bytes();
     let i = tampered.len() / 2;
     tampered[i] = if tampered[i] == b'a' { b'b' } else { b'a' };
     let tampered = String::from_utf8_lossy(&tampered).to_string();
@@ -450,7 +473,67 @@ async fn unlock(
         Ok(_) => Err("a tampered token verified".into()),
     };
     rec.step("tampered token rejected", t, r);
+
+    let t = Instant::now();
+    let r = match tamper_certificate(&cert)
+        .map(|c| verify_certificate(&cer.authority, &c, unix_now()))
+    {
+        Some(Err(e)) => Ok(((), format!("rejected: {e}"))),
+        Some(Ok(_)) => Err("a tampered certificate verified".into()),
+        None => Err("the certificate could not be decoded to tamper with".into()),
+    };
+    rec.step("tampered certificate rejected", t, r);
     Ok(())
+}
+
+/// Flips one bit in the middle of the certificate's signed blob.
+fn tamper_certificate(line: &str) -> Option<String> {
+    use base64::Engine;
+    let mut parts: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    let mut blob = base64::engine::general_purpose::STANDARD
+        .decode(parts.get(1)?)
+        .ok()?;
+    let i = blob.len() / 2;
+    blob[i] ^= 1;
+    parts[1] = base64::engine::general_purpose::STANDARD.encode(blob);
+    Some(parts.join(" "))
+}
+
+fn check_certificate(
+    a: &AuthorityPublic,
+    line: &str,
+    commander: &Identity,
+    view: &breakglass_proto::pb::RequestView,
+    token: &CredentialSummary,
+) -> Result<(breakglass_daemon::crypto::sshcert::CertInfo, String), String> {
+    let info = verify_certificate(a, line, unix_now()).map_err(|e| e.to_string())?;
+    let want_id = format!("breakglass:{}:commander", view.id);
+    if info.key_id != want_id || info.principals != ["breakglass-drill"] {
+        return Err(format!(
+            "key id {} principals {:?} do not match the request",
+            info.key_id, info.principals
+        ));
+    }
+    if info.valid_before != token.expires_at {
+        return Err(format!(
+            "certificate expires at {}, token at {}",
+            info.valid_before, token.expires_at
+        ));
+    }
+    let cert = ssh_key::Certificate::from_openssh(line).map_err(|e| e.to_string())?;
+    let subject =
+        ssh_key::PublicKey::from_openssh(&commander.ssh_public()).map_err(|e| e.to_string())?;
+    if cert.public_key() != subject.key_data() {
+        return Err("the certificate is not for the commander's key".into());
+    }
+    let d = format!(
+        "signed by authority as SSH CA; key id {} · principals {} · valid {}s (incl. {}s clock skew)",
+        info.key_id,
+        info.principals.join(","),
+        info.valid_before.saturating_sub(info.valid_after),
+        token.issued_at.saturating_sub(info.valid_after)
+    );
+    Ok((info, d))
 }
 
 fn share_owner(files: &[(String, std::path::PathBuf)], i: usize) -> String {

@@ -72,7 +72,23 @@ enum Cmd {
     /// Show the daemon: ids, authority key, threshold, custodians, commanders, scopes.
     Info,
     /// Print the authority public key A that downstream systems trust.
-    Authority,
+    Authority {
+        /// Only the `TrustedUserCAKeys` line for sshd.
+        #[arg(long, conflicts_with = "paseto")]
+        ssh: bool,
+        /// Only the PASERK `k4.public.…` key for token verifiers.
+        #[arg(long)]
+        paseto: bool,
+    },
+    /// Write the revocation list: an OpenSSH KRL for sshd's `RevokedKeys` and/or JSON for token verifiers.
+    Revocations {
+        /// Where to write the OpenSSH KRL.
+        #[arg(long)]
+        krl: Option<PathBuf>,
+        /// Where to write the JSON list of revoked token ids.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Open, show, list or cancel requests.
     #[command(subcommand)]
     Request(RequestCmd),
@@ -109,6 +125,9 @@ enum RequestCmd {
         /// Credential lifetime, e.g. 30m.
         #[arg(long, default_value = "30m")]
         ttl: humantime::Duration,
+        /// Your SSH public key to certify (default ~/.ssh/id_ed25519.pub when the scope mints SSH certificates).
+        #[arg(long)]
+        ssh_key: Option<PathBuf>,
     },
     /// Show one request.
     Show {
@@ -161,6 +180,18 @@ enum CredentialCmd {
         /// Where to write the credential bundle (JSON, mode 0600).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The SSH public key the certificate is for; the certificate is written beside it as
+        /// `…-cert.pub` so ssh uses it without flags (default ~/.ssh/id_ed25519.pub).
+        #[arg(long)]
+        ssh_key: Option<PathBuf>,
+    },
+    /// Revoke a credential before its expiry (its requester or a custodian).
+    Revoke {
+        /// Request id.
+        id: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
     },
     /// Verify a credential offline against the authority key.
     Verify {
@@ -169,6 +200,9 @@ enum CredentialCmd {
         /// Authority public key: k4.public.…, ssh-ed25519 …, or hex (from `breakglass authority`).
         #[arg(long, env = "BREAKGLASS_AUTHORITY")]
         authority: String,
+        /// A JSON revocation list from `breakglass revocations --json`; revoked credentials fail.
+        #[arg(long)]
+        revocations: Option<PathBuf>,
     },
 }
 
@@ -202,6 +236,29 @@ fn passphrase(path: &Path) -> std::io::Result<Zeroizing<String>> {
 
 fn default_key() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh").join("id_ed25519"))
+}
+
+fn default_ssh_pub() -> Option<PathBuf> {
+    default_key().map(|k| k.with_file_name("id_ed25519.pub"))
+}
+
+/// `~/.ssh/id_ed25519.pub` → `~/.ssh/id_ed25519-cert.pub`, where ssh looks for it.
+fn cert_path_for(pub_path: &Path) -> PathBuf {
+    let s = pub_path.display().to_string();
+    PathBuf::from(format!("{}-cert.pub", s.strip_suffix(".pub").unwrap_or(&s)))
+}
+
+fn same_key(pub_path: &Path, cert_line: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(pub_path) else {
+        return false;
+    };
+    let (Ok(k), Ok(c)) = (
+        ssh_key::PublicKey::from_openssh(text.trim()),
+        ssh_key::Certificate::from_openssh(cert_line),
+    ) else {
+        return false;
+    };
+    k.key_data() == c.public_key()
 }
 
 fn load_identity(conn: &Conn) -> anyhow::Result<Identity> {
@@ -371,18 +428,120 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Cmd::Authority => {
+        Cmd::Authority { ssh, paseto } => {
             let c = connect(&conn).await?;
-            println!("{}", c.info().authority_paserk);
-            println!("{}", c.info().authority_ssh);
+            let i = c.info();
+            if ssh {
+                println!("{}", i.authority_ssh);
+            } else if paseto {
+                println!("{}", i.authority_paserk);
+            } else {
+                println!("{}", i.authority_paserk);
+                println!("{}", i.authority_ssh);
+            }
+        }
+        Cmd::Revocations { krl, json } => {
+            let mut c = connect(&conn).await?;
+            if krl.is_none() && json.is_none() {
+                bail!("say where to write: --krl FILE (OpenSSH RevokedKeys) and/or --json FILE (token ids)");
+            }
+            let list = c.revocations().await?;
+            let authority = verify::parse_authority(&c.info().authority_ssh)?;
+            if let Some(path) = &krl {
+                let serials: Vec<u64> = list
+                    .revocations
+                    .iter()
+                    .map(|r| r.ssh_serial)
+                    .filter(|s| *s != 0)
+                    .collect();
+                let ids: Vec<String> = list
+                    .revocations
+                    .iter()
+                    .map(|r| r.ssh_key_id.clone())
+                    .filter(|k| !k.is_empty())
+                    .collect();
+                let bytes = breakglass_daemon::crypto::sshcert::krl(
+                    &authority,
+                    &serials,
+                    &ids,
+                    list.generated_at,
+                    list.generated_at,
+                );
+                std::fs::write(path, bytes).with_context(|| path.display().to_string())?;
+                println!(
+                    "wrote OpenSSH KRL {} ({} certificates); sshd: RevokedKeys {}",
+                    path.display(),
+                    serials.len(),
+                    path.display()
+                );
+            }
+            if let Some(path) = &json {
+                let doc = verify::RevocationListJson {
+                    format: verify::REVOCATIONS_FORMAT.to_string(),
+                    daemon_id: c.info().daemon_id.clone(),
+                    generated_at: list.generated_at,
+                    authority_ssh: list.authority_ssh.clone(),
+                    revoked_token_ids: list
+                        .revocations
+                        .iter()
+                        .map(|r| r.request_id.clone())
+                        .collect(),
+                    revoked: list
+                        .revocations
+                        .iter()
+                        .map(|r| verify::RevokedJson {
+                            request_id: r.request_id.clone(),
+                            ssh_key_id: r.ssh_key_id.clone(),
+                            ssh_serial: r.ssh_serial,
+                            revoked_at: r.revoked_at,
+                            revoked_by: r.revoked_by.clone(),
+                            reason: r.reason.clone(),
+                            expires_at: r.expires_at,
+                        })
+                        .collect(),
+                };
+                std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
+                    .with_context(|| path.display().to_string())?;
+                println!(
+                    "wrote JSON revocation list {} ({} revoked)",
+                    path.display(),
+                    doc.revoked.len()
+                );
+            }
         }
         Cmd::Request(rc) => {
             let mut c = connect(&conn).await?;
             match rc {
-                RequestCmd::Open { scope, reason, ttl } => {
+                RequestCmd::Open {
+                    scope,
+                    reason,
+                    ttl,
+                    ssh_key,
+                } => {
                     let me = load_identity(&conn)?;
+                    let ssh_line = if c.scope_mints(&scope, "ssh") {
+                        let path = ssh_key.or_else(default_ssh_pub).filter(|p| p.is_file()).ok_or_else(|| {
+                            anyhow!("scope {scope} mints an SSH certificate: give the key to certify with --ssh-key ~/.ssh/id_ed25519.pub")
+                        })?;
+                        let line = std::fs::read_to_string(&path)
+                            .with_context(|| path.display().to_string())?;
+                        breakglass_daemon::crypto::sshcert::normalise_subject_key(&line)
+                            .map_err(|e| anyhow!("{}: {e}", path.display()))?
+                    } else {
+                        if ssh_key.is_some() {
+                            eprintln!("note: scope {scope} mints no SSH certificate; --ssh-key is not used");
+                        }
+                        String::new()
+                    };
                     let v = c
-                        .open(&me, conn.as_id.as_deref(), &scope, &reason, ttl.as_secs())
+                        .open(
+                            &me,
+                            conn.as_id.as_deref(),
+                            &scope,
+                            &reason,
+                            ttl.as_secs(),
+                            &ssh_line,
+                        )
                         .await?;
                     print_request(&v);
                     println!();
@@ -468,7 +627,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Cmd::Credential(cc) => match cc {
-            CredentialCmd::Fetch { id, out } => {
+            CredentialCmd::Fetch { id, out, ssh_key } => {
                 let mut c = connect(&conn).await?;
                 let me = load_identity(&conn)?;
                 let b = c.fetch(&me, conn.as_id.as_deref(), &id).await?;
@@ -481,13 +640,53 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ago(b.expires_at, unix_now())
                 );
                 println!("written to {} (mode 0600)", out.display());
+                if let Some(cert) = &b.ssh_certificate {
+                    let beside = ssh_key
+                        .clone()
+                        .or_else(default_ssh_pub)
+                        .filter(|p| same_key(p, cert));
+                    let cert_path = match &beside {
+                        Some(p) => cert_path_for(p),
+                        None => out.with_file_name(format!("{id}-cert.pub")),
+                    };
+                    std::fs::write(&cert_path, format!("{cert}\n"))
+                        .with_context(|| cert_path.display().to_string())?;
+                    println!("ssh certificate written to {}", cert_path.display());
+                    let principals = b.principals.join(", ");
+                    match &beside {
+                        Some(p) => println!(
+                            "use it: ssh -i {} PRINCIPAL@HOST   (ssh picks up the certificate beside the key; principals: {principals})",
+                            p.display().to_string().trim_end_matches(".pub")
+                        ),
+                        None => println!(
+                            "use it: ssh -i YOUR_KEY -o CertificateFile={} PRINCIPAL@HOST   (principals: {principals})",
+                            cert_path.display()
+                        ),
+                    }
+                }
                 println!(
                     "verify offline: breakglass credential verify {} --authority {}",
                     out.display(),
                     c.info().authority_paserk
                 );
             }
-            CredentialCmd::Verify { file, authority } => {
+            CredentialCmd::Revoke { id, reason } => {
+                let mut c = connect(&conn).await?;
+                let me = load_identity(&conn)?;
+                let v = c.revoke(&me, conn.as_id.as_deref(), &id, &reason).await?;
+                println!(
+                    "revoked the credential of {} (by {}: {})",
+                    v.id, v.revoked_by, v.revoke_reason
+                );
+                println!(
+                    "publish it: breakglass revocations --krl revoked.krl --json revoked.json"
+                );
+            }
+            CredentialCmd::Verify {
+                file,
+                authority,
+                revocations,
+            } => {
                 let text = if file.as_os_str() == "-" {
                     let mut s = String::new();
                     std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
@@ -496,14 +695,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::fs::read_to_string(&file).with_context(|| file.display().to_string())?
                 };
                 let a = verify::parse_authority(&authority)?;
-                let token = verify::token_from(&text)?;
-                let v = verify::verify_token(&a, &token, unix_now())?;
+                let list = match &revocations {
+                    Some(p) => {
+                        let l: verify::RevocationListJson = serde_json::from_slice(
+                            &std::fs::read(p).with_context(|| p.display().to_string())?,
+                        )
+                        .with_context(|| {
+                            format!("{}: not a breakglass revocation list", p.display())
+                        })?;
+                        Some(l)
+                    }
+                    None => None,
+                };
+                let artifact = verify::parse_artifact(&text)?;
+                let lines = verify::verify_artifact(&a, &artifact, unix_now(), list.as_ref())?;
                 println!("valid: signed by the authority");
-                println!("  subject   {}", v.subject);
-                println!("  scope     {}", v.scope);
-                println!("  request   {}", v.request_id);
-                println!("  approvers {}", v.approvers.join(", "));
-                println!("  expires   {}", ago(v.expires_at, unix_now()));
+                for l in lines {
+                    println!("  {l}");
+                }
             }
         },
         Cmd::Drill {

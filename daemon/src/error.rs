@@ -169,6 +169,27 @@ pub enum Error {
         /// State name.
         state: &'static str,
     },
+    /// The credential was revoked already.
+    #[error("the credential of request `{id}` was already revoked by `{by}` at {at}")]
+    AlreadyRevoked {
+        /// Request id.
+        id: String,
+        /// Who revoked it.
+        by: String,
+        /// When.
+        at: u64,
+    },
+    /// The caller may not revoke this credential.
+    #[error("`{caller}` may not revoke the credential of request `{id}`: only its requester or a custodian may")]
+    NotAllowedToRevoke {
+        /// Request id.
+        id: String,
+        /// The caller.
+        caller: String,
+    },
+    /// The SSH public key to certify is missing, malformed, or not wanted.
+    #[error("ssh_public_key: {0}")]
+    SshKey(String),
     /// The policy file is invalid.
     #[error("policy: {0}")]
     Policy(String),

@@ -20,12 +20,13 @@ use zeroize::Zeroizing;
 use breakglass_proto::{signing, transport};
 
 use crate::crypto::authority::{AuthorityKey, AuthorityPublic};
-use crate::crypto::credential::{self, Grant};
+use crate::crypto::credential::{self, Grant, SshParams};
 use crate::crypto::envelope::encrypt_to_ssh;
+use crate::crypto::sshcert;
 use crate::crypto::{seal, shamir};
 use crate::engine::auth::{self, Actor, SignedBy};
 use crate::engine::event::{Event, Record};
-use crate::engine::policy::Policy;
+use crate::engine::policy::{CredentialKind, Policy};
 use crate::engine::request::{OpenParams, Request, State, StoredCredential};
 use crate::engine::share::{verify_share, Commitment, VerifiedShare};
 use crate::error::{Error, Result};
@@ -77,10 +78,42 @@ pub struct OpenCall {
     pub reason: String,
     /// TTL.
     pub ttl_seconds: u64,
+    /// OpenSSH public key to certify (required when the scope mints SSH certificates).
+    pub ssh_public_key: String,
     /// Client nonce.
     pub nonce: Vec<u8>,
     /// Signature.
     pub sig: Sig,
+}
+
+/// One revoked credential in the published list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedItem {
+    /// Request id (token `jti`).
+    pub request_id: String,
+    /// SSH certificate key id, or empty.
+    pub ssh_key_id: String,
+    /// SSH certificate serial, or 0.
+    pub ssh_serial: u64,
+    /// When revoked.
+    pub revoked_at: u64,
+    /// Who revoked.
+    pub revoked_by: String,
+    /// Why.
+    pub reason: String,
+    /// When it expires anyway.
+    pub expires_at: u64,
+}
+
+/// The revocation list, signed by D.
+#[derive(Debug, Clone)]
+pub struct RevocationList {
+    /// Entries, oldest revocation first.
+    pub items: Vec<RevokedItem>,
+    /// When made.
+    pub generated_at: u64,
+    /// D's signature over `signing::revocation_list`.
+    pub signature: [u8; 64],
 }
 
 /// A custodian's submission.
@@ -251,6 +284,13 @@ impl Daemon {
                 closed_at: r.closed_at,
                 close_reason: &r.close_reason,
                 credential_expires_at: r.credential.as_ref().map(|c| c.expires_at).unwrap_or(0),
+                revoked_at: r.revocation.as_ref().map(|x| x.at).unwrap_or(0),
+                revoked_by: r.revocation.as_ref().map(|x| x.by.as_str()).unwrap_or(""),
+                revoke_reason: r
+                    .revocation
+                    .as_ref()
+                    .map(|x| x.reason.as_str())
+                    .unwrap_or(""),
             },
         );
         self.daemon_key.sign(&payload).to_bytes()
@@ -275,11 +315,29 @@ impl Daemon {
             &call.scope,
             &call.reason,
             call.ttl_seconds,
+            &call.ssh_public_key,
             &call.nonce,
             call.sig.signed_at,
         );
         let who = auth::authenticate_commander(policy, &call.sig.by(), &payload, now)?;
         policy.authorize_open(who.id(), &call.scope, call.ttl_seconds)?;
+        let scope = policy.scope(&call.scope)?;
+        let ssh_public_key = match (scope.mints(CredentialKind::Ssh), call.ssh_public_key.trim().is_empty()) {
+            (true, true) => {
+                return Err(Error::SshKey(format!(
+                    "scope `{}` mints an OpenSSH certificate, so the key to certify is needed: pass --ssh-key ~/.ssh/id_ed25519.pub",
+                    scope.name
+                )))
+            }
+            (true, false) => sshcert::normalise_subject_key(&call.ssh_public_key)?,
+            (false, true) => String::new(),
+            (false, false) => {
+                return Err(Error::SshKey(format!(
+                    "scope `{}` mints no SSH certificate; leave the SSH key out",
+                    scope.name
+                )))
+            }
+        };
         let id = signing::request_id(&payload);
         let mut live = self.lock()?;
         if self.store.request(&id)?.is_some() {
@@ -297,6 +355,7 @@ impl Daemon {
                 window_seconds: policy.collection_window_seconds,
                 threshold: u32::from(policy.threshold),
                 ephemeral_public: PublicKey::from(&ephemeral).to_bytes(),
+                ssh_public_key,
             },
             now,
         )?;
@@ -398,13 +457,9 @@ impl Daemon {
         shares.push(share);
         let minted = self.mint(&accepted.request, &shares, now);
         let (unlocked, records) = match minted {
-            Ok(cred) => {
+            Ok((cred, kinds)) => {
                 let mut records = accepted.records;
-                let (u, recs) = accepted.request.collecting(now)?.unlock(
-                    cred,
-                    vec!["paseto".to_string()],
-                    now,
-                )?;
+                let (u, recs) = accepted.request.collecting(now)?.unlock(cred, kinds, now)?;
                 records.extend(recs);
                 (u, records)
             }
@@ -434,7 +489,12 @@ impl Daemon {
         }
     }
 
-    fn mint(&self, r: &Request, shares: &[VerifiedShare], now: u64) -> Result<StoredCredential> {
+    fn mint(
+        &self,
+        r: &Request,
+        shares: &[VerifiedShare],
+        now: u64,
+    ) -> Result<(StoredCredential, Vec<String>)> {
         let root = shamir::combine(shares, r.threshold)?;
         let seed = seal::unseal(
             &root,
@@ -464,6 +524,16 @@ impl Daemon {
                 approvers: &approvers,
                 now,
                 ttl_seconds: r.ttl_seconds,
+                token: scope.mints(CredentialKind::Token),
+                ssh: if scope.mints(CredentialKind::Ssh) {
+                    Some(SshParams {
+                        public_key: &r.ssh_public_key,
+                        extensions: &scope.ssh_extensions,
+                        clock_skew: self.policy().clock_skew_seconds,
+                    })
+                } else {
+                    None
+                },
             },
         )?;
         drop(a);
@@ -472,10 +542,15 @@ impl Daemon {
             serde_json::to_vec(&bundle).map_err(|e| Error::Internal(e.to_string()))?,
         );
         let sealed = encrypt_to_ssh(&requester.member.ssh_key, &plain)?;
-        Ok(StoredCredential {
-            expires_at: bundle.expires_at,
-            sealed,
-        })
+        Ok((
+            StoredCredential {
+                expires_at: bundle.expires_at,
+                sealed,
+                ssh_serial: bundle.ssh_serial,
+                ssh_key_id: bundle.ssh_key_id.clone(),
+            },
+            bundle.kinds(),
+        ))
     }
 
     /// Cancels a collecting request (its requester or any custodian).
@@ -508,6 +583,87 @@ impl Daemon {
         self.store.commit(&[&c], recs)?;
         live.remove(&r.id);
         Ok(c)
+    }
+
+    /// Revokes a minted credential (its requester or any custodian).
+    pub fn revoke(&self, request_id: &str, reason: &str, sig: Sig) -> Result<Request> {
+        if reason.len() > crate::engine::policy::MAX_REASON_LEN {
+            return Err(Error::invalid("reason", "is longer than 1024 bytes"));
+        }
+        let now = self.now();
+        let _guard = self.lock()?;
+        let r = self.load(request_id)?;
+        let payload = signing::revoke_credential(
+            &self.meta.daemon_id,
+            &r.id,
+            &r.digest,
+            &sig.signer_id,
+            reason,
+            sig.signed_at,
+        );
+        let actor = auth::authenticate_any(self.policy(), &sig.by(), &payload, now)?;
+        if let Actor::Commander(c) = &actor {
+            if c.id() != r.requester {
+                return Err(Error::NotAllowedToRevoke {
+                    id: r.id.clone(),
+                    caller: c.id().to_string(),
+                });
+            }
+        }
+        let (revoked, recs) = r.revoke(actor.id(), reason, now)?;
+        self.store.commit(&[&revoked], recs)?;
+        Ok(revoked)
+    }
+
+    /// The revocation list, signed by D.
+    pub fn revocations(&self) -> Result<RevocationList> {
+        let mut items: Vec<RevokedItem> = self
+            .store
+            .requests()?
+            .into_iter()
+            .filter_map(|r| {
+                let rev = r.revocation?;
+                let cred = r.credential?;
+                Some(RevokedItem {
+                    request_id: r.id,
+                    ssh_key_id: cred.ssh_key_id.unwrap_or_default(),
+                    ssh_serial: cred.ssh_serial.unwrap_or(0),
+                    revoked_at: rev.at,
+                    revoked_by: rev.by,
+                    reason: rev.reason,
+                    expires_at: cred.expires_at,
+                })
+            })
+            .collect();
+        items.sort_by(|a, b| {
+            a.revoked_at
+                .cmp(&b.revoked_at)
+                .then_with(|| a.request_id.cmp(&b.request_id))
+        });
+        let generated_at = self.now();
+        let entries: Vec<signing::RevokedEntry<'_>> = items
+            .iter()
+            .map(|i| signing::RevokedEntry {
+                request_id: &i.request_id,
+                ssh_key_id: &i.ssh_key_id,
+                ssh_serial: i.ssh_serial,
+                revoked_at: i.revoked_at,
+                expires_at: i.expires_at,
+            })
+            .collect();
+        let signature = self
+            .daemon_key
+            .sign(&signing::revocation_list(
+                &self.meta.daemon_id,
+                generated_at,
+                &entries,
+            ))
+            .to_bytes();
+        Ok(RevocationList {
+            items,
+            generated_at,
+            signature,
+        })
     }
 
     /// The requester's encrypted credential.

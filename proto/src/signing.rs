@@ -22,6 +22,10 @@ pub const DOMAIN_CANCEL_REQUEST: &str = "breakglass/v1/cancel-request";
 pub const DOMAIN_FETCH_CREDENTIAL: &str = "breakglass/v1/fetch-credential";
 /// Domain of the daemon's signature over a request's current view.
 pub const DOMAIN_REQUEST_VIEW: &str = "breakglass/v1/request-view";
+/// Domain of a revoke call.
+pub const DOMAIN_REVOKE_CREDENTIAL: &str = "breakglass/v1/revoke-credential";
+/// Domain of the daemon's signature over the revocation list.
+pub const DOMAIN_REVOCATION_LIST: &str = "breakglass/v1/revocation-list";
 
 /// The SHA-256 digest that binds a request's immutable fields.
 pub type RequestDigest = [u8; 32];
@@ -78,9 +82,11 @@ pub struct RequestFields<'a> {
     pub threshold: u32,
     /// The request's ephemeral X25519 public key.
     pub ephemeral_public: &'a [u8; 32],
+    /// OpenSSH public key to certify, or empty.
+    pub ssh_public_key: &'a str,
 }
 
-/// `H(domain ‖ daemon id ‖ request id ‖ requester ‖ scope ‖ reason ‖ ttl ‖ opened ‖ deadline ‖ threshold ‖ E_req)`.
+/// `H(domain ‖ daemon id ‖ request id ‖ requester ‖ scope ‖ reason ‖ ttl ‖ opened ‖ deadline ‖ threshold ‖ E_req ‖ ssh key)`.
 pub fn request_digest(r: &RequestFields<'_>) -> RequestDigest {
     let bytes = Payload::new(DOMAIN_REQUEST_DIGEST)
         .str(r.daemon_id)
@@ -93,6 +99,7 @@ pub fn request_digest(r: &RequestFields<'_>) -> RequestDigest {
         .u64(r.deadline)
         .u64(u64::from(r.threshold))
         .field(r.ephemeral_public)
+        .str(r.ssh_public_key)
         .finish();
     Sha256::digest(bytes).into()
 }
@@ -100,12 +107,14 @@ pub fn request_digest(r: &RequestFields<'_>) -> RequestDigest {
 /// What a commander signs to open a request. The request id is derived from
 /// these bytes ([`request_id`]), so replaying the same signed open names the
 /// same request and is refused as a duplicate.
+#[allow(clippy::too_many_arguments)]
 pub fn open_request(
     daemon_id: &str,
     commander_id: &str,
     scope: &str,
     reason: &str,
     ttl_seconds: u64,
+    ssh_public_key: &str,
     nonce: &[u8],
     signed_at: u64,
 ) -> Vec<u8> {
@@ -115,6 +124,7 @@ pub fn open_request(
         .str(scope)
         .str(reason)
         .u64(ttl_seconds)
+        .str(ssh_public_key)
         .field(nonce)
         .u64(signed_at)
         .finish()
@@ -196,6 +206,12 @@ pub struct RequestStatus<'a> {
     pub close_reason: &'a str,
     /// Credential expiry, or 0.
     pub credential_expires_at: u64,
+    /// When the credential was revoked, or 0.
+    pub revoked_at: u64,
+    /// Who revoked it.
+    pub revoked_by: &'a str,
+    /// Why.
+    pub revoke_reason: &'a str,
 }
 
 /// What the daemon key D signs so a client knows which daemon describes a request, and that
@@ -211,7 +227,65 @@ pub fn request_view(digest: &RequestDigest, status: &RequestStatus<'_>) -> Vec<u
     p.u64(status.closed_at)
         .str(status.close_reason)
         .u64(status.credential_expires_at)
+        .u64(status.revoked_at)
+        .str(status.revoked_by)
+        .str(status.revoke_reason)
         .finish()
+}
+
+/// What the requester or a custodian signs to revoke a minted credential.
+pub fn revoke_credential(
+    daemon_id: &str,
+    request_id: &str,
+    digest: &RequestDigest,
+    signer_id: &str,
+    reason: &str,
+    signed_at: u64,
+) -> Vec<u8> {
+    Payload::new(DOMAIN_REVOKE_CREDENTIAL)
+        .str(daemon_id)
+        .str(request_id)
+        .field(digest)
+        .str(signer_id)
+        .str(reason)
+        .u64(signed_at)
+        .finish()
+}
+
+/// One entry of the revocation list as the daemon signs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedEntry<'a> {
+    /// Request id (token `jti`).
+    pub request_id: &'a str,
+    /// SSH certificate key id, or empty.
+    pub ssh_key_id: &'a str,
+    /// SSH certificate serial, or 0.
+    pub ssh_serial: u64,
+    /// When revoked.
+    pub revoked_at: u64,
+    /// When it would expire.
+    pub expires_at: u64,
+}
+
+/// What the daemon key D signs over the revocation list.
+pub fn revocation_list(
+    daemon_id: &str,
+    generated_at: u64,
+    entries: &[RevokedEntry<'_>],
+) -> Vec<u8> {
+    let mut p = Payload::new(DOMAIN_REVOCATION_LIST)
+        .str(daemon_id)
+        .u64(generated_at)
+        .u64(entries.len() as u64);
+    for e in entries {
+        p = p
+            .str(e.request_id)
+            .str(e.ssh_key_id)
+            .u64(e.ssh_serial)
+            .u64(e.revoked_at)
+            .u64(e.expires_at);
+    }
+    p.finish()
 }
 
 #[cfg(test)]
@@ -232,6 +306,7 @@ mod tests {
             deadline: 1_700_000_900,
             threshold: 3,
             ephemeral_public: &EPH,
+            ssh_public_key: "ssh-ed25519 AAAA",
         }
     }
 
@@ -241,9 +316,9 @@ mod tests {
         let digest = request_digest(&fields());
         assert_eq!(
             hex::encode(digest),
-            "d80fea6939efc872ac431bc735c1c27a962e5ce9b224b4a13e196b5932a33e9d"
+            "f48871c315a444f5b92f706de70646972713f4a47a03ad557fc74b5fc1c8eaa4"
         );
-        let open = open_request("d1", "ic", "prod-ssh", "db down", 1800, &[1, 2], 5);
+        let open = open_request("d1", "ic", "prod-ssh", "db down", 1800, "k", &[1, 2], 5);
         assert_eq!(
             hex::encode(&open),
             concat!(
@@ -253,6 +328,7 @@ mod tests {
                 "0000000870726f642d737368",
                 "00000007646220646f776e",
                 "000000080000000000000708",
+                "000000016b",
                 "000000020102",
                 "000000080000000000000005"
             )
@@ -270,19 +346,36 @@ mod tests {
                 closed_at: 0,
                 close_reason: "",
                 credential_expires_at: 0,
+                revoked_at: 0,
+                revoked_by: "",
+                revoke_reason: "",
             },
         );
-        let pinned: Vec<String> = [submit, cancel, fetch, view]
+        let revoke = revoke_credential("d1", "req-1", &digest, "alice", "leaked", 5);
+        let list = revocation_list(
+            "d1",
+            5,
+            &[RevokedEntry {
+                request_id: "req-1",
+                ssh_key_id: "k",
+                ssh_serial: 9,
+                revoked_at: 4,
+                expires_at: 6,
+            }],
+        );
+        let pinned: Vec<String> = [submit, cancel, fetch, view, revoke, list]
             .iter()
             .map(|b| hex::encode(Sha256::digest(b)))
             .collect();
         assert_eq!(
             pinned,
             vec![
-                "56a652834fefc580ab0142d6e5f45a454995f42303e87e6436e8a2b71a493a82",
-                "161d90d2c66e3987552baba58763ebd746226cce5d213296b4b2ad25ec3fe5ee",
-                "f7099f6f3da44d1a7b089e6851a0da949d5fb36b4152c2dc50f5761f6207ab04",
-                "de3a46391c905bc44dbde509f11b7bbf6000ca431722a3a92a2e0d3a212cc5b6",
+                "638e6d838af49e12e2bb41fddcdc793e973ef4fae1f91323b2ae806c1fc08f9a",
+                "71b312f45c6d51d2c52d0934132e03db424a70cc7807ff9b46d10cb942087f2f",
+                "4e794674c18c9c09b861ec6a5f2c6e691e94c3d47f719301a7c5b05932d9cda2",
+                "b8eca6483a61cde9bbb9cf12b55a9a0bbdfd9584ece5a204aaf6a57b1bd4b598",
+                "2f6d7f781db5b646b83324fb09875e752ef3c6be44cd823031f7faccd1b7a2df",
+                "657ecc222371f7138ece6aea0076706ba93160d4dcfafde8afa7c4f721c42daa",
             ]
         );
     }
@@ -344,8 +437,8 @@ mod tests {
     /// adjacent fields changes the payload.
     #[test]
     fn fields_cannot_shift() {
-        let a = open_request("d1", "ab", "c", "r", 1, &[], 1);
-        let b = open_request("d1", "a", "bc", "r", 1, &[], 1);
+        let a = open_request("d1", "ab", "c", "r", 1, "", &[], 1);
+        let b = open_request("d1", "a", "bc", "r", 1, "", &[], 1);
         assert_ne!(a, b);
     }
 

@@ -17,11 +17,25 @@ async fn bad_submissions_are_refused_and_change_nothing() {
     let mut client = fx.client().await;
     let ic = load(&fx.commander_key("ic"));
     let req = client
-        .open(&ic, None, "prod-ssh", "bad input test", 600)
+        .open(
+            &ic,
+            None,
+            "prod-ssh",
+            "bad input test",
+            600,
+            &ic.ssh_public(),
+        )
         .await
         .unwrap();
     let other = client
-        .open(&ic, None, "prod-ssh", "another request", 600)
+        .open(
+            &ic,
+            None,
+            "prod-ssh",
+            "another request",
+            600,
+            &ic.ssh_public(),
+        )
         .await
         .unwrap();
     let c1 = load(&fx.custodian_key(0));
@@ -203,13 +217,14 @@ async fn bad_opens_and_fetches_are_refused() {
     let ic2 = load(&fx.commander_key("ic2"));
     let c1 = load(&fx.custodian_key(0));
 
-    let open = |signer_id: &str,
-                key: &breakglass_client::identity::Identity,
-                scope: &str,
-                ttl: u64,
-                at: u64| {
+    let open_with = |signer_id: &str,
+                     key: &breakglass_client::identity::Identity,
+                     scope: &str,
+                     ttl: u64,
+                     at: u64,
+                     ssh: &str| {
         let nonce = [7u8; 16];
-        let p = signing::open_request(&daemon_id, signer_id, scope, "why", ttl, &nonce, at);
+        let p = signing::open_request(&daemon_id, signer_id, scope, "why", ttl, ssh, &nonce, at);
         pb::OpenRequestRequest {
             scope: scope.into(),
             reason: "why".into(),
@@ -220,8 +235,15 @@ async fn bad_opens_and_fetches_are_refused() {
                 signed_at: at,
                 signature: key.sign(&p).to_vec(),
             }),
+            ssh_public_key: ssh.into(),
         }
     };
+    let open =
+        |signer_id: &str,
+         key: &breakglass_client::identity::Identity,
+         scope: &str,
+         ttl: u64,
+         at: u64| open_with(signer_id, key, scope, ttl, at, &key.ssh_public());
     let now = unix_now();
     assert_status(
         client
@@ -278,6 +300,38 @@ async fn bad_opens_and_fetches_are_refused() {
         Code::InvalidArgument,
         "nonce: is 3 bytes",
     );
+    // The SSH key to certify: needed for an SSH scope, well-formed, and refused for a token-only scope.
+    assert_status(
+        client
+            .rpc()
+            .open_request(open_with("ic", &ic, "prod-ssh", 60, now, ""))
+            .await,
+        Code::InvalidArgument,
+        "scope `prod-ssh` mints an OpenSSH certificate, so the key to certify is needed",
+    );
+    assert_status(
+        client
+            .rpc()
+            .open_request(open_with(
+                "ic",
+                &ic,
+                "prod-ssh",
+                60,
+                now,
+                "ssh-ed25519 garbage",
+            ))
+            .await,
+        Code::InvalidArgument,
+        "ssh_public_key: not an OpenSSH public key",
+    );
+    assert_status(
+        client
+            .rpc()
+            .open_request(open_with("ic", &ic, "prod-api", 60, now, &ic.ssh_public()))
+            .await,
+        Code::InvalidArgument,
+        "scope `prod-api` mints no SSH certificate",
+    );
     // A replayed open names the same request and is refused.
     let first = open("ic", &ic, "prod-ssh", 60, now);
     client.rpc().open_request(first.clone()).await.unwrap();
@@ -294,7 +348,7 @@ async fn bad_opens_and_fetches_are_refused() {
 
     // Fetch by anyone but the requester.
     let r = client
-        .open(&ic, None, "prod-ssh", "fetch test", 60)
+        .open(&ic, None, "prod-ssh", "fetch test", 60, &ic.ssh_public())
         .await
         .unwrap();
     let e = client
@@ -342,7 +396,7 @@ async fn share_after_deadline_is_refused_and_request_expires() {
     let mut client = fx.client().await;
     let ic = load(&fx.commander_key("ic"));
     let r = client
-        .open(&ic, None, "prod-ssh", "deadline test", 60)
+        .open(&ic, None, "prod-ssh", "deadline test", 60, &ic.ssh_public())
         .await
         .unwrap();
     let c1 = load(&fx.custodian_key(0));

@@ -31,7 +31,7 @@ async fn no_root_seed_authority_or_share_bytes_on_disk_or_in_logs() {
     let mut client = fx.client().await;
     let ic = load(&fx.commander_key("ic"));
     let r = client
-        .open(&ic, None, "prod-ssh", "invariant 1", 600)
+        .open(&ic, None, "prod-ssh", "invariant 1", 600, &ic.ssh_public())
         .await
         .unwrap();
     let mut shares = Vec::new();

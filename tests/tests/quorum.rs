@@ -17,6 +17,7 @@ async fn two_shares_give_nothing_three_give_a_verifiable_credential() {
     let mut fx = Fixture::new(5, 3, "15m");
     fx.start();
     let ic = fx.commander_key("ic");
+    let ic_pub = format!("{}.pub", ic.display());
 
     // The commander opens through the CLI.
     let (ok, out, err) = fx.cli(
@@ -30,6 +31,8 @@ async fn two_shares_give_nothing_three_give_a_verifiable_credential() {
             "db primary down",
             "--ttl",
             "20m",
+            "--ssh-key",
+            &ic_pub,
         ],
     );
     assert!(ok, "{out}\n{err}");
@@ -127,9 +130,28 @@ async fn two_shares_give_nothing_three_give_a_verifiable_credential() {
     let cred = fx.dir.path().join("cred.json");
     let (ok, out, err) = fx.cli(
         &ic,
-        &["credential", "fetch", &id, "--out", cred.to_str().unwrap()],
+        &[
+            "credential",
+            "fetch",
+            &id,
+            "--out",
+            cred.to_str().unwrap(),
+            "--ssh-key",
+            &ic_pub,
+        ],
     );
     assert!(ok, "{out}\n{err}");
+    // The certificate lands beside the key, where ssh looks for it.
+    let cert_path = format!("{}-cert.pub", ic.display());
+    assert!(
+        out.contains(&format!("ssh certificate written to {cert_path}")),
+        "{out}"
+    );
+    let cert_line = std::fs::read_to_string(&cert_path).unwrap();
+    assert!(
+        cert_line.starts_with("ssh-ed25519-cert-v01@openssh.com "),
+        "{cert_line}"
+    );
     let authority = fx.authority_paserk();
     let (ok, out, err) = common::run(
         "breakglass",
@@ -229,7 +251,7 @@ async fn restart_keeps_credentials_and_cancels_collecting_requests() {
     let ic = load(&fx.commander_key("ic"));
     let mut client = fx.client().await;
     let done = client
-        .open(&ic, None, "prod-ssh", "restart test", 600)
+        .open(&ic, None, "prod-ssh", "restart test", 600, &ic.ssh_public())
         .await
         .unwrap();
     for i in 0..2 {
@@ -240,7 +262,14 @@ async fn restart_keeps_credentials_and_cancels_collecting_requests() {
         client.submit(&me, None, &done, &f).await.unwrap();
     }
     let pending = client
-        .open(&ic, None, "prod-ssh", "left collecting", 600)
+        .open(
+            &ic,
+            None,
+            "prod-ssh",
+            "left collecting",
+            600,
+            &ic.ssh_public(),
+        )
         .await
         .unwrap();
     assert!(fx.stop());
@@ -262,7 +291,7 @@ async fn cancel_rules() {
     let ic = load(&fx.commander_key("ic"));
     let ic2 = load(&fx.commander_key("ic2"));
     let r = client
-        .open(&ic, None, "prod-ssh", "cancel test", 600)
+        .open(&ic, None, "prod-ssh", "cancel test", 600, &ic.ssh_public())
         .await
         .unwrap();
     let e = client
@@ -299,9 +328,197 @@ async fn cancel_rules() {
         "{e}"
     );
     let r2 = client
-        .open(&ic, None, "prod-ssh", "requester cancels", 600)
+        .open(
+            &ic,
+            None,
+            "prod-ssh",
+            "requester cancels",
+            600,
+            &ic.ssh_public(),
+        )
         .await
         .unwrap();
     let v2 = client.cancel(&ic, None, &r2.id, "resolved").await.unwrap();
     assert_eq!(v2.state, pb::RequestState::Cancelled as i32);
+}
+
+/// Revocation: the requester or a custodian may revoke, once; another commander may not; the
+/// published list is signed by D and makes offline verification fail for both formats.
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_is_published_and_enforced_offline() {
+    let mut fx = Fixture::new(3, 2, "15m");
+    fx.start();
+    let mut client = fx.client().await;
+    let ic = load(&fx.commander_key("ic"));
+    let ic2 = load(&fx.commander_key("ic2"));
+    let c1 = load(&fx.custodian_key(0));
+    let r = client
+        .open(
+            &ic,
+            None,
+            "prod-ssh",
+            "revocation test",
+            600,
+            &ic.ssh_public(),
+        )
+        .await
+        .unwrap();
+    let e = client
+        .revoke(&c1, None, &r.id, "too early")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.starts_with("FAILED_PRECONDITION") && e.contains("has no credential"),
+        "{e}"
+    );
+    for i in 0..2 {
+        let me = load(&fx.custodian_key(i));
+        let f = client
+            .read_share_file(&me, &fx.share_file(&fx.keys.custodians[i].0))
+            .unwrap();
+        client.submit(&me, None, &r, &f).await.unwrap();
+    }
+    let cred = fx.dir.path().join("cred.json");
+    let ic_path = fx.commander_key("ic");
+    let (ok, _, err) = fx.cli(
+        &ic_path,
+        &[
+            "credential",
+            "fetch",
+            &r.id,
+            "--out",
+            cred.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let cert = fx.dir.path().join(format!("{}-cert.pub", r.id));
+    assert!(
+        cert.is_file(),
+        "without a matching key the certificate is written beside the bundle"
+    );
+
+    let before = client.get(&r.id).await.unwrap();
+    let e = client
+        .revoke(&ic2, None, &r.id, "not mine")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.starts_with("PERMISSION_DENIED") && e.contains("may not revoke"),
+        "{e}"
+    );
+    assert_eq!(
+        client.get(&r.id).await.unwrap(),
+        before,
+        "a refused revoke changes nothing"
+    );
+
+    let authority = fx.authority_paserk();
+    let list = fx.dir.path().join("revoked.json");
+    let krl = fx.dir.path().join("revoked.krl");
+    let (ok, out, err) = fx.cli(
+        &ic_path,
+        &[
+            "revocations",
+            "--json",
+            list.to_str().unwrap(),
+            "--krl",
+            krl.to_str().unwrap(),
+        ],
+    );
+    assert!(ok && out.contains("(0 revoked)"), "{out}{err}");
+    let (ok, out, err) = common::run(
+        "breakglass",
+        &[
+            "credential",
+            "verify",
+            cred.to_str().unwrap(),
+            "--authority",
+            &authority,
+            "--revocations",
+            list.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        ok && out.contains("token valid") && out.contains("ssh certificate valid"),
+        "{out}{err}"
+    );
+
+    // A custodian revokes (through the CLI).
+    let (ok, out, err) = fx.cli(
+        &fx.custodian_key(0),
+        &["credential", "revoke", &r.id, "--reason", "laptop stolen"],
+    );
+    assert!(ok && out.contains("by c1: laptop stolen"), "{out}{err}");
+    let v = client.get(&r.id).await.unwrap();
+    assert_eq!(
+        (v.revoked_by.as_str(), v.revoke_reason.as_str()),
+        ("c1", "laptop stolen")
+    );
+    let e = client
+        .revoke(&ic, None, &r.id, "again")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.starts_with("ALREADY_EXISTS") && e.contains("already revoked by `c1`"),
+        "{e}"
+    );
+
+    let (ok, out, err) = fx.cli(
+        &ic_path,
+        &[
+            "revocations",
+            "--json",
+            list.to_str().unwrap(),
+            "--krl",
+            krl.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        ok && out.contains("(1 revoked)") && out.contains("(1 certificates)"),
+        "{out}{err}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&list).unwrap()).unwrap();
+    assert_eq!(doc["revoked_token_ids"][0], r.id.as_str());
+    for file in [&cred, &cert] {
+        let (ok, _, err) = common::run(
+            "breakglass",
+            &[
+                "credential",
+                "verify",
+                file.to_str().unwrap(),
+                "--authority",
+                &authority,
+                "--revocations",
+                list.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(
+            !ok && err.contains("revoked at") && err.contains("by c1 (laptop stolen)"),
+            "{err}"
+        );
+    }
+    // Without the list, the signature alone still verifies (revocation is the list's job).
+    let (ok, _, err) = common::run(
+        "breakglass",
+        &[
+            "credential",
+            "verify",
+            cert.to_str().unwrap(),
+            "--authority",
+            &authority,
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    // The revocation list is signed by D: the client checked it; a tampered list is refused.
+    let list = client.revocations().await.unwrap();
+    assert_eq!(list.revocations.len(), 1);
 }

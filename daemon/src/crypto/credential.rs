@@ -1,4 +1,5 @@
-//! Minting and offline verification of the PASETO v4.public credential.
+//! Minting the credential bundle (PASETO v4.public token and/or OpenSSH user
+//! certificate, as the scope says) and offline verification of the token.
 //!
 //! Claims: `iss` (`breakglass:<daemon id>`), `sub` (requester), `scope`,
 //! `principals`, `jti` (request id), `iat`, `nbf`, `exp`, `approvers`,
@@ -43,6 +44,21 @@ pub struct Grant<'a> {
     pub now: u64,
     /// Lifetime.
     pub ttl_seconds: u64,
+    /// Mint a PASETO token.
+    pub token: bool,
+    /// Mint an OpenSSH certificate for this key.
+    pub ssh: Option<SshParams<'a>>,
+}
+
+/// SSH certificate parameters of a grant.
+#[derive(Debug, Clone)]
+pub struct SshParams<'a> {
+    /// The requester's OpenSSH public key.
+    pub public_key: &'a str,
+    /// Extensions from the scope.
+    pub extensions: &'a [String],
+    /// How far `valid_after` is backdated.
+    pub clock_skew: u64,
 }
 
 /// The credential as delivered to the requester (inside age encryption).
@@ -68,8 +84,32 @@ pub struct CredentialBundle {
     pub approvers: Vec<String>,
     /// Hex authority public key.
     pub authority_public_key: String,
-    /// The PASETO v4.public token.
-    pub paseto: String,
+    /// The PASETO v4.public token, if the scope mints tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paseto: Option<String>,
+    /// The OpenSSH user certificate (`…-cert.pub` line), if the scope mints SSH certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_certificate: Option<String>,
+    /// The certificate's serial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_serial: Option<u64>,
+    /// The certificate's key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key_id: Option<String>,
+}
+
+impl CredentialBundle {
+    /// Kinds present, for the audit log.
+    pub fn kinds(&self) -> Vec<String> {
+        let mut k = Vec::new();
+        if self.ssh_certificate.is_some() {
+            k.push("ssh".to_string());
+        }
+        if self.paseto.is_some() {
+            k.push("token".to_string());
+        }
+        k
+    }
 }
 
 fn rfc3339(t: u64) -> Result<String> {
@@ -86,9 +126,56 @@ fn unix(s: &str) -> Option<u64> {
         .and_then(|d| u64::try_from(d.unix_timestamp()).ok())
 }
 
-/// Mints the PASETO token with A and returns the bundle.
+/// Mints what the grant asks for with A and returns the bundle.
 pub fn mint(a: &AuthorityKey, g: &Grant<'_>) -> Result<CredentialBundle> {
     let expires_at = g.now.saturating_add(g.ttl_seconds);
+    let paseto = if g.token {
+        Some(mint_token(a, g, expires_at)?)
+    } else {
+        None
+    };
+    let (ssh_certificate, ssh_serial, ssh_key_id) = match &g.ssh {
+        Some(s) => {
+            let key_id = super::sshcert::key_id(g.request_id, g.requester);
+            let serial = super::sshcert::serial_for(g.request_id);
+            let cert = super::sshcert::mint(
+                a,
+                &super::sshcert::SshGrant {
+                    public_key: s.public_key,
+                    principals: g.principals,
+                    extensions: s.extensions,
+                    key_id: key_id.clone(),
+                    serial,
+                    valid_after: g.now.saturating_sub(s.clock_skew),
+                    valid_before: expires_at,
+                },
+            )?;
+            (Some(cert), Some(serial), Some(key_id))
+        }
+        None => (None, None, None),
+    };
+    if paseto.is_none() && ssh_certificate.is_none() {
+        return Err(Error::Internal("the grant asks for no credential".into()));
+    }
+    Ok(CredentialBundle {
+        format: BUNDLE_FORMAT.to_string(),
+        request_id: g.request_id.to_string(),
+        daemon_id: g.daemon_id.to_string(),
+        requester: g.requester.to_string(),
+        scope: g.scope.to_string(),
+        principals: g.principals.to_vec(),
+        issued_at: g.now,
+        expires_at,
+        approvers: g.approvers.to_vec(),
+        authority_public_key: hex::encode(a.public().as_bytes()),
+        paseto,
+        ssh_certificate,
+        ssh_serial,
+        ssh_key_id,
+    })
+}
+
+fn mint_token(a: &AuthorityKey, g: &Grant<'_>, expires_at: u64) -> Result<String> {
     let err =
         |e: pasetors::errors::Error| Error::Internal(format!("building the token failed: {e:?}"));
     let mut claims = Claims::new().map_err(err)?;
@@ -121,19 +208,7 @@ pub fn mint(a: &AuthorityKey, g: &Grant<'_>) -> Result<CredentialBundle> {
     let sk = AsymmetricSecretKey::<V4>::from(sk_bytes.as_slice()).map_err(err)?;
     let token = public::sign(&sk, &claims, None, None).map_err(err)?;
     drop(sk);
-    Ok(CredentialBundle {
-        format: BUNDLE_FORMAT.to_string(),
-        request_id: g.request_id.to_string(),
-        daemon_id: g.daemon_id.to_string(),
-        requester: g.requester.to_string(),
-        scope: g.scope.to_string(),
-        principals: g.principals.to_vec(),
-        issued_at: g.now,
-        expires_at,
-        approvers: g.approvers.to_vec(),
-        authority_public_key: hex::encode(a.public().as_bytes()),
-        paseto: token,
-    })
+    Ok(token)
 }
 
 /// Claims of a token that verified.
@@ -274,6 +349,8 @@ mod tests {
             approvers,
             now: 1_800_000_000,
             ttl_seconds: 600,
+            token: true,
+            ssh: None,
         }
     }
 
@@ -285,26 +362,28 @@ mod tests {
         let principals = vec!["root".to_string()];
         let approvers = vec!["c1".to_string(), "c2".to_string()];
         let b = mint(&a, &grant(&principals, &approvers)).unwrap();
-        let v = verify(&pubkey, &b.paseto, 1_800_000_001).unwrap();
+        assert!(b.ssh_certificate.is_none());
+        let token = b.paseto.clone().unwrap();
+        let v = verify(&pubkey, &token, 1_800_000_001).unwrap();
         assert_eq!(v.subject, "ic");
         assert_eq!(v.request_id, "req-1");
         assert_eq!(v.expires_at, 1_800_000_600);
         assert_eq!(v.approvers, approvers);
         assert_eq!(v.issuer, "breakglass:d1");
         assert!(matches!(
-            verify(&pubkey, &b.paseto, 1_800_000_600),
+            verify(&pubkey, &token, 1_800_000_600),
             Err(VerifyError::Expired { .. })
         ));
         assert!(matches!(
-            verify(&pubkey, &b.paseto, 1_799_999_999),
+            verify(&pubkey, &token, 1_799_999_999),
             Err(VerifyError::NotYetValid { .. })
         ));
         let other = AuthorityPublic(AuthorityKey::derive(&AuthoritySeed::generate()).public());
         assert_eq!(
-            verify(&other, &b.paseto, 1_800_000_001),
+            verify(&other, &token, 1_800_000_001),
             Err(VerifyError::Signature)
         );
-        let mut tampered = b.paseto.clone().into_bytes();
+        let mut tampered = token.clone().into_bytes();
         let i = tampered.len() - 20;
         tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
@@ -313,5 +392,55 @@ mod tests {
             Err(VerifyError::Signature)
         );
         assert_eq!(verify(&pubkey, "v2.local.xyz", 1), Err(VerifyError::Format));
+    }
+
+    /// Invariant 7: the SSH certificate expires with the token and starts `clock_skew` early.
+    #[test]
+    fn mint_ssh_only_and_both() {
+        let a = AuthorityKey::derive(&AuthoritySeed::generate());
+        let principals = vec!["root".to_string()];
+        let approvers = vec!["c1".to_string()];
+        let kp = ssh_key::private::Ed25519Keypair::from_seed(&[5u8; 32]);
+        let key = ssh_key::PublicKey::from(kp.public).to_openssh().unwrap();
+        let ext = vec!["permit-pty".to_string()];
+        let ssh = SshParams {
+            public_key: &key,
+            extensions: &ext,
+            clock_skew: 120,
+        };
+        let g = Grant {
+            token: false,
+            ssh: Some(ssh.clone()),
+            ..grant(&principals, &approvers)
+        };
+        let b = mint(&a, &g).unwrap();
+        assert!(b.paseto.is_none());
+        assert_eq!(b.kinds(), vec!["ssh"]);
+        let info = crate::crypto::sshcert::verify(
+            &AuthorityPublic(a.public()),
+            b.ssh_certificate.as_deref().unwrap(),
+            g.now,
+        )
+        .unwrap();
+        assert_eq!(info.valid_after, g.now - 120);
+        assert_eq!(info.valid_before, b.expires_at);
+        assert_eq!(Some(info.serial), b.ssh_serial);
+        let both = mint(
+            &a,
+            &Grant {
+                ssh: Some(ssh),
+                ..grant(&principals, &approvers)
+            },
+        )
+        .unwrap();
+        assert_eq!(both.kinds(), vec!["ssh", "token"]);
+        assert!(mint(
+            &a,
+            &Grant {
+                token: false,
+                ..grant(&principals, &approvers)
+            }
+        )
+        .is_err());
     }
 }

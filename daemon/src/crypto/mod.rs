@@ -8,3 +8,4 @@ pub mod envelope;
 pub mod seal;
 pub mod secret;
 pub mod shamir;
+pub mod sshcert;

@@ -78,6 +78,13 @@ pub enum Event {
         /// Who fetched.
         by: String,
     },
+    /// A minted credential was revoked.
+    CredentialRevoked {
+        /// Who revoked.
+        by: String,
+        /// Why.
+        reason: String,
+    },
     /// The request was cancelled.
     RequestCancelled {
         /// Who cancelled (`daemon` for a restart).

@@ -21,6 +21,48 @@ pub const MAX_WINDOW: u64 = 7 * 24 * 3600;
 pub const DEFAULT_FRESHNESS: u64 = 120;
 /// Longest reason accepted.
 pub const MAX_REASON_LEN: usize = 1024;
+/// Default backdating of SSH certificates' `valid_after`, for clock skew.
+pub const DEFAULT_CLOCK_SKEW: u64 = 120;
+/// OpenSSH certificate extensions a scope may grant.
+pub const SSH_EXTENSIONS: [&str; 5] = [
+    "permit-pty",
+    "permit-agent-forwarding",
+    "permit-port-forwarding",
+    "permit-X11-forwarding",
+    "permit-user-rc",
+];
+
+/// What an unlock mints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// An OpenSSH user certificate signed by A.
+    Ssh,
+    /// A PASETO v4.public token signed by A.
+    Token,
+}
+
+impl CredentialKind {
+    /// `ssh` or `token`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialKind::Ssh => "ssh",
+            CredentialKind::Token => "token",
+        }
+    }
+}
+
+fn both_kinds() -> Vec<CredentialKind> {
+    vec![CredentialKind::Ssh, CredentialKind::Token]
+}
+
+fn default_extensions() -> Vec<String> {
+    vec!["permit-pty".to_string()]
+}
+
+fn default_skew() -> u64 {
+    DEFAULT_CLOCK_SKEW
+}
 
 /// A custodian or commander key, as in the policy.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -55,6 +97,19 @@ pub struct ScopePolicy {
     /// TTL cap for this scope in seconds (defaults to the policy's cap).
     #[serde(default)]
     pub max_ttl_seconds: Option<u64>,
+    /// What an unlock mints (default: both).
+    #[serde(default = "both_kinds")]
+    pub credentials: Vec<CredentialKind>,
+    /// OpenSSH certificate extensions (default: `permit-pty` only; no agent forwarding).
+    #[serde(default = "default_extensions")]
+    pub ssh_extensions: Vec<String>,
+}
+
+impl ScopePolicy {
+    /// True if this scope mints `kind`.
+    pub fn mints(&self, kind: CredentialKind) -> bool {
+        self.credentials.contains(&kind)
+    }
 }
 
 /// A validated policy.
@@ -68,6 +123,9 @@ pub struct Policy {
     pub max_ttl_seconds: u64,
     /// Allowed clock difference for signatures, seconds.
     pub freshness_seconds: u64,
+    /// How far back SSH certificates' `valid_after` is set, for clock skew, seconds.
+    #[serde(default = "default_skew")]
+    pub clock_skew_seconds: u64,
     /// Custodians, in share order: custodian `i` holds the share with x = i + 1.
     pub custodians: Vec<Member>,
     /// Commanders.
@@ -85,6 +143,8 @@ struct PolicyFile {
     max_ttl: String,
     #[serde(default)]
     freshness: Option<String>,
+    #[serde(default)]
+    clock_skew: Option<String>,
     custodians: Vec<Member>,
     commanders: Vec<CommanderFile>,
     scopes: Vec<ScopeFile>,
@@ -108,6 +168,10 @@ struct ScopeFile {
     principals: Vec<String>,
     #[serde(default)]
     max_ttl: Option<String>,
+    #[serde(default = "both_kinds")]
+    credentials: Vec<CredentialKind>,
+    #[serde(default = "default_extensions")]
+    ssh_extensions: Vec<String>,
 }
 
 fn duration(field: &str, s: &str) -> Result<u64> {
@@ -173,6 +237,8 @@ impl Policy {
                 name: s.name,
                 principals: s.principals,
                 max_ttl_seconds: max,
+                credentials: s.credentials,
+                ssh_extensions: s.ssh_extensions,
             });
         }
         let policy = Policy {
@@ -182,6 +248,10 @@ impl Policy {
             freshness_seconds: match &f.freshness {
                 Some(s) => duration("freshness", s)?,
                 None => DEFAULT_FRESHNESS,
+            },
+            clock_skew_seconds: match &f.clock_skew {
+                Some(s) => duration("clock_skew", s)?,
+                None => DEFAULT_CLOCK_SKEW,
             },
             custodians: f.custodians,
             commanders: f
@@ -251,6 +321,12 @@ impl Policy {
                 self.freshness_seconds
             )));
         }
+        if self.clock_skew_seconds > 3600 {
+            return Err(Error::Policy(format!(
+                "clock_skew must be at most 1h, got {}s",
+                self.clock_skew_seconds
+            )));
+        }
         let mut seen = BTreeMap::new();
         for c in &mut self.custodians {
             check_id("custodian", &c.id)?;
@@ -276,6 +352,39 @@ impl Policy {
             check_id("scope", &s.name)?;
             if scope_names.insert(s.name.clone(), ()).is_some() {
                 return Err(Error::Policy(format!("scope `{}` appears twice", s.name)));
+            }
+            if s.credentials.is_empty() {
+                return Err(Error::Policy(format!(
+                    "scope `{}` mints nothing: set credentials = [\"ssh\"], [\"token\"] or both",
+                    s.name
+                )));
+            }
+            if s.mints(CredentialKind::Ssh) && s.principals.is_empty() {
+                return Err(Error::Policy(format!(
+                    "scope `{}` mints SSH certificates but names no principals: a certificate without principals would be valid for every user",
+                    s.name
+                )));
+            }
+            for p in &s.principals {
+                if p.is_empty()
+                    || p.len() > 255
+                    || p.contains(',')
+                    || p.chars().any(char::is_whitespace)
+                {
+                    return Err(Error::Policy(format!(
+                        "scope `{}` principal {p:?} is not a valid user name",
+                        s.name
+                    )));
+                }
+            }
+            for e in &s.ssh_extensions {
+                if !SSH_EXTENSIONS.contains(&e.as_str()) {
+                    return Err(Error::Policy(format!(
+                        "scope `{}` ssh extension {e:?} is not one of {}",
+                        s.name,
+                        SSH_EXTENSIONS.join(", ")
+                    )));
+                }
             }
             if let Some(t) = s.max_ttl_seconds {
                 if t == 0 || t > self.max_ttl_seconds {
@@ -422,7 +531,7 @@ pub(crate) mod tests {
 
     pub fn sample_toml(n: u8, k: u8) -> String {
         let mut s = format!(
-            "threshold = {k}\ncollection_window = \"15m\"\nmax_ttl = \"1h\"\n\n[[scopes]]\nname = \"prod-ssh\"\nprincipals = [\"root\"]\nmax_ttl = \"30m\"\n\n[[scopes]]\nname = \"prod-db\"\n\n"
+            "threshold = {k}\ncollection_window = \"15m\"\nmax_ttl = \"1h\"\n\n[[scopes]]\nname = \"prod-ssh\"\nprincipals = [\"root\"]\nmax_ttl = \"30m\"\n\n[[scopes]]\nname = \"prod-db\"\ncredentials = [\"token\"]\n\n"
         );
         for i in 1..=n {
             s.push_str(&format!(

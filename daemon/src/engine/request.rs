@@ -62,6 +62,23 @@ pub struct StoredCredential {
     pub expires_at: u64,
     /// age ciphertext to the requester's ssh-ed25519 key.
     pub sealed: Vec<u8>,
+    /// Serial of the SSH certificate, if one was minted (public: it goes in the revocation list).
+    #[serde(default)]
+    pub ssh_serial: Option<u64>,
+    /// Key id of the SSH certificate, if one was minted.
+    #[serde(default)]
+    pub ssh_key_id: Option<String>,
+}
+
+/// A revocation of a minted credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// When.
+    pub at: u64,
+    /// Who.
+    pub by: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// A request as stored.
@@ -87,6 +104,9 @@ pub struct Request {
     pub threshold: u32,
     /// E_req public key.
     pub ephemeral_public: [u8; 32],
+    /// OpenSSH public key to certify, or empty.
+    #[serde(default)]
+    pub ssh_public_key: String,
     /// Request digest.
     pub digest: [u8; 32],
     /// Approvals in arrival order.
@@ -99,6 +119,9 @@ pub struct Request {
     pub close_reason: String,
     /// The credential once minted.
     pub credential: Option<StoredCredential>,
+    /// Set when the minted credential was revoked.
+    #[serde(default)]
+    pub revocation: Option<Revocation>,
 }
 
 /// What a commander asked for, after policy checks.
@@ -122,6 +145,8 @@ pub struct OpenParams {
     pub threshold: u32,
     /// E_req public key.
     pub ephemeral_public: [u8; 32],
+    /// OpenSSH public key to certify, or empty.
+    pub ssh_public_key: String,
 }
 
 fn record(now: u64, actor: &str, id: &str, event: Event) -> Record {
@@ -176,6 +201,7 @@ impl Request {
             deadline,
             threshold: p.threshold,
             ephemeral_public: &p.ephemeral_public,
+            ssh_public_key: &p.ssh_public_key,
         });
         let r = Request {
             id: p.id,
@@ -188,12 +214,14 @@ impl Request {
             deadline,
             threshold: p.threshold,
             ephemeral_public: p.ephemeral_public,
+            ssh_public_key: p.ssh_public_key,
             digest,
             approvals: Vec::new(),
             state: State::Collecting,
             closed_at: 0,
             close_reason: String::new(),
             credential: None,
+            revocation: None,
         };
         let ev = Event::RequestOpened {
             requester: r.requester.clone(),
@@ -305,6 +333,44 @@ impl Request {
                 state: self.state.name(),
             }),
         }
+    }
+
+    /// Revokes the minted credential. `by` must be the requester or a custodian (checked by the caller).
+    pub fn revoke(&self, by: &str, reason: &str, now: u64) -> Result<(Request, Vec<Record>)> {
+        if self.state != State::Unlocked || self.credential.is_none() {
+            return Err(Error::NoCredential {
+                id: self.id.clone(),
+                state: self.state.name(),
+            });
+        }
+        if let Some(r) = &self.revocation {
+            return Err(Error::AlreadyRevoked {
+                id: self.id.clone(),
+                by: r.by.clone(),
+                at: r.at,
+            });
+        }
+        let reason = if reason.trim().is_empty() {
+            "no reason given"
+        } else {
+            reason.trim()
+        };
+        let mut r = self.clone();
+        r.revocation = Some(Revocation {
+            at: now,
+            by: by.to_string(),
+            reason: reason.to_string(),
+        });
+        let rec = record(
+            now,
+            by,
+            &r.id,
+            Event::CredentialRevoked {
+                by: by.to_string(),
+                reason: reason.to_string(),
+            },
+        );
+        Ok((r, vec![rec]))
     }
 }
 
@@ -436,6 +502,7 @@ mod tests {
             window_seconds: 900,
             threshold: 3,
             ephemeral_public: [9; 32],
+            ssh_public_key: String::new(),
         }
     }
 
@@ -450,6 +517,8 @@ mod tests {
         StoredCredential {
             expires_at: T0 + 600,
             sealed: vec![1],
+            ssh_serial: Some(7),
+            ssh_key_id: Some("k".into()),
         }
     }
 
@@ -600,6 +669,30 @@ mod tests {
         let (c, recs) = u.fetch("ic", T0).unwrap();
         assert_eq!(c.expires_at, T0 + 600);
         assert!(matches!(recs[0].event, Event::CredentialFetched { .. }));
+    }
+
+    #[test]
+    fn revoke_only_unlocked_and_once() {
+        let r = opened();
+        assert!(matches!(
+            r.revoke("ic", "x", T0),
+            Err(Error::NoCredential { .. })
+        ));
+        let mut u = r.clone();
+        u.state = State::Unlocked;
+        u.credential = Some(cred());
+        let (v, recs) = u.revoke("c1", "leaked", T0 + 9).unwrap();
+        assert_eq!(v.revocation.as_ref().map(|x| x.at), Some(T0 + 9));
+        assert_eq!(
+            v.state,
+            State::Unlocked,
+            "revocation is an attribute, the state stays terminal"
+        );
+        assert!(matches!(recs[0].event, Event::CredentialRevoked { .. }));
+        assert!(matches!(
+            v.revoke("ic", "again", T0 + 10),
+            Err(Error::AlreadyRevoked { .. })
+        ));
     }
 
     #[derive(Debug, Clone)]

@@ -83,6 +83,18 @@ pub fn view(d: &Daemon, r: &Request) -> pb::RequestView {
         close_reason: r.close_reason.clone(),
         credential_expires_at: r.credential.as_ref().map(|c| c.expires_at).unwrap_or(0),
         daemon_signature: d.sign_view(r).to_vec(),
+        ssh_public_key: r.ssh_public_key.clone(),
+        revoked_at: r.revocation.as_ref().map(|x| x.at).unwrap_or(0),
+        revoked_by: r
+            .revocation
+            .as_ref()
+            .map(|x| x.by.clone())
+            .unwrap_or_default(),
+        revoke_reason: r
+            .revocation
+            .as_ref()
+            .map(|x| x.reason.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -130,6 +142,8 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
                     name: s.name.clone(),
                     principals: s.principals.clone(),
                     max_ttl_seconds: p.ttl_cap(s),
+                    credentials: s.credentials.iter().map(|k| k.name().to_string()).collect(),
+                    ssh_extensions: s.ssh_extensions.clone(),
                 })
                 .collect(),
             collection_window_seconds: p.collection_window_seconds,
@@ -149,6 +163,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
             scope: m.scope,
             reason: m.reason,
             ttl_seconds: m.ttl_seconds,
+            ssh_public_key: m.ssh_public_key,
             nonce: m.nonce,
             sig: sig(m.signature)?,
         };
@@ -229,6 +244,48 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
                         encrypted_credential: c.sealed,
                         expires_at: c.expires_at,
                     })
+            })
+            .await?;
+        Ok(Response::new(out))
+    }
+
+    async fn revoke_credential(
+        &self,
+        req: GrpcRequest<pb::RevokeCredentialRequest>,
+    ) -> Result<Response<pb::RequestView>, Status> {
+        let m = req.into_inner();
+        let s = sig(m.signature)?;
+        let v = self
+            .run(move |d| d.revoke(&m.request_id, &m.reason, s).map(|r| view(d, &r)))
+            .await?;
+        Ok(Response::new(v))
+    }
+
+    async fn get_revocations(
+        &self,
+        _: GrpcRequest<pb::GetRevocationsRequest>,
+    ) -> Result<Response<pb::GetRevocationsResponse>, Status> {
+        let out = self
+            .run(move |d| {
+                let list = d.revocations()?;
+                Ok(pb::GetRevocationsResponse {
+                    revocations: list
+                        .items
+                        .into_iter()
+                        .map(|i| pb::Revocation {
+                            request_id: i.request_id,
+                            ssh_key_id: i.ssh_key_id,
+                            ssh_serial: i.ssh_serial,
+                            revoked_at: i.revoked_at,
+                            revoked_by: i.revoked_by,
+                            reason: i.reason,
+                            expires_at: i.expires_at,
+                        })
+                        .collect(),
+                    generated_at: list.generated_at,
+                    authority_ssh: d.authority()?.ssh(),
+                    daemon_signature: list.signature.to_vec(),
+                })
             })
             .await?;
         Ok(Response::new(out))

@@ -11,15 +11,19 @@ pub fn to_status(e: &Error) -> Status {
         | Error::TtlTooLong { .. }
         | Error::ShareMalformed { .. }
         | Error::ShareCommitmentMismatch { .. }
-        | Error::UnknownScope { .. } => Code::InvalidArgument,
+        | Error::UnknownScope { .. }
+        | Error::SshKey(_) => Code::InvalidArgument,
         Error::UnknownCustodian { .. }
         | Error::NotACommander { .. }
         | Error::ScopeNotAllowed { .. }
         | Error::NotRequester { .. }
-        | Error::NotAllowedToCancel { .. } => Code::PermissionDenied,
+        | Error::NotAllowedToCancel { .. }
+        | Error::NotAllowedToRevoke { .. } => Code::PermissionDenied,
         Error::BadSignature { .. } | Error::StaleSignature { .. } => Code::Unauthenticated,
         Error::RequestNotFound { .. } => Code::NotFound,
-        Error::RequestExists { .. } | Error::DuplicateShare { .. } => Code::AlreadyExists,
+        Error::RequestExists { .. }
+        | Error::DuplicateShare { .. }
+        | Error::AlreadyRevoked { .. } => Code::AlreadyExists,
         Error::RequestClosed { .. } | Error::WindowClosed { .. } | Error::NoCredential { .. } => {
             Code::FailedPrecondition
         }

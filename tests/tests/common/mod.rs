@@ -84,7 +84,8 @@ impl Fixture {
         let mut policy = format!(
             "threshold = {k}\ncollection_window = \"{window}\"\nmax_ttl = \"1h\"\n\n\
              [[scopes]]\nname = \"prod-ssh\"\nprincipals = [\"root\", \"ops\"]\nmax_ttl = \"30m\"\n\n\
-             [[scopes]]\nname = \"prod-db\"\nprincipals = [\"dba\"]\n\n"
+             [[scopes]]\nname = \"prod-db\"\nprincipals = [\"dba\"]\n\n\
+             [[scopes]]\nname = \"prod-api\"\ncredentials = [\"token\"]\n\n"
         );
         let mut custodians = Vec::new();
         for i in 1..=n {
@@ -98,7 +99,7 @@ impl Fixture {
         }
         let mut commanders = Vec::new();
         for (id, scopes) in [
-            ("ic", "[\"prod-ssh\", \"prod-db\"]"),
+            ("ic", "[\"prod-ssh\", \"prod-db\", \"prod-api\"]"),
             ("ic2", "[\"prod-ssh\"]"),
         ] {
             let (ident, p) = keyfile(&kd, id);
