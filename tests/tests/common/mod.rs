@@ -78,12 +78,22 @@ impl Fixture {
     /// `n` custodians, threshold `k`, two commanders (`ic` may use prod-ssh and prod-db, `ic2` prod-ssh),
     /// collection window `window`.
     pub fn new(n: usize, k: usize, window: &str) -> Fixture {
+        Fixture::with_principals(n, k, window, &["root", "ops"])
+    }
+
+    /// As [`Fixture::new`], with the SSH principals of scope `prod-ssh` given.
+    pub fn with_principals(n: usize, k: usize, window: &str, principals: &[&str]) -> Fixture {
+        let principals = principals
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         let dir = tempfile::tempdir().unwrap();
         let kd = dir.path().join("keys");
         std::fs::create_dir(&kd).unwrap();
         let mut policy = format!(
             "threshold = {k}\ncollection_window = \"{window}\"\nmax_ttl = \"1h\"\n\n\
-             [[scopes]]\nname = \"prod-ssh\"\nprincipals = [\"root\", \"ops\"]\nmax_ttl = \"30m\"\n\n\
+             [[scopes]]\nname = \"prod-ssh\"\nprincipals = [{principals}]\nmax_ttl = \"30m\"\n\n\
              [[scopes]]\nname = \"prod-db\"\nprincipals = [\"dba\"]\n\n\
              [[scopes]]\nname = \"prod-api\"\ncredentials = [\"token\"]\n\n"
         );
