@@ -10,6 +10,7 @@ use tonic::transport::Channel;
 
 use breakglass_daemon::crypto::credential::CredentialBundle;
 use breakglass_daemon::crypto::envelope::{self, ShareFile};
+use breakglass_daemon::store::audit::AuditEntry;
 use breakglass_proto::pb::break_glass_client::BreakGlassClient;
 use breakglass_proto::{pb, signing, transport};
 
@@ -454,6 +455,59 @@ impl Client {
         }
         Ok(bundle)
     }
+}
+
+impl Client {
+    /// The audit log from `since` to its current end, each entry parsed.
+    pub async fn audit_export(&mut self, since: u64) -> Result<Vec<AuditEntry>> {
+        let mut stream = self
+            .rpc
+            .audit_export(pb::AuditExportRequest { since })
+            .await?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(r) = stream.message().await? {
+            out.push(parse_record(&r)?);
+        }
+        Ok(out)
+    }
+
+    /// The audit log from `since` (0: only new entries), then live.
+    pub async fn watch_audit(&mut self, since: u64) -> Result<tonic::Streaming<pb::AuditRecord>> {
+        Ok(self
+            .rpc
+            .watch_audit(pb::WatchAuditRequest { since })
+            .await?
+            .into_inner())
+    }
+
+    /// A request's view now and after every change, until it is terminal.
+    pub async fn watch_request(&mut self, id: &str) -> Result<tonic::Streaming<pb::RequestView>> {
+        Ok(self
+            .rpc
+            .watch_request(pb::WatchRequestRequest { id: id.to_string() })
+            .await?
+            .into_inner())
+    }
+
+    /// The daemon key D (to check audit checkpoints).
+    pub fn daemon_key(&self) -> &VerifyingKey {
+        &self.daemon_key
+    }
+}
+
+/// Parses one streamed audit record, checking its seq matches its JSON.
+pub fn parse_record(r: &pb::AuditRecord) -> Result<AuditEntry> {
+    let e: AuditEntry = serde_json::from_str(&r.json).map_err(|e| {
+        ClientError::Untrusted(format!("audit entry {} is not valid JSON: {e}", r.seq))
+    })?;
+    if e.seq != r.seq {
+        return Err(ClientError::Untrusted(format!(
+            "audit record {} carries entry {}",
+            r.seq, e.seq
+        )));
+    }
+    Ok(e)
 }
 
 /// Name of a request state.

@@ -97,6 +97,8 @@ pub struct DrillReport {
     pub credential: CredentialSummary,
     /// Total milliseconds.
     pub total_ms: f64,
+    /// Audit events the drill produced (`#seq kind actor`).
+    pub audit_events: Vec<String>,
 }
 
 struct Recorder {
@@ -234,21 +236,22 @@ async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let fp = tls.fingerprint.clone();
+        let kept = daemon.clone();
         let handle = tokio::spawn(async move {
             server::run(daemon, listener, &tls, async {
                 let _ = stop_rx.await;
             })
             .await
         });
-        Ok::<_, String>((addr, fp, stop_tx, handle))
+        Ok::<_, String>((addr, fp, stop_tx, handle, kept))
     }
     .await;
-    let Some((addr, fp, stop_tx, handle)) = rec.step(
+    let Some((addr, fp, stop_tx, handle, daemon)) = rec.step(
         "start daemon",
         t,
-        started.map(|(a, fp, s, h)| {
+        started.map(|(a, fp, s, h, k)| {
             let d = format!("loopback TLS on {a}, self-signed certificate {fp}");
-            ((a, fp, s, h), d)
+            ((a, fp, s, h, k), d)
         }),
     ) else {
         return Ok(());
@@ -265,6 +268,15 @@ async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
         &fp,
     )
     .await;
+    if outcome.is_ok() && rec.report.steps.iter().all(|s| s.ok) {
+        let note = format!(
+            "drill {} unlocked request {}",
+            rec.report.threshold, rec.report.request_id
+        );
+        let _ = daemon.record_drill(&note);
+        audit_step(rec, &addr.to_string(), &fp).await;
+    }
+    drop(daemon);
 
     let t = Instant::now();
     let _ = stop_tx.send(());
@@ -484,6 +496,46 @@ async fn unlock(
     };
     rec.step("tampered certificate rejected", t, r);
     Ok(())
+}
+
+/// Exports the daemon's audit log over the API, verifies the chain and checkpoints, and lists the events.
+async fn audit_step(rec: &mut Recorder, addr: &str, fp: &str) {
+    let t = Instant::now();
+    let r = async {
+        let trust = Trust::fingerprint(fp).map_err(|e| e.to_string())?;
+        let mut c = Client::connect(&ConnectOptions {
+            addr: addr.to_string(),
+            trust,
+            server_name: None,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let entries = c.audit_export(1).await.map_err(|e| e.to_string())?;
+        let id = c.info().daemon_id.clone();
+        let report =
+            breakglass_daemon::store::audit::verify_log(&entries, Some((c.daemon_key(), &id)))
+                .map_err(|e| e.to_string())?;
+        if report.checkpoints == 0 {
+            return Err("no checkpoint signed by the daemon key".to_string());
+        }
+        Ok::<_, String>((entries, report))
+    }
+    .await
+    .map(|(entries, report)| {
+        let d = format!(
+            "{} entries hash-chained, {} checkpoints signed by the daemon key, head {}",
+            report.entries,
+            report.checkpoints,
+            &report.head.unwrap_or_default()[..16]
+        );
+        (entries, d)
+    });
+    if let Some(entries) = rec.step("verify audit chain", t, r) {
+        rec.report.audit_events = entries
+            .iter()
+            .map(|e| format!("#{} {} {}", e.seq, e.event.kind(), e.actor))
+            .collect();
+    }
 }
 
 /// Flips one bit in the middle of the certificate's signed blob.

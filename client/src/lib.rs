@@ -5,12 +5,14 @@
 //! - [`api`]: the typed calls; every answer's daemon signature and digest are checked.
 //! - [`drill`]: a whole quorum unlock against a temporary daemon on loopback TLS.
 //! - [`verify`]: offline verification of a credential against the authority key.
+//! - [`review`]: post-incident timeline of a request from the audit log (Markdown, HTML).
 
 pub mod api;
 pub mod connect;
 pub mod drill;
 pub mod error;
 pub mod identity;
+pub mod review;
 pub mod verify;
 
 pub use error::{ClientError, Result};

@@ -12,7 +12,8 @@ use breakglass_client::api::{state_name, unix_now, Client};
 use breakglass_client::connect::{ConnectOptions, Trust};
 use breakglass_client::drill::{self, DrillOptions};
 use breakglass_client::identity::Identity;
-use breakglass_client::verify;
+use breakglass_client::{review, verify};
+use breakglass_daemon::store::audit;
 use breakglass_proto::pb;
 
 #[derive(Parser)]
@@ -98,6 +99,23 @@ enum Cmd {
     /// Fetch or verify a credential.
     #[command(subcommand)]
     Credential(CredentialCmd),
+    /// Export, verify or follow the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Post-incident review: the timeline of one request from the audit log.
+    Review {
+        /// Request id.
+        id: String,
+        /// A self-contained HTML page with a timeline graphic instead of Markdown.
+        #[arg(long)]
+        html: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Read the log from an export (JSON Lines) instead of the daemon.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
     /// Run a whole quorum unlock against a temporary daemon on loopback TLS.
     Drill {
         /// Print the report as JSON.
@@ -113,7 +131,46 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum AuditCmd {
+    /// Recompute the hash chain and check every checkpoint signature; names the first bad entry.
+    Verify {
+        /// Verify an export (JSON Lines) offline instead of the daemon's log.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// With --file: the daemon key D (hex, `breakglass info` prints it) to check checkpoints.
+        #[arg(long)]
+        daemon_key: Option<String>,
+        /// With --file: the daemon id the checkpoints must name.
+        #[arg(long)]
+        daemon_id: Option<String>,
+    },
+    /// Write the log as JSON Lines (one event per line) for a SIEM.
+    Export {
+        /// First entry.
+        #[arg(long, default_value_t = 1)]
+        since: u64,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Show the newest entries; with -f keep following.
+    Tail {
+        /// Keep printing new entries as they are committed.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many recent entries to show first.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: u64,
+    },
+}
+
+#[derive(Subcommand)]
 enum RequestCmd {
+    /// Follow a request live: approvals, time left, outcome.
+    Watch {
+        /// Request id.
+        id: String,
+    },
     /// Ask for emergency access (commander).
     Open {
         /// Scope from the policy.
@@ -336,6 +393,87 @@ fn print_request(v: &pb::RequestView) {
     }
 }
 
+fn tail_line(e: &audit::AuditEntry) -> String {
+    format!(
+        "#{:<6} {} {:<12} {:<22} {:<18} {}",
+        e.seq,
+        review::utc(e.time),
+        e.actor,
+        e.request_id.as_deref().unwrap_or("-"),
+        e.event.kind(),
+        breakglass_daemon::webhook::summary(e)
+    )
+}
+
+fn progress_line(v: &pb::RequestView, now: u64) -> String {
+    let who: Vec<&str> = v
+        .approvals
+        .iter()
+        .map(|a| a.custodian_id.as_str())
+        .collect();
+    let left = v.deadline.saturating_sub(now);
+    let state = state_name(v.state);
+    if v.state == pb::RequestState::Collecting as i32 {
+        format!(
+            "{} · {}/{} shares · {:02}:{:02} left · approved: {}",
+            v.id,
+            v.approvals.len(),
+            v.threshold,
+            left / 60,
+            left % 60,
+            if who.is_empty() {
+                "nobody yet".to_string()
+            } else {
+                who.join(", ")
+            }
+        )
+    } else {
+        format!(
+            "{} · {state} · {}/{} shares · {}",
+            v.id,
+            v.approvals.len(),
+            v.threshold,
+            v.close_reason
+        )
+    }
+}
+
+async fn watch(c: &mut Client, id: &str) -> anyhow::Result<()> {
+    let tty = std::io::stdout().is_terminal();
+    let mut stream = c.watch_request(id).await?;
+    let mut last: Option<pb::RequestView> = None;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            msg = stream.message() => {
+                match msg? {
+                    Some(v) => {
+                        c.check_view(&v)?;
+                        if tty {
+                            print!("\r\x1b[2K{}", progress_line(&v, unix_now()));
+                            std::io::stdout().flush()?;
+                        } else {
+                            println!("{}", progress_line(&v, unix_now()));
+                        }
+                        last = Some(v);
+                    }
+                    None => break,
+                }
+            }
+            _ = tick.tick(), if tty => {
+                if let Some(v) = &last {
+                    print!("\r\x1b[2K{}", progress_line(v, unix_now()));
+                    std::io::stdout().flush()?;
+                }
+            }
+        }
+    }
+    if tty {
+        println!();
+    }
+    Ok(())
+}
+
 fn confirm(question: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!("not a terminal, so cannot ask for confirmation: read the request above and pass --yes to approve");
@@ -389,6 +527,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let c = connect(&conn).await?;
             let i = c.info();
             println!("daemon id     {}", i.daemon_id);
+            println!("daemon key    {}", hex::encode(&i.daemon_public_key));
             println!("version       {}", i.version);
             println!("ceremony id   {}", i.ceremony_id);
             println!("policy digest {}", i.policy_digest);
@@ -555,6 +694,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
                 RequestCmd::Show { id } => print_request(&c.get(&id).await?),
+                RequestCmd::Watch { id } => watch(&mut c, &id).await?,
                 RequestCmd::List { all } => {
                     let rs = c.list(!all).await?;
                     if rs.is_empty() {
@@ -715,6 +855,140 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         },
+        Cmd::Audit(ac) => {
+            let mut c = if matches!(&ac, AuditCmd::Verify { file: Some(_), .. }) {
+                None
+            } else {
+                Some(connect(&conn).await?)
+            };
+            match ac {
+                AuditCmd::Verify {
+                    file,
+                    daemon_key,
+                    daemon_id,
+                } => {
+                    let (entries, key, id) = match (&file, c.as_mut()) {
+                        (Some(f), _) => {
+                            let text = std::fs::read_to_string(f)
+                                .with_context(|| f.display().to_string())?;
+                            let entries = audit::parse_jsonl(&text)
+                                .map_err(|e| anyhow!("{}: {e}", f.display()))?;
+                            let key = match &daemon_key {
+                                Some(k) => {
+                                    let mut b = [0u8; 32];
+                                    hex::decode_to_slice(k.trim(), &mut b).map_err(|_| {
+                                        anyhow!("--daemon-key: expected 64 hex digits")
+                                    })?;
+                                    Some(
+                                        ed25519_dalek::VerifyingKey::from_bytes(&b)
+                                            .map_err(|e| anyhow!("--daemon-key: {e}"))?,
+                                    )
+                                }
+                                None => None,
+                            };
+                            (entries, key, daemon_id.clone())
+                        }
+                        (None, Some(c)) => {
+                            let entries = c.audit_export(1).await?;
+                            (
+                                entries,
+                                Some(*c.daemon_key()),
+                                Some(c.info().daemon_id.clone()),
+                            )
+                        }
+                        (None, None) => bail!("no daemon connection"),
+                    };
+                    let anchor = match (&key, &id) {
+                        (Some(k), Some(i)) => Some((k, i.as_str())),
+                        (Some(_), None) => bail!("--daemon-key needs --daemon-id"),
+                        _ => None,
+                    };
+                    let r = audit::verify_log(&entries, anchor)
+                        .map_err(|e| anyhow!("audit log does not verify: {e}"))?;
+                    let (a, b) = r.range.unwrap_or((0, 0));
+                    println!(
+                        "ok: entries {a}..={b} ({} entries) form an unbroken hash chain",
+                        r.entries
+                    );
+                    if anchor.is_some() {
+                        println!("ok: {} checkpoints signed by the daemon key", r.checkpoints);
+                    } else {
+                        println!("warning: checkpoint signatures not checked: give --daemon-key and --daemon-id");
+                    }
+                    println!("head {}", r.head.unwrap_or_default());
+                }
+                AuditCmd::Export { since, out } => {
+                    let c = c.as_mut().ok_or_else(|| anyhow!("no daemon connection"))?;
+                    let entries = c.audit_export(since).await?;
+                    let mut text = String::new();
+                    for e in &entries {
+                        text.push_str(&serde_json::to_string(e)?);
+                        text.push('\n');
+                    }
+                    match out {
+                        Some(p) => {
+                            std::fs::write(&p, text).with_context(|| p.display().to_string())?;
+                            eprintln!("wrote {} entries to {}", entries.len(), p.display());
+                        }
+                        None => print!("{text}"),
+                    }
+                }
+                AuditCmd::Tail { follow, lines } => {
+                    let c = c.as_mut().ok_or_else(|| anyhow!("no daemon connection"))?;
+                    let head = c.audit_export(1).await?.last().map(|e| e.seq).unwrap_or(0);
+                    let since = head.saturating_sub(lines.saturating_sub(1)).max(1);
+                    if follow {
+                        let mut stream = c.watch_audit(since).await?;
+                        while let Some(r) = stream.message().await? {
+                            println!("{}", tail_line(&breakglass_client::api::parse_record(&r)?));
+                        }
+                    } else {
+                        for e in c.audit_export(since).await? {
+                            println!("{}", tail_line(&e));
+                        }
+                    }
+                }
+            }
+        }
+        Cmd::Review {
+            id,
+            html,
+            out,
+            file,
+        } => {
+            let entries = match &file {
+                Some(f) => {
+                    let text =
+                        std::fs::read_to_string(f).with_context(|| f.display().to_string())?;
+                    audit::parse_jsonl(&text).map_err(|e| anyhow!("{}: {e}", f.display()))?
+                }
+                None => {
+                    let mut c = connect(&conn).await?;
+                    let entries = c.audit_export(1).await?;
+                    audit::verify_log(&entries, Some((c.daemon_key(), &c.info().daemon_id)))
+                        .map_err(|e| {
+                            anyhow!(
+                                "the audit log does not verify, so no review is built from it: {e}"
+                            )
+                        })?;
+                    entries
+                }
+            };
+            let r = review::build(&id, &entries)
+                .ok_or_else(|| anyhow!("no audit entries for request {id}"))?;
+            let text = if html {
+                review::html(&r)
+            } else {
+                review::markdown(&r)
+            };
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, text).with_context(|| p.display().to_string())?;
+                    println!("wrote {}", p.display());
+                }
+                None => print!("{text}"),
+            }
+        }
         Cmd::Drill {
             json,
             custodians,
@@ -741,6 +1015,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         s.ms,
                         s.detail
                     );
+                }
+                if !r.audit_events.is_empty() {
+                    println!("  audit events: {}", r.audit_events.join(" · "));
                 }
                 println!(
                     "{} in {:.1} ms · request {} · authority {}",

@@ -15,6 +15,8 @@
 //! - [`service`]: the operations, combining the three above with one lock and one commit each.
 //! - [`server`]: tonic over TLS; handlers only translate.
 //! - [`ceremony`]: `breakglassd init`.
+//! - [`config`] and [`webhook`]: run-time configuration and notification delivery from the durable outbox.
+//! - [`hardening`]: no core dumps, not dumpable, memory locked; run first by `init` and `serve`.
 //!
 //! Threat model, in short: a network attacker, a custodian or commander acting
 //! alone, a stolen disk, and replayed or forged calls must not be able to
@@ -23,11 +25,14 @@
 //! during an unlock is out of scope: they can read memory while R exists.
 
 pub mod ceremony;
+pub mod config;
 pub mod crypto;
 pub mod engine;
 pub mod error;
+pub mod hardening;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod webhook;
 
 pub use error::{Error, Result};

@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use breakglass_daemon::config::{routes, Config};
 use breakglass_daemon::service::{system_clock, Daemon};
-use breakglass_daemon::{ceremony, server};
+use breakglass_daemon::store::Store;
+use breakglass_daemon::{ceremony, hardening, server, webhook};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +55,9 @@ enum Cmd {
         /// Extra DNS names or IPs for the self-signed certificate.
         #[arg(long = "tls-name")]
         tls_names: Vec<String>,
+        /// Run-time configuration (webhooks); see deploy/breakglassd.example.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -84,6 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             state,
             shares_out,
         } => {
+            hardening::harden_process().log();
             let text = std::fs::read_to_string(&policy).map_err(|e| {
                 anyhow::anyhow!("{}: cannot read the policy: {e}", policy.display())
             })?;
@@ -116,9 +122,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tls_cert,
             tls_key,
             tls_names,
+            config,
         } => {
+            hardening::harden_process().log();
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let daemon = Arc::new(Daemon::start(&state, system_clock())?);
+            let config = match &config {
+                Some(p) => Config::load(p)?,
+                None => Config::default(),
+            };
+            let store = Store::open(&state)?;
+            let hooks = config.webhooks(&store.meta()?.policy)?;
+            let daemon = Arc::new(Daemon::start_on(
+                store,
+                &state,
+                system_clock(),
+                routes(&hooks),
+            )?);
             let tls = server::tls::load_or_create(
                 &state,
                 tls_cert.as_deref(),
@@ -143,7 +162,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("daemon id {}", daemon.meta().daemon_id);
                 println!("breakglassd listening on {addr}");
                 std::io::stdout().flush()?;
+                let sender = tokio::spawn(webhook::run(daemon.clone(), hooks));
                 server::run(daemon, listener, &tls, shutdown_signal()).await?;
+                sender.abort();
                 println!("breakglassd stopped; memory-only secrets wiped");
                 Ok(())
             })

@@ -30,7 +30,9 @@ use crate::engine::policy::{CredentialKind, Policy};
 use crate::engine::request::{OpenParams, Request, State, StoredCredential};
 use crate::engine::share::{verify_share, Commitment, VerifiedShare};
 use crate::error::{Error, Result};
-use crate::store::{Meta, Store, DAEMON_KEY_FILE};
+use crate::store::audit::AuditEntry;
+use crate::store::{Checkpointer, Meta, Route, Store, DAEMON_KEY_FILE};
+use tokio::sync::{broadcast, Notify};
 
 /// Length of the client's open nonce.
 pub const NONCE_LEN: usize = 16;
@@ -153,6 +155,8 @@ pub struct Daemon {
     daemon_key: SigningKey,
     live: Mutex<HashMap<String, Live>>,
     clock: Clock,
+    events: broadcast::Sender<AuditEntry>,
+    wake: Arc<Notify>,
 }
 
 /// Reads the daemon key D from the state directory.
@@ -177,7 +181,16 @@ impl Daemon {
     /// Opens the state directory, cancels requests a previous run left collecting
     /// (their E_req died with it), and records the start.
     pub fn start(state_dir: &Path, clock: Clock) -> Result<Daemon> {
-        let store = Store::open(state_dir)?;
+        Daemon::start_on(Store::open(state_dir)?, state_dir, clock, Vec::new())
+    }
+
+    /// As [`Daemon::start`], on an opened store and with webhook routes for the outbox.
+    pub fn start_on(
+        mut store: Store,
+        state_dir: &Path,
+        clock: Clock,
+        routes: Vec<Route>,
+    ) -> Result<Daemon> {
         let daemon_key = load_daemon_key(state_dir)?;
         let meta = store.meta()?;
         let commitments = store.commitments()?;
@@ -189,13 +202,19 @@ impl Daemon {
                 });
             }
         }
+        store.set_checkpointer(Checkpointer {
+            daemon_id: meta.daemon_id.clone(),
+            key: daemon_key.clone(),
+        });
+        store.set_routes(routes);
         let now = clock();
         let mut records = Vec::new();
         let mut abandoned = Vec::new();
         for r in store.requests()? {
-            if let Some((r, recs)) =
-                r.abandon(now, "the daemon restarted; its ephemeral key and the shares collected so far were wiped: open a new request")
-            {
+            if let Some((r, recs)) = r.abandon(
+                now,
+                "the daemon restarted; its ephemeral key and the shares collected so far were wiped: open a new request",
+            ) {
                 abandoned.push(r);
                 records.extend(recs);
             }
@@ -210,6 +229,7 @@ impl Daemon {
             },
         });
         store.commit(&abandoned.iter().collect::<Vec<_>>(), records)?;
+        let (events, _) = broadcast::channel(1024);
         Ok(Daemon {
             meta,
             commitments,
@@ -217,7 +237,47 @@ impl Daemon {
             daemon_key,
             live: Mutex::new(HashMap::new()),
             clock,
+            events,
+            wake: Arc::new(Notify::new()),
         })
+    }
+
+    /// Commits and then tells watchers and the webhook outbox.
+    fn commit(&self, requests: &[&Request], records: Vec<Record>) -> Result<()> {
+        let entries = self.store.commit(requests, records)?;
+        let any = !entries.is_empty();
+        for e in entries {
+            // No receiver is fine: nobody is watching.
+            let _ = self.events.send(e);
+        }
+        if any {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Live audit entries, as they are committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<AuditEntry> {
+        self.events.subscribe()
+    }
+
+    /// Notified after every commit (the webhook sender waits on it).
+    pub fn wake(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Records that a drill ran against this daemon.
+    pub fn record_drill(&self, note: &str) -> Result<()> {
+        let now = self.now();
+        self.commit(
+            &[],
+            vec![Record {
+                time: now,
+                actor: "drill".into(),
+                request_id: None,
+                event: Event::Drill { note: note.into() },
+            }],
+        )
     }
 
     /// Current time from the injected clock.
@@ -359,7 +419,7 @@ impl Daemon {
             },
             now,
         )?;
-        self.store.commit(&[&r], recs)?;
+        self.commit(&[&r], recs)?;
         live.insert(
             id,
             Live {
@@ -427,22 +487,25 @@ impl Daemon {
             Ok(s) => s,
             Err(e) => {
                 // Attributed (the signature verified), so it goes in the record; the request is unchanged.
-                self.store.append(vec![Record {
-                    time: now,
-                    actor: who.id().to_string(),
-                    request_id: Some(r.id.clone()),
-                    event: Event::ShareRejected {
-                        custodian: who.id().to_string(),
-                        reason: e.to_string(),
-                    },
-                }])?;
+                self.commit(
+                    &[],
+                    vec![Record {
+                        time: now,
+                        actor: who.id().to_string(),
+                        request_id: Some(r.id.clone()),
+                        event: Event::ShareRejected {
+                            custodian: who.id().to_string(),
+                            reason: e.to_string(),
+                        },
+                    }],
+                )?;
                 return Err(e);
             }
         };
         let accepted = collecting.accept(who.id(), now)?;
         let count = u32::try_from(accepted.request.approvals.len()).unwrap_or(u32::MAX);
         if !accepted.quorum {
-            self.store.commit(&[&accepted.request], accepted.records)?;
+            self.commit(&[&accepted.request], accepted.records)?;
             entry.shares.push(share);
             return Ok(Progress {
                 request: accepted.request,
@@ -470,7 +533,7 @@ impl Daemon {
                 return Err(e);
             }
         };
-        match self.store.commit(&[&unlocked], records) {
+        match self.commit(&[&unlocked], records) {
             Ok(()) => {
                 // Invariant 3: the shares and E_req go now.
                 drop(shares);
@@ -580,7 +643,7 @@ impl Daemon {
             }
         }
         let (c, recs) = collecting.cancel(actor.id(), reason, now);
-        self.store.commit(&[&c], recs)?;
+        self.commit(&[&c], recs)?;
         live.remove(&r.id);
         Ok(c)
     }
@@ -611,7 +674,7 @@ impl Daemon {
             }
         }
         let (revoked, recs) = r.revoke(actor.id(), reason, now)?;
-        self.store.commit(&[&revoked], recs)?;
+        self.commit(&[&revoked], recs)?;
         Ok(revoked)
     }
 
@@ -680,7 +743,7 @@ impl Daemon {
         let who = auth::authenticate_commander(self.policy(), &sig.by(), &payload, now)?;
         let (cred, recs) = r.fetch(who.id(), now)?;
         let cred = cred.clone();
-        self.store.append(recs)?;
+        self.commit(&[], recs)?;
         Ok((r, cred))
     }
 
@@ -708,7 +771,7 @@ impl Daemon {
         for id in ids {
             if let Some(r) = self.store.request(&id)? {
                 if let Some((e, recs)) = r.expire(now) {
-                    self.store.commit(&[&e], recs)?;
+                    self.commit(&[&e], recs)?;
                     live.remove(&id);
                     expired.push(id);
                 }
@@ -750,8 +813,7 @@ impl Daemon {
             request_id: None,
             event: Event::DaemonStopped,
         });
-        self.store
-            .commit(&closed.iter().collect::<Vec<_>>(), records)
+        self.commit(&closed.iter().collect::<Vec<_>>(), records)
     }
 }
 

@@ -26,6 +26,17 @@ pub const DOMAIN_REQUEST_VIEW: &str = "breakglass/v1/request-view";
 pub const DOMAIN_REVOKE_CREDENTIAL: &str = "breakglass/v1/revoke-credential";
 /// Domain of the daemon's signature over the revocation list.
 pub const DOMAIN_REVOCATION_LIST: &str = "breakglass/v1/revocation-list";
+/// Domain of the daemon's audit checkpoints.
+pub const DOMAIN_AUDIT_CHECKPOINT: &str = "breakglass/v1/audit-checkpoint";
+
+/// What the daemon key D signs to vouch for the audit log up to entry `seq` with hash `head`.
+pub fn audit_checkpoint(daemon_id: &str, seq: u64, head: &[u8; 32]) -> Vec<u8> {
+    Payload::new(DOMAIN_AUDIT_CHECKPOINT)
+        .str(daemon_id)
+        .u64(seq)
+        .field(head)
+        .finish()
+}
 
 /// The SHA-256 digest that binds a request's immutable fields.
 pub type RequestDigest = [u8; 32];

@@ -7,7 +7,7 @@ mod common;
 
 use breakglass_client::api::unix_now;
 use breakglass_proto::{pb, signing};
-use common::{assert_status, load, share_bytes, Fixture, Submission};
+use common::{assert_status, load, request_events, share_bytes, Fixture, Submission};
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,6 +205,21 @@ async fn bad_submissions_are_refused_and_change_nothing() {
     let good = Submission::new(&client, &req, "c2", &c2, s2).message();
     let p = client.rpc().submit_share(good).await.unwrap().into_inner();
     assert_eq!((p.accepted, p.unlocked), (2, false));
+
+    // Invariant 6: attributed rejections (the signature verified) are in the log with the
+    // custodian; unauthenticated junk is not.
+    assert_eq!(
+        request_events(&mut client, &req.id).await,
+        vec![
+            "request_opened",
+            "share_accepted",
+            "share_rejected",
+            "share_rejected",
+            "share_rejected",
+            "share_rejected",
+            "share_accepted",
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -415,4 +430,8 @@ async fn share_after_deadline_is_refused_and_request_expires() {
         "is expired",
     );
     assert_eq!(client.get(&r.id).await.unwrap(), v);
+    assert_eq!(
+        request_events(&mut client, &r.id).await,
+        vec!["request_opened", "request_expired"]
+    );
 }

@@ -7,7 +7,7 @@ mod common;
 use breakglass_client::api::unix_now;
 use breakglass_client::verify::{parse_authority, verify_token};
 use breakglass_proto::pb;
-use common::{assert_status, load, Fixture};
+use common::{assert_status, load, request_events, Fixture};
 
 /// Invariants 2 and 7: 2 of 3 shares give nothing; the 3rd gives a credential that
 /// verifies offline against the authority `init` printed, with the right claims and
@@ -239,6 +239,20 @@ async fn two_shares_give_nothing_three_give_a_verifiable_credential() {
     );
     assert_eq!(client.get(&id).await.unwrap(), before);
 
+    // Invariant 6: exactly these events, and nothing for the refused calls.
+    assert_eq!(
+        request_events(&mut client, &id).await,
+        vec![
+            "request_opened",
+            "share_accepted",
+            "share_accepted",
+            "share_accepted",
+            "quorum_reached",
+            "credential_minted",
+            "credential_fetched",
+        ]
+    );
+
     assert!(fx.stop(), "daemon exits cleanly on SIGTERM");
 }
 
@@ -279,6 +293,21 @@ async fn restart_keeps_credentials_and_cancels_collecting_requests() {
     assert_eq!(b.request_id, done.id);
     let p = client.get(&pending.id).await.unwrap();
     assert_eq!(p.state, pb::RequestState::Cancelled as i32);
+    assert_eq!(
+        request_events(&mut client, &done.id).await,
+        vec![
+            "request_opened",
+            "share_accepted",
+            "share_accepted",
+            "quorum_reached",
+            "credential_minted",
+            "credential_fetched"
+        ]
+    );
+    assert_eq!(
+        request_events(&mut client, &pending.id).await,
+        vec!["request_opened", "request_cancelled"]
+    );
     assert!(p.close_reason.contains("daemon"), "{}", p.close_reason);
 }
 
@@ -340,6 +369,12 @@ async fn cancel_rules() {
         .unwrap();
     let v2 = client.cancel(&ic, None, &r2.id, "resolved").await.unwrap();
     assert_eq!(v2.state, pb::RequestState::Cancelled as i32);
+    for id in [&r.id, &r2.id] {
+        assert_eq!(
+            request_events(&mut client, id).await,
+            vec!["request_opened", "request_cancelled"]
+        );
+    }
 }
 
 /// Revocation: the requester or a custodian may revoke, once; another commander may not; the
@@ -521,4 +556,16 @@ async fn revocation_is_published_and_enforced_offline() {
     // The revocation list is signed by D: the client checked it; a tampered list is refused.
     let list = client.revocations().await.unwrap();
     assert_eq!(list.revocations.len(), 1);
+    assert_eq!(
+        request_events(&mut client, &r.id).await,
+        vec![
+            "request_opened",
+            "share_accepted",
+            "share_accepted",
+            "quorum_reached",
+            "credential_minted",
+            "credential_fetched",
+            "credential_revoked",
+        ]
+    );
 }

@@ -35,21 +35,23 @@ pub fn split(root: &RootKey, k: u8, n: u8) -> Result<Vec<ShareBytes>> {
             "split {k} of {n}: need 2 <= k <= n"
         )));
     }
-    let raw = Gf256::split_array(
-        usize::from(k),
-        usize::from(n),
-        root.expose(),
-        rand_core::OsRng,
-    )
-    .map_err(|e| Error::Internal(format!("shamir split failed: {e:?}")))?;
+    // Every raw share is wiped when `raw` drops, on the error paths too.
+    let raw = Zeroizing::new(
+        Gf256::split_array(
+            usize::from(k),
+            usize::from(n),
+            root.expose(),
+            rand_core::OsRng,
+        )
+        .map_err(|e| Error::Internal(format!("shamir split failed: {e:?}")))?,
+    );
     let mut out = Vec::with_capacity(raw.len());
-    for (i, mut s) in raw.into_iter().enumerate() {
+    for (i, s) in raw.iter().enumerate() {
         let ok = s.len() == SHARE_LEN && usize::from(s[0]) == i + 1;
         let mut b = Zeroizing::new([0u8; SHARE_LEN]);
         if ok {
-            b.copy_from_slice(&s);
+            b.copy_from_slice(s);
         }
-        zeroize::Zeroize::zeroize(&mut s);
         if !ok {
             return Err(Error::Internal(format!(
                 "shamir split gave share {i} an unexpected shape"

@@ -97,6 +97,74 @@ pub enum Event {
         /// Shares accepted before the deadline.
         accepted: u32,
     },
+    /// A drill ran against this daemon.
+    Drill {
+        /// What the drill did.
+        note: String,
+    },
+    /// The daemon key D signed the log up to `seq` (its head hash `head`).
+    Checkpoint {
+        /// Daemon id (bound into the signature).
+        daemon_id: String,
+        /// Last entry covered.
+        seq: u64,
+        /// Hex hash of entry `seq`.
+        head: String,
+        /// Hex ed25519 signature by D over `signing::audit_checkpoint`.
+        signature: String,
+    },
+}
+
+/// Every event kind, as it appears in the `kind` field of the JSON.
+pub const EVENT_KINDS: [&str; 15] = [
+    "ceremony",
+    "daemon_started",
+    "daemon_stopped",
+    "request_opened",
+    "share_accepted",
+    "share_rejected",
+    "quorum_reached",
+    "credential_minted",
+    "credential_fetched",
+    "credential_revoked",
+    "request_cancelled",
+    "request_expired",
+    "drill",
+    "checkpoint",
+    "*",
+];
+
+impl Event {
+    /// The `kind` tag of this event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Ceremony { .. } => "ceremony",
+            Event::DaemonStarted { .. } => "daemon_started",
+            Event::DaemonStopped => "daemon_stopped",
+            Event::RequestOpened { .. } => "request_opened",
+            Event::ShareAccepted { .. } => "share_accepted",
+            Event::ShareRejected { .. } => "share_rejected",
+            Event::QuorumReached { .. } => "quorum_reached",
+            Event::CredentialMinted { .. } => "credential_minted",
+            Event::CredentialFetched { .. } => "credential_fetched",
+            Event::CredentialRevoked { .. } => "credential_revoked",
+            Event::RequestCancelled { .. } => "request_cancelled",
+            Event::RequestExpired { .. } => "request_expired",
+            Event::Drill { .. } => "drill",
+            Event::Checkpoint { .. } => "checkpoint",
+        }
+    }
+
+    /// Whether the daemon key signs a checkpoint right after this event.
+    pub fn wants_checkpoint(&self) -> bool {
+        matches!(
+            self,
+            Event::QuorumReached { .. }
+                | Event::CredentialRevoked { .. }
+                | Event::DaemonStarted { .. }
+                | Event::DaemonStopped
+        )
+    }
 }
 
 /// An event with its actor, request and time, ready for the audit log.

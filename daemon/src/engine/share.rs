@@ -44,9 +44,15 @@ pub fn commitment_hash(ceremony_id: &str, custodian_id: &str, share: &[u8]) -> [
 
 /// A share that passed every check; only [`verify_share`] makes one, and the
 /// combiner accepts nothing else. No `Debug`, no `Clone`; wiped on drop.
+///
+/// The bytes live in their own heap allocation, so moving a `VerifiedShare`
+/// (returning it, pushing it, a `Vec<VerifiedShare>` growing) moves only a
+/// pointer. Held inline, a move is a bitwise copy whose source is never
+/// dropped: a reallocating `Vec` left every earlier share in freed heap memory
+/// (found by tests/tests/memory.rs with a threshold of 5).
 pub struct VerifiedShare {
     custodian: String,
-    bytes: Zeroizing<[u8; SHARE_LEN]>,
+    bytes: Box<Zeroizing<[u8; SHARE_LEN]>>,
 }
 
 impl VerifiedShare {
@@ -103,7 +109,8 @@ pub fn verify_share(
             custodian: who.id().to_string(),
         });
     }
-    let mut bytes = Zeroizing::new([0u8; SHARE_LEN]);
+    // Zeros are built in place and the share is copied straight into the heap.
+    let mut bytes = Box::new(Zeroizing::new([0u8; SHARE_LEN]));
     bytes.copy_from_slice(plaintext);
     Ok(VerifiedShare {
         custodian: who.id().to_string(),

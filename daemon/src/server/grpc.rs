@@ -2,6 +2,11 @@
 
 use std::sync::Arc;
 
+use std::pin::Pin;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
 use tonic::{Request as GrpcRequest, Response, Status};
 
 use breakglass_proto::pb;
@@ -10,6 +15,60 @@ use super::status::to_status;
 use crate::engine::request::Request;
 use crate::error::{Error, Result};
 use crate::service::{state_code, Daemon, OpenCall, Sig, SubmitCall};
+use crate::store::audit::AuditEntry;
+
+/// A server stream of results.
+pub type ResultStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Audit entries read per store transaction when streaming.
+const AUDIT_BATCH: usize = 512;
+
+fn record(e: &AuditEntry) -> pb::AuditRecord {
+    pb::AuditRecord {
+        seq: e.seq,
+        json: serde_json::to_string(e).unwrap_or_default(),
+    }
+}
+
+/// Sends entries `from..=to` (or to the end if `to` is None) from the store; returns the last seq sent.
+async fn backfill(
+    d: &Arc<Daemon>,
+    tx: &mpsc::Sender<Result<pb::AuditRecord, Status>>,
+    mut from: u64,
+    to: Option<u64>,
+) -> Option<u64> {
+    let mut last = from.saturating_sub(1);
+    loop {
+        let dd = d.clone();
+        let batch = tokio::task::spawn_blocking(move || dd.store().audit(from, AUDIT_BATCH)).await;
+        let batch = match batch {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                let _ = tx.send(Err(to_status(&e))).await;
+                return None;
+            }
+            Err(e) => {
+                let _ = tx
+                    .send(Err(to_status(&Error::Internal(e.to_string()))))
+                    .await;
+                return None;
+            }
+        };
+        if batch.is_empty() {
+            return Some(last);
+        }
+        for e in &batch {
+            if to.is_some_and(|t| e.seq > t) {
+                return Some(last);
+            }
+            if tx.send(Ok(record(e))).await.is_err() {
+                return None;
+            }
+            last = e.seq;
+        }
+        from = last + 1;
+    }
+}
 
 /// The `breakglass.v1.BreakGlass` service.
 #[derive(Clone)]
@@ -289,5 +348,103 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
             })
             .await?;
         Ok(Response::new(out))
+    }
+
+    type AuditExportStream = ResultStream<pb::AuditRecord>;
+
+    async fn audit_export(
+        &self,
+        req: GrpcRequest<pb::AuditExportRequest>,
+    ) -> Result<Response<Self::AuditExportStream>, Status> {
+        let since = req.into_inner().since.max(1);
+        let d = self.daemon.clone();
+        let head = d.store().audit_head().map_err(|e| to_status(&e))?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            backfill(&d, &tx, since, Some(head)).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type WatchAuditStream = ResultStream<pb::AuditRecord>;
+
+    async fn watch_audit(
+        &self,
+        req: GrpcRequest<pb::WatchAuditRequest>,
+    ) -> Result<Response<Self::WatchAuditStream>, Status> {
+        let since = req.into_inner().since;
+        let d = self.daemon.clone();
+        // Subscribe before reading the head, so nothing committed in between is missed.
+        let mut live = d.subscribe();
+        let head = d.store().audit_head().map_err(|e| to_status(&e))?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut last = if since == 0 {
+                head
+            } else {
+                match backfill(&d, &tx, since, Some(head)).await {
+                    Some(l) => l.max(head.min(since.saturating_sub(1))),
+                    None => return,
+                }
+            };
+            loop {
+                match live.recv().await {
+                    Ok(e) => {
+                        if e.seq > last {
+                            if tx.send(Ok(record(&e))).await.is_err() {
+                                return;
+                            }
+                            last = e.seq;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        match backfill(&d, &tx, last + 1, None).await {
+                            Some(l) => last = l,
+                            None => return,
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type WatchRequestStream = ResultStream<pb::RequestView>;
+
+    async fn watch_request(
+        &self,
+        req: GrpcRequest<pb::WatchRequestRequest>,
+    ) -> Result<Response<Self::WatchRequestStream>, Status> {
+        let id = req.into_inner().id;
+        let d = self.daemon.clone();
+        let mut live = d.subscribe();
+        let first = d.get(&id).map_err(|e| to_status(&e))?;
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut current = first;
+            loop {
+                if tx.send(Ok(view(&d, &current))).await.is_err() || current.state.is_terminal() {
+                    return;
+                }
+                // Wait for an entry about this request (or a lag, after which we re-read).
+                loop {
+                    match live.recv().await {
+                        Ok(e) if e.request_id.as_deref() == Some(id.as_str()) => break,
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+                match d.get(&id) {
+                    Ok(r) => current = r,
+                    Err(e) => {
+                        let _ = tx.send(Err(to_status(&e))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -99,6 +99,123 @@ pub enum ChainError {
         /// Seq.
         seq: u64,
     },
+    /// The first entry of a full log does not start the chain.
+    #[error("entry {seq} should start the log with a zero previous hash: entries before it were removed")]
+    Start {
+        /// Seq.
+        seq: u64,
+    },
+    /// A checkpoint does not verify.
+    #[error("checkpoint at entry {seq} does not verify: {why}")]
+    Checkpoint {
+        /// Seq of the checkpoint entry.
+        seq: u64,
+        /// Why.
+        why: String,
+    },
+    /// A line of an export is not an audit entry.
+    #[error("line {line} is not an audit entry: {why}")]
+    Parse {
+        /// 1-based line number.
+        line: usize,
+        /// Why.
+        why: String,
+    },
+}
+
+/// What a verification covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Entries checked.
+    pub entries: u64,
+    /// First and last seq.
+    pub range: Option<(u64, u64)>,
+    /// Checkpoint signatures checked.
+    pub checkpoints: u64,
+    /// Hex head hash.
+    pub head: Option<String>,
+}
+
+/// Recomputes the chain and checks every checkpoint's signature with the daemon key
+/// (if given) and that it names the right head. A log that starts at entry 1 must
+/// start with a zero previous hash.
+pub fn verify_log(
+    entries: &[AuditEntry],
+    daemon: Option<(&ed25519_dalek::VerifyingKey, &str)>,
+) -> Result<VerifyReport, ChainError> {
+    if let Some(first) = entries.first() {
+        if first.seq == 1 && first.prev_hash != hex::encode([0u8; 32]) {
+            return Err(ChainError::Start { seq: 1 });
+        }
+    }
+    verify_chain(entries)?;
+    let mut checkpoints = 0;
+    for (i, e) in entries.iter().enumerate() {
+        if let Event::Checkpoint {
+            daemon_id,
+            seq,
+            head,
+            signature,
+        } = &e.event
+        {
+            let bad = |why: String| ChainError::Checkpoint { seq: e.seq, why };
+            let covered = entries[..i].iter().rev().find(|x| x.seq == *seq);
+            match covered {
+                Some(c) if &c.hash == head => {}
+                Some(_) => {
+                    return Err(bad(format!(
+                        "it names a head for entry {seq} that is not that entry's hash"
+                    )))
+                }
+                None if *seq + 1 != e.seq => {
+                    return Err(bad(format!(
+                        "it covers entry {seq}, which is not just before it"
+                    )))
+                }
+                None => {}
+            }
+            if let Some((key, id)) = daemon {
+                if daemon_id != id {
+                    return Err(bad(format!("it is for daemon {daemon_id}, not {id}")));
+                }
+                let mut h = [0u8; 32];
+                hex::decode_to_slice(head, &mut h).map_err(|_| bad("head is not hex".into()))?;
+                let sig = hex::decode(signature)
+                    .ok()
+                    .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok())
+                    .ok_or_else(|| bad("signature is malformed".into()))?;
+                key.verify_strict(
+                    &breakglass_proto::signing::audit_checkpoint(daemon_id, *seq, &h),
+                    &sig,
+                )
+                .map_err(|_| bad("not signed by the daemon key".into()))?;
+                checkpoints += 1;
+            }
+        }
+    }
+    Ok(VerifyReport {
+        entries: entries.len() as u64,
+        range: entries
+            .first()
+            .zip(entries.last())
+            .map(|(a, b)| (a.seq, b.seq)),
+        checkpoints,
+        head: entries.last().map(|e| e.hash.clone()),
+    })
+}
+
+/// Parses JSON Lines (one entry per line; blank lines ignored).
+pub fn parse_jsonl(text: &str) -> Result<Vec<AuditEntry>, ChainError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| ChainError::Parse {
+                line: i + 1,
+                why: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Recomputes the chain over consecutive entries; returns the head hash.
@@ -162,6 +279,55 @@ mod tests {
                 e
             })
             .collect()
+    }
+
+    #[test]
+    fn checkpoints_are_checked() {
+        use ed25519_dalek::Signer;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let mut log = entries(3);
+        let prev: [u8; 32] = hex::decode(&log[2].hash).unwrap().try_into().unwrap();
+        let sig = key.sign(&breakglass_proto::signing::audit_checkpoint("d", 3, &prev));
+        let rec = Record {
+            time: 4,
+            actor: "daemon".into(),
+            request_id: None,
+            event: Event::Checkpoint {
+                daemon_id: "d".into(),
+                seq: 3,
+                head: log[2].hash.clone(),
+                signature: hex::encode(sig.to_bytes()),
+            },
+        };
+        log.push(chain(4, &prev, rec).0);
+        let vk = key.verifying_key();
+        let r = verify_log(&log, Some((&vk, "d"))).unwrap();
+        assert_eq!((r.entries, r.checkpoints), (4, 1));
+        let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32]).verifying_key();
+        assert!(matches!(
+            verify_log(&log, Some((&other, "d"))),
+            Err(ChainError::Checkpoint { seq: 4, .. })
+        ));
+        assert!(matches!(
+            verify_log(&log, Some((&vk, "e"))),
+            Err(ChainError::Checkpoint { seq: 4, .. })
+        ));
+        // Cutting the first entry of a full log is caught.
+        let mut cut = log.clone();
+        cut.remove(0);
+        assert!(
+            verify_log(&cut, None).is_ok(),
+            "a partial export starting at 2 is fine"
+        );
+        let text: String = log
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap() + "\n")
+            .collect();
+        assert_eq!(parse_jsonl(&text).unwrap(), log);
+        assert!(matches!(
+            parse_jsonl("{}\n"),
+            Err(ChainError::Parse { line: 1, .. })
+        ));
     }
 
     #[test]

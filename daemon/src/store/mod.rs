@@ -27,6 +27,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const COMMITMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("commitments");
 const REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("requests");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// Pending webhook deliveries: (audit seq, webhook name) → [`OutboxState`] JSON.
+const OUTBOX: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("outbox");
 
 /// File name of the store inside the state directory.
 pub const DB_FILE: &str = "state.redb";
@@ -66,10 +68,46 @@ pub struct Meta {
     pub authority_public: [u8; 32],
 }
 
+/// Signs audit checkpoints with the daemon key D.
+pub struct Checkpointer {
+    /// Daemon id, bound into each checkpoint.
+    pub daemon_id: String,
+    /// D.
+    pub key: ed25519_dalek::SigningKey,
+}
+
+/// A webhook route: which event kinds go to which named webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Webhook name.
+    pub name: String,
+    /// Event kinds (`*` for all).
+    pub kinds: std::collections::BTreeSet<String>,
+}
+
+impl Route {
+    fn wants(&self, kind: &str) -> bool {
+        self.kinds.contains("*") || self.kinds.contains(kind)
+    }
+}
+
+/// Delivery state of one outbox item.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxState {
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Earliest time of the next attempt.
+    pub next_at: u64,
+    /// Last error, if any.
+    pub last_error: String,
+}
+
 /// The redb store.
 pub struct Store {
     db: Database,
     path: PathBuf,
+    checkpointer: Option<Checkpointer>,
+    routes: Vec<Route>,
 }
 
 fn storage(e: impl std::fmt::Display) -> Error {
@@ -86,7 +124,12 @@ impl Store {
             });
         }
         let db = Database::create(&path).map_err(storage)?;
-        let store = Store { db, path };
+        let store = Store {
+            db,
+            path,
+            checkpointer: None,
+            routes: Vec::new(),
+        };
         let tx = store.db.begin_write().map_err(storage)?;
         {
             let mut meta = tx.open_table(META).map_err(storage)?;
@@ -112,8 +155,9 @@ impl Store {
                 .map_err(storage)?;
             }
             tx.open_table(REQUESTS).map_err(storage)?;
+            tx.open_table(OUTBOX).map_err(storage)?;
             let mut audit = tx.open_table(AUDIT).map_err(storage)?;
-            append_in(&mut audit, first)?;
+            append_in(&mut audit, first, None)?;
         }
         tx.commit().map_err(storage)?;
         Ok(store)
@@ -143,15 +187,46 @@ impl Store {
             },
             other => corrupt(format!("{other}")),
         })?;
+        Store::from_db(db, path)
+    }
+
+    /// Opens an initialised store on a custom redb backend (tests use one that can fail writes).
+    pub fn open_with_backend(path: &Path, backend: impl redb::StorageBackend) -> Result<Store> {
+        let db = redb::Builder::new()
+            .create_with_backend(backend)
+            .map_err(|e| Error::StateCorrupt {
+                path: path.to_path_buf(),
+                why: e.to_string(),
+            })?;
+        Store::from_db(db, path.to_path_buf())
+    }
+
+    fn from_db(db: Database, path: PathBuf) -> Result<Store> {
+        let corrupt = |why: String| Error::StateCorrupt {
+            path: path.clone(),
+            why,
+        };
         let store = Store {
             db,
             path: path.clone(),
+            checkpointer: None,
+            routes: Vec::new(),
         };
         store.meta().map_err(|e| match e {
             Error::Storage(why) => corrupt(why),
             other => other,
         })?;
         Ok(store)
+    }
+
+    /// Signs a checkpoint after quorum, revocation, start and stop events.
+    pub fn set_checkpointer(&mut self, c: Checkpointer) {
+        self.checkpointer = Some(c);
+    }
+
+    /// Webhook routes: every appended entry whose kind a route wants gets an outbox item.
+    pub fn set_routes(&mut self, routes: Vec<Route>) {
+        self.routes = routes;
     }
 
     /// Path of the store file.
@@ -243,9 +318,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes requests and their audit records in one durable transaction.
-    pub fn commit(&self, requests: &[&Request], records: Vec<Record>) -> Result<()> {
+    /// Writes requests, their audit records (plus a signed checkpoint where due) and the
+    /// webhook outbox items in one durable transaction; returns the entries appended.
+    pub fn commit(&self, requests: &[&Request], records: Vec<Record>) -> Result<Vec<AuditEntry>> {
         let tx = self.db.begin_write().map_err(storage)?;
+        let entries;
         {
             let mut t = tx.open_table(REQUESTS).map_err(storage)?;
             for r in requests {
@@ -256,14 +333,104 @@ impl Store {
                 .map_err(storage)?;
             }
             let mut audit = tx.open_table(AUDIT).map_err(storage)?;
-            append_in(&mut audit, records)?;
+            entries = append_in(&mut audit, records, self.checkpointer.as_ref())?;
+            if !self.routes.is_empty() {
+                let mut outbox = tx.open_table(OUTBOX).map_err(storage)?;
+                let fresh = serde_json::to_vec(&OutboxState {
+                    attempts: 0,
+                    next_at: 0,
+                    last_error: String::new(),
+                })
+                .map_err(storage)?;
+                for e in &entries {
+                    for r in self.routes.iter().filter(|r| r.wants(e.event.kind())) {
+                        outbox
+                            .insert((e.seq, r.name.as_str()), fresh.as_slice())
+                            .map_err(storage)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(storage)?;
+        Ok(entries)
+    }
+
+    /// Appends audit records alone.
+    pub fn append(&self, records: Vec<Record>) -> Result<Vec<AuditEntry>> {
+        self.commit(&[], records)
+    }
+
+    /// One audit entry.
+    pub fn audit_entry(&self, seq: u64) -> Result<Option<AuditEntry>> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let t = tx.open_table(AUDIT).map_err(storage)?;
+        let v = t.get(seq).map_err(storage)?;
+        v.map(|v| serde_json::from_slice(v.value()).map_err(storage))
+            .transpose()
+    }
+
+    /// Sequence number of the newest entry (0 if none).
+    pub fn audit_head(&self) -> Result<u64> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let t = tx.open_table(AUDIT).map_err(storage)?;
+        let last = t
+            .last()
+            .map_err(storage)?
+            .map(|(k, _)| k.value())
+            .unwrap_or(0);
+        Ok(last)
+    }
+
+    /// Outbox items due at `now`, oldest first, at most `limit`.
+    pub fn outbox_due(&self, now: u64, limit: usize) -> Result<Vec<(u64, String, OutboxState)>> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let t = tx.open_table(OUTBOX).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(storage)? {
+            let (k, v) = row.map_err(storage)?;
+            let st: OutboxState = serde_json::from_slice(v.value()).map_err(storage)?;
+            if st.next_at <= now {
+                let (seq, name) = k.value();
+                out.push((seq, name.to_string(), st));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of pending outbox items.
+    pub fn outbox_len(&self) -> Result<u64> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        tx.open_table(OUTBOX)
+            .map_err(storage)?
+            .len()
+            .map_err(storage)
+    }
+
+    /// Removes a delivered item.
+    pub fn outbox_done(&self, seq: u64, name: &str) -> Result<()> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = tx.open_table(OUTBOX).map_err(storage)?;
+            t.remove((seq, name)).map_err(storage)?;
         }
         tx.commit().map_err(storage)
     }
 
-    /// Appends audit records alone.
-    pub fn append(&self, records: Vec<Record>) -> Result<()> {
-        self.commit(&[], records)
+    /// Records a failed attempt.
+    pub fn outbox_retry(&self, seq: u64, name: &str, st: &OutboxState) -> Result<()> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = tx.open_table(OUTBOX).map_err(storage)?;
+            t.insert(
+                (seq, name),
+                serde_json::to_vec(st).map_err(storage)?.as_slice(),
+            )
+            .map_err(storage)?;
+        }
+        tx.commit().map_err(storage)
     }
 
     /// Audit entries with `seq >= since`, at most `limit`.
@@ -288,9 +455,13 @@ impl Store {
     }
 }
 
-fn append_in(audit: &mut redb::Table<'_, u64, &[u8]>, records: Vec<Record>) -> Result<()> {
+fn append_in(
+    audit: &mut redb::Table<'_, u64, &[u8]>,
+    records: Vec<Record>,
+    checkpointer: Option<&Checkpointer>,
+) -> Result<Vec<AuditEntry>> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     // The head comes from the last entry: no scan, so start-up and appends stay
     // constant-time as the log grows.
@@ -303,13 +474,40 @@ fn append_in(audit: &mut redb::Table<'_, u64, &[u8]>, records: Vec<Record>) -> R
         }
         None => (0, [0u8; 32]),
     };
-    for r in records {
-        seq += 1;
-        let (entry, h) = audit::chain(seq, &prev, r);
+    let time = records.last().map(|r| r.time).unwrap_or(0);
+    let checkpoint = checkpointer.is_some() && records.iter().any(|r| r.event.wants_checkpoint());
+    let mut out = Vec::with_capacity(records.len() + 1);
+    let mut push = |r: Record, seq: &mut u64, prev: &mut [u8; 32]| -> Result<()> {
+        *seq += 1;
+        let (entry, h) = audit::chain(*seq, prev, r);
         audit
-            .insert(seq, serde_json::to_vec(&entry).map_err(storage)?.as_slice())
+            .insert(
+                *seq,
+                serde_json::to_vec(&entry).map_err(storage)?.as_slice(),
+            )
             .map_err(storage)?;
-        prev = h;
+        *prev = h;
+        out.push(entry);
+        Ok(())
+    };
+    for r in records {
+        push(r, &mut seq, &mut prev)?;
     }
-    Ok(())
+    if let (true, Some(c)) = (checkpoint, checkpointer) {
+        use ed25519_dalek::Signer;
+        let payload = breakglass_proto::signing::audit_checkpoint(&c.daemon_id, seq, &prev);
+        let rec = Record {
+            time,
+            actor: "daemon".into(),
+            request_id: None,
+            event: crate::engine::event::Event::Checkpoint {
+                daemon_id: c.daemon_id.clone(),
+                seq,
+                head: hex::encode(prev),
+                signature: hex::encode(c.key.sign(&payload).to_bytes()),
+            },
+        };
+        push(rec, &mut seq, &mut prev)?;
+    }
+    Ok(out)
 }

@@ -189,6 +189,19 @@ impl Fixture {
 
     /// Starts `breakglassd serve` on 127.0.0.1:0 and waits until it listens.
     pub fn start(&mut self) -> &Daemon {
+        self.start_with(&[])
+    }
+
+    /// SIGKILL, no clean shutdown.
+    pub fn kill9(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.child.kill();
+            let _ = d.child.wait();
+        }
+    }
+
+    /// Starts `breakglassd serve` with extra arguments.
+    pub fn start_with(&mut self, extra: &[&str]) -> &Daemon {
         let n = std::fs::read_dir(self.dir.path()).unwrap().count();
         let log = self.dir.path().join(format!("daemon-{n}.log"));
         let mut child = Command::new(bin("breakglassd"))
@@ -199,6 +212,7 @@ impl Fixture {
                 "--listen",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .env("BREAKGLASS_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -399,4 +413,16 @@ pub fn assert_status<T: std::fmt::Debug>(
             );
         }
     }
+}
+
+/// Kinds of the audit events about one request, in order.
+pub async fn request_events(client: &mut Client, id: &str) -> Vec<String> {
+    client
+        .audit_export(1)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.request_id.as_deref() == Some(id))
+        .map(|e| e.event.kind().to_string())
+        .collect()
 }

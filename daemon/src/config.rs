@@ -1,0 +1,161 @@
+//! The daemon's run-time configuration (`breakglassd serve --config FILE`):
+//! things that may change without a new ceremony, like where notifications go.
+//! The policy (who may do what) lives in the sealed state instead.
+//!
+//! ```toml
+//! [[webhooks]]
+//! name = "security-slack"
+//! url = "https://hooks.slack.com/services/…"
+//! secret_file = "/etc/breakglass/security-slack.secret"   # or: secret = "…"
+//! events = ["request_opened", "quorum_reached", "credential_minted", "credential_revoked"]  # default: all
+//!
+//! [[webhooks]]
+//! name = "alice"
+//! url = "https://hooks.example/alice"
+//! secret = "…"
+//! custodian = "alice"   # alice's contact: always gets request_opened and quorum_reached
+//! ```
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::engine::event::EVENT_KINDS;
+use crate::engine::policy::Policy;
+use crate::error::{Error, Result};
+use crate::store::Route;
+
+/// Events every custodian's contact receives.
+pub const CONTACT_EVENTS: [&str; 2] = ["request_opened", "quorum_reached"];
+
+/// The configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Webhooks.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookFile>,
+}
+
+/// One webhook as written in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFile {
+    /// Unique name (appears in deliveries and the outbox).
+    pub name: String,
+    /// `https://…` (or `http://` for loopback receivers).
+    pub url: String,
+    /// Shared secret for the HMAC signature.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// File holding the shared secret.
+    #[serde(default)]
+    pub secret_file: Option<String>,
+    /// Event kinds to send (default: all).
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    /// The custodian whose contact this is.
+    #[serde(default)]
+    pub custodian: Option<String>,
+}
+
+/// A validated webhook.
+pub struct Webhook {
+    /// Name.
+    pub name: String,
+    /// URL.
+    pub url: String,
+    /// HMAC key.
+    pub secret: Zeroizing<Vec<u8>>,
+    /// Event kinds.
+    pub kinds: BTreeSet<String>,
+}
+
+impl Config {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text)
+            .map_err(|e| Error::invalid("--config", format!("{}: {e}", path.display())))
+    }
+
+    /// Validates the webhooks against the policy.
+    pub fn webhooks(&self, policy: &Policy) -> Result<Vec<Webhook>> {
+        let bad = |why: String| Error::invalid("--config", why);
+        let mut names = BTreeSet::new();
+        let mut out = Vec::new();
+        for w in &self.webhooks {
+            crate::engine::policy::check_id("webhook", &w.name).map_err(|e| bad(e.to_string()))?;
+            if !names.insert(w.name.clone()) {
+                return Err(bad(format!("webhook `{}` appears twice", w.name)));
+            }
+            if !(w.url.starts_with("https://") || w.url.starts_with("http://")) {
+                return Err(bad(format!(
+                    "webhook `{}`: url must start with https:// (or http:// on loopback)",
+                    w.name
+                )));
+            }
+            let secret = match (&w.secret, &w.secret_file) {
+                (Some(s), None) => Zeroizing::new(s.as_bytes().to_vec()),
+                (None, Some(f)) => Zeroizing::new(
+                    std::fs::read_to_string(f)
+                        .map_err(|e| bad(format!("webhook `{}`: secret_file {f}: {e}", w.name)))?
+                        .trim()
+                        .as_bytes()
+                        .to_vec(),
+                ),
+                _ => {
+                    return Err(bad(format!(
+                        "webhook `{}`: give exactly one of secret or secret_file",
+                        w.name
+                    )))
+                }
+            };
+            if secret.len() < 16 {
+                return Err(bad(format!(
+                    "webhook `{}`: the secret must be at least 16 bytes",
+                    w.name
+                )));
+            }
+            let mut kinds: BTreeSet<String> = match &w.events {
+                Some(list) => list.iter().cloned().collect(),
+                None => ["*".to_string()].into_iter().collect(),
+            };
+            for k in &kinds {
+                if !EVENT_KINDS.contains(&k.as_str()) {
+                    return Err(bad(format!(
+                        "webhook `{}`: unknown event {k:?} (known: {})",
+                        w.name,
+                        EVENT_KINDS.join(", ")
+                    )));
+                }
+            }
+            if let Some(c) = &w.custodian {
+                policy
+                    .custodian(c)
+                    .map_err(|e| bad(format!("webhook `{}`: {e}", w.name)))?;
+                kinds.extend(CONTACT_EVENTS.iter().map(|s| s.to_string()));
+            }
+            out.push(Webhook {
+                name: w.name.clone(),
+                url: w.url.clone(),
+                secret,
+                kinds,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The outbox routes for these webhooks.
+pub fn routes(hooks: &[Webhook]) -> Vec<Route> {
+    hooks
+        .iter()
+        .map(|w| Route {
+            name: w.name.clone(),
+            kinds: w.kinds.clone(),
+        })
+        .collect()
+}
