@@ -132,6 +132,9 @@ impl Config {
                     )));
                 }
             }
+            if kinds.is_empty() && w.custodian.is_none() {
+                return Err(bad(format!("webhook `{}`: events = [] sends nothing; list events or leave it out for all", w.name)));
+            }
             if let Some(c) = &w.custodian {
                 policy
                     .custodian(c)

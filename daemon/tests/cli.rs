@@ -46,3 +46,20 @@ fn deploy_example_policy_is_valid() {
     assert_eq!(p.custodians.len(), 5);
     assert_eq!(p.ttl_cap(p.scope("prod-ssh").unwrap()), 1800);
 }
+
+#[test]
+fn deploy_example_config_is_valid_for_the_example_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in ["security-slack", "alice"] {
+        std::fs::write(dir.path().join(format!("{n}.secret")), "0123456789abcdef0123").unwrap();
+    }
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/breakglassd.example.toml"))
+        .unwrap()
+        .replace("/etc/breakglass", dir.path().to_str().unwrap());
+    let cfg: breakglass_daemon::config::Config = toml::from_str(&text).unwrap();
+    let policy = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/policy.example.toml")).unwrap();
+    let policy = breakglass_daemon::engine::policy::Policy::from_toml(&policy).unwrap();
+    let hooks = cfg.webhooks(&policy).unwrap();
+    assert_eq!(hooks.len(), 2);
+    assert!(hooks[1].kinds.contains("request_opened") && hooks[1].kinds.contains("quorum_reached"));
+}
