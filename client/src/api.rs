@@ -48,7 +48,35 @@ impl Client {
     pub async fn connect(opts: &ConnectOptions) -> Result<Client> {
         let ch = channel(opts).await?;
         let mut rpc = BreakGlassClient::new(ch);
-        let info = rpc.get_info(pb::GetInfoRequest {}).await?.into_inner();
+        let info = rpc
+            .get_info(pb::GetInfoRequest {})
+            .await
+            .map_err(|st| {
+                let mut text = format!("{st:?}");
+                let mut chain = String::new();
+                let mut src = std::error::Error::source(&st);
+                while let Some(e) = src {
+                    text.push_str(&format!(" {e} {e:?}"));
+                    chain.push_str(&format!(": {e}"));
+                    src = e.source();
+                }
+                let why = if text.contains("CertificateRequired") {
+                    "the daemon requires a client certificate (mutual TLS): pass --client-cert and --client-key".to_string()
+                } else if text.contains("UnknownCA") || text.contains("BadCertificate") || text.contains("DecryptError") {
+                    "the daemon refused the client certificate: it must be issued by the daemon's client CA".to_string()
+                } else if matches!(st.code(), tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Cancelled) {
+                    let hint = if opts.client_cert.is_none() {
+                        " (if the daemon requires client certificates, pass --client-cert and --client-key)"
+                    } else {
+                        ""
+                    };
+                    format!("{}: {}{chain}{hint}", crate::error::code_name(st.code()), st.message())
+                } else {
+                    return ClientError::Status(st);
+                };
+                ClientError::Connect { addr: opts.addr.clone(), why }
+            })?
+            .into_inner();
         let arr: [u8; 32] = info
             .daemon_public_key
             .as_slice()

@@ -51,7 +51,12 @@ pub struct ConnectOptions {
     pub trust: Trust,
     /// Name to check in the certificate (default: the host of `addr`).
     pub server_name: Option<String>,
+    /// Client certificate chain and key (PEM), for daemons that require mutual TLS.
+    pub client_cert: Option<ClientCert>,
 }
+
+/// A client certificate chain and its private key, both PEM.
+pub type ClientCert = (Vec<u8>, zeroize::Zeroizing<Vec<u8>>);
 
 #[derive(Debug)]
 struct PinnedCert {
@@ -115,7 +120,38 @@ impl ServerCertVerifier for PinnedCert {
     }
 }
 
-fn tls_config(trust: &Trust) -> Result<ClientConfig> {
+fn client_auth(
+    builder: rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>,
+    cert: Option<&ClientCert>,
+) -> Result<ClientConfig> {
+    match cert {
+        None => Ok(builder.with_no_client_auth()),
+        Some((chain, key)) => {
+            let mut rd = chain.as_slice();
+            let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut rd)
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| ClientError::Other(format!("--client-cert: unreadable PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(ClientError::Other(
+                    "--client-cert: no CERTIFICATE in the file".into(),
+                ));
+            }
+            let mut rk = key.as_slice();
+            let key = rustls_pemfile::private_key(&mut rk)
+                .map_err(|e| ClientError::Other(format!("--client-key: unreadable PEM: {e}")))?
+                .ok_or_else(|| {
+                    ClientError::Other("--client-key: no PRIVATE KEY in the file".into())
+                })?;
+            builder.with_client_auth_cert(certs, key).map_err(|e| {
+                ClientError::Other(format!(
+                    "client certificate and key do not fit together: {e}"
+                ))
+            })
+        }
+    }
+}
+
+fn tls_config(trust: &Trust, cert: Option<&ClientCert>) -> Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -136,15 +172,17 @@ fn tls_config(trust: &Trust) -> Result<ClientConfig> {
                     "--ca: no CERTIFICATE in the file".into(),
                 ));
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            client_auth(builder.with_root_certificates(roots), cert)?
         }
-        Trust::Fingerprint(fp) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedCert {
-                fingerprint: *fp,
-                provider,
-            }))
-            .with_no_client_auth(),
+        Trust::Fingerprint(fp) => client_auth(
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinnedCert {
+                    fingerprint: *fp,
+                    provider,
+                })),
+            cert,
+        )?,
     };
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     Ok(cfg)
@@ -164,7 +202,10 @@ pub async fn channel(opts: &ConnectOptions) -> Result<Channel> {
     let name = opts.server_name.clone().unwrap_or(host);
     let server_name = ServerName::try_from(name.clone())
         .map_err(|_| fail(format!("{name:?} is not a valid TLS server name")))?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(&opts.trust)?));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(
+        &opts.trust,
+        opts.client_cert.as_ref(),
+    )?));
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| fail(e.to_string()))?
         .connect_timeout(std::time::Duration::from_secs(10));

@@ -305,6 +305,7 @@ async fn unlock(
         addr: addr.to_string(),
         trust,
         server_name: None,
+        client_cert: None,
     })
     .await
     .map_err(|e| e.to_string())
@@ -507,6 +508,7 @@ async fn audit_step(rec: &mut Recorder, addr: &str, fp: &str) {
             addr: addr.to_string(),
             trust,
             server_name: None,
+            client_cert: None,
         })
         .await
         .map_err(|e| e.to_string())?;

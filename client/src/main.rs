@@ -51,6 +51,12 @@ struct Conn {
     /// Your OpenSSH ed25519 private key.
     #[arg(long, global = true, env = "BREAKGLASS_KEY")]
     key: Option<PathBuf>,
+    /// Mutual TLS: your client certificate (PEM), when the daemon requires one.
+    #[arg(long, global = true, env = "BREAKGLASS_CLIENT_CERT")]
+    client_cert: Option<PathBuf>,
+    /// Mutual TLS: the private key of your client certificate (PEM).
+    #[arg(long, global = true, env = "BREAKGLASS_CLIENT_KEY")]
+    client_key: Option<PathBuf>,
     /// Your id in the policy (default: found from your key).
     #[arg(long = "as", global = true)]
     as_id: Option<String>,
@@ -336,11 +342,22 @@ async fn connect(conn: &Conn) -> anyhow::Result<Client> {
             "no way to trust the daemon: give --tls-fingerprint sha256:… (printed by `breakglassd serve`) or --ca FILE"
         ),
     };
+    let client_cert = match (&conn.client_cert, &conn.client_key) {
+        (Some(c), Some(k)) => Some((
+            std::fs::read(c).with_context(|| format!("--client-cert {}", c.display()))?,
+            Zeroizing::new(
+                std::fs::read(k).with_context(|| format!("--client-key {}", k.display()))?,
+            ),
+        )),
+        (None, None) => None,
+        _ => bail!("give both --client-cert and --client-key, or neither"),
+    };
     let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(Client::connect(&ConnectOptions {
         addr: conn.daemon.clone(),
         trust,
         server_name: conn.tls_server_name.clone(),
+        client_cert,
     })
     .await?)
 }

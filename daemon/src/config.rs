@@ -14,6 +14,12 @@
 //! url = "https://hooks.example/alice"
 //! secret = "…"
 //! custodian = "alice"   # alice's contact: always gets request_opened and quorum_reached
+//!
+//! [limits]                # state-changing calls; defaults shown
+//! per_peer_per_second = 50.0
+//! per_peer_burst = 100.0
+//! global_per_second = 1000.0
+//! global_burst = 2000.0
 //! ```
 
 use std::collections::BTreeSet;
@@ -37,6 +43,9 @@ pub struct Config {
     /// Webhooks.
     #[serde(default)]
     pub webhooks: Vec<WebhookFile>,
+    /// Rate limits on state-changing calls.
+    #[serde(default)]
+    pub limits: crate::server::limit::Limits,
 }
 
 /// One webhook as written in the file.
@@ -133,7 +142,10 @@ impl Config {
                 }
             }
             if kinds.is_empty() && w.custodian.is_none() {
-                return Err(bad(format!("webhook `{}`: events = [] sends nothing; list events or leave it out for all", w.name)));
+                return Err(bad(format!(
+                    "webhook `{}`: events = [] sends nothing; list events or leave it out for all",
+                    w.name
+                )));
             }
             if let Some(c) = &w.custodian {
                 policy

@@ -187,6 +187,39 @@ pub enum Error {
         /// The caller.
         caller: String,
     },
+    /// Separation of duties: the requester's own share does not count.
+    #[error("custodian `{custodian}` opened request `{id}` (as commander `{requester}`); with separation_of_duties their own share does not count: another custodian must approve")]
+    OwnRequest {
+        /// Request id.
+        id: String,
+        /// Custodian.
+        custodian: String,
+        /// Requester.
+        requester: String,
+    },
+    /// Too many collecting requests for this commander.
+    #[error("commander `{commander}` already has {open} requests collecting shares ({ids}); the limit is {limit}: cancel one or wait for it to close")]
+    TooManyOpen {
+        /// Commander.
+        commander: String,
+        /// How many are open.
+        open: u32,
+        /// Which.
+        ids: String,
+        /// Limit.
+        limit: u32,
+    },
+    /// Rate limited.
+    #[error("rate limit: {0}")]
+    RateLimited(String),
+    /// The client certificate does not belong to the signer.
+    #[error("the client certificate is for `{cert}` but the call is signed by `{signer}`: use your own certificate and key")]
+    CertMismatch {
+        /// Identity in the certificate.
+        cert: String,
+        /// Signer id.
+        signer: String,
+    },
     /// The SSH public key to certify is missing, malformed, or not wanted.
     #[error("ssh_public_key: {0}")]
     SshKey(String),

@@ -55,9 +55,13 @@ enum Cmd {
         /// Extra DNS names or IPs for the self-signed certificate.
         #[arg(long = "tls-name")]
         tls_names: Vec<String>,
-        /// Run-time configuration (webhooks); see deploy/breakglassd.example.toml.
+        /// Run-time configuration (webhooks, rate limits); see deploy/breakglassd.example.toml.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Mutual TLS: require client certificates signed by this CA (PEM), whose subject
+        /// common name must be the policy id that signs the calls.
+        #[arg(long)]
+        client_ca: Option<PathBuf>,
     },
 }
 
@@ -123,12 +127,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tls_key,
             tls_names,
             config,
+            client_ca,
         } => {
             hardening::harden_process().log();
             let _ = rustls::crypto::ring::default_provider().install_default();
             let config = match &config {
                 Some(p) => Config::load(p)?,
                 None => Config::default(),
+            };
+            let client_ca_pem = match &client_ca {
+                Some(p) => Some(
+                    std::fs::read(p)
+                        .map_err(|e| anyhow::anyhow!("--client-ca {}: {e}", p.display()))?,
+                ),
+                None => None,
             };
             let store = Store::open(&state)?;
             let hooks = config.webhooks(&store.meta()?.policy)?;
@@ -163,7 +175,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("breakglassd listening on {addr}");
                 std::io::stdout().flush()?;
                 let sender = tokio::spawn(webhook::run(daemon.clone(), hooks));
-                server::run(daemon, listener, &tls, shutdown_signal()).await?;
+                let opts = server::ServeOptions {
+                    client_ca: client_ca_pem,
+                    limits: config.limits,
+                };
+                server::run_with(daemon, listener, &tls, opts, shutdown_signal()).await?;
                 sender.abort();
                 println!("breakglassd stopped; memory-only secrets wiped");
                 Ok(())

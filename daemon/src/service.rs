@@ -403,6 +403,24 @@ impl Daemon {
         if self.store.request(&id)?.is_some() {
             return Err(Error::RequestExists { id });
         }
+        // Bound the requests one commander can keep collecting (each holds an E_req in memory).
+        let mut mine = Vec::new();
+        for rid in live.keys() {
+            if let Some(r) = self.store.request(rid)? {
+                if r.requester == who.id() && r.state == State::Collecting {
+                    mine.push(rid.clone());
+                }
+            }
+        }
+        if mine.len() as u64 >= u64::from(policy.max_open_per_commander) {
+            mine.sort();
+            return Err(Error::TooManyOpen {
+                commander: who.id().to_string(),
+                open: u32::try_from(mine.len()).unwrap_or(u32::MAX),
+                ids: mine.join(", "),
+                limit: policy.max_open_per_commander,
+            });
+        }
         let ephemeral = StaticSecret::random_from_rng(OsRng);
         let (r, recs) = Request::open(
             OpenParams {
@@ -451,6 +469,13 @@ impl Daemon {
         let r = self.load(&call.request_id)?;
         let collecting = r.collecting(now)?;
         collecting.check_not_approved(&call.sig.signer_id)?;
+        if policy.separation_of_duties && policy.same_person(&call.sig.signer_id, &r.requester) {
+            return Err(Error::OwnRequest {
+                id: r.id.clone(),
+                custodian: call.sig.signer_id.clone(),
+                requester: r.requester.clone(),
+            });
+        }
         let payload = signing::submit_share(
             &self.meta.daemon_id,
             &r.id,

@@ -51,13 +51,24 @@ fn deploy_example_policy_is_valid() {
 fn deploy_example_config_is_valid_for_the_example_policy() {
     let dir = tempfile::tempdir().unwrap();
     for n in ["security-slack", "alice"] {
-        std::fs::write(dir.path().join(format!("{n}.secret")), "0123456789abcdef0123").unwrap();
+        std::fs::write(
+            dir.path().join(format!("{n}.secret")),
+            "0123456789abcdef0123",
+        )
+        .unwrap();
     }
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/breakglassd.example.toml"))
-        .unwrap()
-        .replace("/etc/breakglass", dir.path().to_str().unwrap());
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/breakglassd.example.toml"
+    ))
+    .unwrap()
+    .replace("/etc/breakglass", dir.path().to_str().unwrap());
     let cfg: breakglass_daemon::config::Config = toml::from_str(&text).unwrap();
-    let policy = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/policy.example.toml")).unwrap();
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/policy.example.toml"
+    ))
+    .unwrap();
     let policy = breakglass_daemon::engine::policy::Policy::from_toml(&policy).unwrap();
     let hooks = cfg.webhooks(&policy).unwrap();
     assert_eq!(hooks.len(), 2);

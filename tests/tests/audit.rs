@@ -318,6 +318,7 @@ async fn audit_write_failure_fails_closed() {
             addr: addr.to_string(),
             trust: breakglass_client::connect::Trust::fingerprint(&fp).unwrap(),
             server_name: None,
+            client_cert: None,
         })
         .await
         .unwrap();

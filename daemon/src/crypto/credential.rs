@@ -203,7 +203,8 @@ fn mint_token(a: &AuthorityKey, g: &Grant<'_>, expires_at: u64) -> Result<String
 
     // seed ‖ public, as pasetors wants it; wiped here and inside the key on drop.
     let mut sk_bytes = Zeroizing::new([0u8; 64]);
-    sk_bytes[..32].copy_from_slice(&a.signing().to_bytes());
+    // Borrowed, not `to_bytes()`: that would leave an unwiped copy of the seed on the stack.
+    sk_bytes[..32].copy_from_slice(a.signing().as_bytes());
     sk_bytes[32..].copy_from_slice(a.public().as_bytes());
     let sk = AsymmetricSecretKey::<V4>::from(sk_bytes.as_slice()).map_err(err)?;
     let token = public::sign(&sk, &claims, None, None).map_err(err)?;

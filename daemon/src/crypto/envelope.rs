@@ -33,7 +33,9 @@ pub fn decrypt(
     let mut reader = decryptor
         .decrypt(std::iter::once(identity))
         .map_err(|e| format!("cannot decrypt with this key: {e}"))?;
-    let mut out = Zeroizing::new(Vec::new());
+    // The ciphertext is longer than the plaintext, so this buffer never grows:
+    // a growing Vec would free unwiped partial copies of the plaintext.
+    let mut out = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
     reader
         .read_to_end(&mut out)
         .map_err(|e| format!("decryption failed: {e}"))?;
@@ -92,7 +94,32 @@ impl ShareFile {
     }
 
     /// JSON bytes for encryption, wiped on drop.
+    ///
+    /// Sized exactly before writing: `serde_json::to_vec_pretty` grows its
+    /// buffer and would free unwiped partial copies holding the hex share.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(serde_json::to_vec_pretty(self).unwrap_or_default())
+        let mut size = ByteCount(0);
+        if serde_json::to_writer_pretty(&mut size, self).is_err() {
+            return Zeroizing::new(Vec::new());
+        }
+        let mut out = Zeroizing::new(Vec::with_capacity(size.0));
+        if serde_json::to_writer_pretty(&mut *out, self).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// A writer that only counts bytes.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -89,7 +89,8 @@ pub fn mint(a: &AuthorityKey, g: &SshGrant<'_>) -> Result<String> {
     }
     b.comment(g.key_id.clone()).map_err(err)?;
     // The CA key pair lives only for this call; ssh-key wipes its private half on drop.
-    let ca = ssh_key::PrivateKey::from(Ed25519Keypair::from_seed(&a.signing().to_bytes()));
+    // Borrowed, not `to_bytes()`: that would leave an unwiped copy of the seed on the stack.
+    let ca = ssh_key::PrivateKey::from(Ed25519Keypair::from_seed(a.signing().as_bytes()));
     let cert = b.sign(&ca).map_err(err)?;
     drop(ca);
     cert.to_openssh().map_err(err)

@@ -64,6 +64,17 @@ fn default_skew() -> u64 {
     DEFAULT_CLOCK_SKEW
 }
 
+fn default_true() -> bool {
+    true
+}
+
+/// Default bound on requests one commander may have collecting at once.
+pub const DEFAULT_MAX_OPEN: u32 = 3;
+
+fn default_max_open() -> u32 {
+    DEFAULT_MAX_OPEN
+}
+
 /// A custodian or commander key, as in the policy.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Member {
@@ -126,6 +137,13 @@ pub struct Policy {
     /// How far back SSH certificates' `valid_after` is set, for clock skew, seconds.
     #[serde(default = "default_skew")]
     pub clock_skew_seconds: u64,
+    /// Separation of duties: the requester's own share never counts toward the quorum
+    /// (a custodian who is also a commander cannot approve their own request).
+    #[serde(default = "default_true")]
+    pub separation_of_duties: bool,
+    /// Most requests one commander may have collecting at once.
+    #[serde(default = "default_max_open")]
+    pub max_open_per_commander: u32,
     /// Custodians, in share order: custodian `i` holds the share with x = i + 1.
     pub custodians: Vec<Member>,
     /// Commanders.
@@ -145,6 +163,10 @@ struct PolicyFile {
     freshness: Option<String>,
     #[serde(default)]
     clock_skew: Option<String>,
+    #[serde(default = "default_true")]
+    separation_of_duties: bool,
+    #[serde(default = "default_max_open")]
+    max_open_per_commander: u32,
     custodians: Vec<Member>,
     commanders: Vec<CommanderFile>,
     scopes: Vec<ScopeFile>,
@@ -253,6 +275,8 @@ impl Policy {
                 Some(s) => duration("clock_skew", s)?,
                 None => DEFAULT_CLOCK_SKEW,
             },
+            separation_of_duties: f.separation_of_duties,
+            max_open_per_commander: f.max_open_per_commander,
             custodians: f.custodians,
             commanders: f
                 .commanders
@@ -415,6 +439,11 @@ impl Policy {
                 }
             }
         }
+        if self.max_open_per_commander == 0 {
+            return Err(Error::Policy(
+                "max_open_per_commander must be at least 1".into(),
+            ));
+        }
         if self.commanders.is_empty() {
             return Err(Error::Policy(
                 "no [[commanders]]: nobody could open a request".into(),
@@ -480,6 +509,22 @@ impl Policy {
             .max_ttl_seconds
             .unwrap_or(self.max_ttl_seconds)
             .min(self.max_ttl_seconds)
+    }
+
+    /// True if custodian `custodian` is the same person as commander `requester`
+    /// (the same id, or the same key).
+    pub fn same_person(&self, custodian: &str, requester: &str) -> bool {
+        let ck = self
+            .custodians
+            .iter()
+            .find(|c| c.id == custodian)
+            .map(|c| c.ssh_key.as_str());
+        let rk = self
+            .commanders
+            .iter()
+            .find(|c| c.member.id == requester)
+            .map(|c| c.member.ssh_key.as_str());
+        custodian == requester || (ck.is_some() && ck == rk)
     }
 
     /// Checks that `commander` may open a request for `scope` with `ttl` seconds.

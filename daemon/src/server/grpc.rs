@@ -11,6 +11,7 @@ use tonic::{Request as GrpcRequest, Response, Status};
 
 use breakglass_proto::pb;
 
+use super::limit::Limiter;
 use super::status::to_status;
 use crate::engine::request::Request;
 use crate::error::{Error, Result};
@@ -74,12 +75,59 @@ async fn backfill(
 #[derive(Clone)]
 pub struct BreakGlassService {
     daemon: Arc<Daemon>,
+    limiter: Arc<Limiter>,
+    mtls: bool,
+}
+
+/// The identity (subject common name) in a client certificate.
+pub fn cert_identity(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    Some(cn)
 }
 
 impl BreakGlassService {
     /// Wraps a started daemon.
-    pub fn new(daemon: Arc<Daemon>) -> Self {
-        BreakGlassService { daemon }
+    pub fn new(daemon: Arc<Daemon>, limiter: Arc<Limiter>, mtls: bool) -> Self {
+        BreakGlassService {
+            daemon,
+            limiter,
+            mtls,
+        }
+    }
+
+    /// Rate limits (cheapest check: before decoding anything else), then, with mutual
+    /// TLS, that the client certificate belongs to the signer.
+    fn admit<T>(&self, req: &GrpcRequest<T>, signer: Option<&pb::Signature>) -> Result<(), Status> {
+        self.limiter
+            .admit(req.remote_addr().map(|a| a.ip()))
+            .map_err(|e| to_status(&e))?;
+        if self.mtls {
+            let cert = req
+                .peer_certs()
+                .and_then(|c| c.first().and_then(|d| cert_identity(d.as_ref())))
+                .ok_or_else(|| {
+                    to_status(&Error::CertMismatch {
+                        cert: "(none)".into(),
+                        signer: "(unknown)".into(),
+                    })
+                })?;
+            if let Some(s) = signer {
+                if s.signer_id != cert {
+                    return Err(to_status(&Error::CertMismatch {
+                        cert,
+                        signer: s.signer_id.clone(),
+                    }));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs a daemon operation on the blocking pool (it signs, decrypts and fsyncs).
@@ -217,6 +265,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::OpenRequestRequest>,
     ) -> Result<Response<pb::RequestView>, Status> {
+        self.admit(&req, req.get_ref().signature.as_ref())?;
         let m = req.into_inner();
         let call = OpenCall {
             scope: m.scope,
@@ -258,6 +307,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::SubmitShareRequest>,
     ) -> Result<Response<pb::SubmitShareResponse>, Status> {
+        self.admit(&req, req.get_ref().signature.as_ref())?;
         let m = req.into_inner();
         let call = SubmitCall {
             request_id: m.request_id,
@@ -281,6 +331,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::CancelRequestRequest>,
     ) -> Result<Response<pb::RequestView>, Status> {
+        self.admit(&req, req.get_ref().signature.as_ref())?;
         let m = req.into_inner();
         let s = sig(m.signature)?;
         let v = self
@@ -293,6 +344,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::FetchCredentialRequest>,
     ) -> Result<Response<pb::FetchCredentialResponse>, Status> {
+        self.admit(&req, req.get_ref().signature.as_ref())?;
         let m = req.into_inner();
         let s = sig(m.signature)?;
         let out = self
@@ -312,6 +364,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::RevokeCredentialRequest>,
     ) -> Result<Response<pb::RequestView>, Status> {
+        self.admit(&req, req.get_ref().signature.as_ref())?;
         let m = req.into_inner();
         let s = sig(m.signature)?;
         let v = self

@@ -3,6 +3,7 @@
 //! listener and the shutdown signal, so tests bind `127.0.0.1:0`.
 
 pub mod grpc;
+pub mod limit;
 pub mod status;
 pub mod tls;
 
@@ -23,14 +24,40 @@ use tls::TlsMaterial;
 /// Largest message accepted: calls are small, so junk is cut off early.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// Serves until `shutdown` resolves, then wipes memory-only secrets and records the stop.
+/// Options beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// PEM CA for mutual TLS: when set, clients must present a certificate it signed,
+    /// whose subject common name is the policy id that signs their calls.
+    pub client_ca: Option<Vec<u8>>,
+    /// Rate limits.
+    pub limits: limit::Limits,
+}
+
+/// Serves with default options.
 pub async fn run(
     daemon: Arc<Daemon>,
     listener: TcpListener,
     tls: &TlsMaterial,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    run_with(daemon, listener, tls, ServeOptions::default(), shutdown).await
+}
+
+/// Serves until `shutdown` resolves, then wipes memory-only secrets and records the stop.
+pub async fn run_with(
+    daemon: Arc<Daemon>,
+    listener: TcpListener,
+    tls: &TlsMaterial,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
     let identity = Identity::from_pem(&tls.cert_pem, tls.key_pem.as_slice());
+    let mut tls_config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &opts.client_ca {
+        tls_config = tls_config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+    }
+    let limiter = Arc::new(limit::Limiter::new(opts.limits));
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<pb::break_glass_server::BreakGlassServer<grpc::BreakGlassService>>()
@@ -39,9 +66,12 @@ pub async fn run(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
-    let svc =
-        pb::break_glass_server::BreakGlassServer::new(grpc::BreakGlassService::new(daemon.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let svc = pb::break_glass_server::BreakGlassServer::new(grpc::BreakGlassService::new(
+        daemon.clone(),
+        limiter,
+        opts.client_ca.is_some(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
     let sweeper = {
         let d = daemon.clone();
@@ -63,7 +93,7 @@ pub async fn run(
     };
 
     let served = Server::builder()
-        .tls_config(ServerTlsConfig::new().identity(identity))
+        .tls_config(tls_config)
         .map_err(|e| Error::Internal(format!("TLS configuration: {e}")))?
         .add_service(health)
         .add_service(reflection)

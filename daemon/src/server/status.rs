@@ -18,7 +18,10 @@ pub fn to_status(e: &Error) -> Status {
         | Error::ScopeNotAllowed { .. }
         | Error::NotRequester { .. }
         | Error::NotAllowedToCancel { .. }
-        | Error::NotAllowedToRevoke { .. } => Code::PermissionDenied,
+        | Error::NotAllowedToRevoke { .. }
+        | Error::OwnRequest { .. }
+        | Error::CertMismatch { .. } => Code::PermissionDenied,
+        Error::TooManyOpen { .. } | Error::RateLimited(_) => Code::ResourceExhausted,
         Error::BadSignature { .. } | Error::StaleSignature { .. } => Code::Unauthenticated,
         Error::RequestNotFound { .. } => Code::NotFound,
         Error::RequestExists { .. }

@@ -83,6 +83,19 @@ impl Fixture {
 
     /// As [`Fixture::new`], with the SSH principals of scope `prod-ssh` given.
     pub fn with_principals(n: usize, k: usize, window: &str, principals: &[&str]) -> Fixture {
+        Fixture::with_extra(n, k, window, principals, "", "")
+    }
+
+    /// As [`Fixture::with_principals`], with `top` inserted at the top of the policy and
+    /// `extra` appended; `{c1_key}` in them is replaced by custodian c1's public key.
+    pub fn with_extra(
+        n: usize,
+        k: usize,
+        window: &str,
+        principals: &[&str],
+        top: &str,
+        extra: &str,
+    ) -> Fixture {
         let principals = principals
             .iter()
             .map(|p| format!("\"{p}\""))
@@ -120,6 +133,12 @@ impl Fixture {
             commanders.push((id.to_string(), p));
         }
         let (_, outsider) = keyfile(&kd, "outsider");
+        let c1_key = load(&custodians[0].1).ssh_public();
+        policy = format!(
+            "{}\n{policy}\n{}",
+            top.replace("{c1_key}", &c1_key),
+            extra.replace("{c1_key}", &c1_key)
+        );
         let policy_path = dir.path().join("policy.toml");
         std::fs::write(&policy_path, policy).unwrap();
         let state = dir.path().join("state");
@@ -280,6 +299,7 @@ impl Fixture {
             addr: d.addr.clone(),
             trust: Trust::fingerprint(&d.fingerprint).unwrap(),
             server_name: None,
+            client_cert: None,
         })
         .await
         .unwrap()
