@@ -55,7 +55,8 @@ impl Identity {
                 ))
             }
         };
-        let signing = SigningKey::from_bytes(&kp.private.to_bytes());
+        let seed = Zeroizing::new(kp.private.to_bytes());
+        let signing = SigningKey::from_bytes(&seed);
         if signing.verifying_key().to_bytes() != kp.public.0 {
             return Err("the private and public halves do not match".into());
         }
@@ -89,7 +90,7 @@ impl Identity {
             path: path.display().to_string(),
             source: e,
         };
-        let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&self.signing.to_bytes()));
+        let mut key = PrivateKey::from(Ed25519Keypair::from_seed(self.signing.as_bytes()));
         key.set_comment(comment);
         if let Some(p) = passphrase {
             key = key.encrypt(&mut OsRng, p).map_err(|e| ClientError::Key {
