@@ -37,7 +37,11 @@ fn junk(kind: u64, request_id: &str, n: u64) -> pb::SubmitShareRequest {
             request_id: request_id.to_string(),
             sealed_share: vec![1u8; breakglass_proto::transport::SEALED_LEN],
             signature: Some(pb::Signature {
-                signer_id: if n % 2 == 0 { "c4".into() } else { "c5".into() },
+                signer_id: if n.is_multiple_of(2) {
+                    "c4".into()
+                } else {
+                    "c5".into()
+                },
                 signed_at: breakglass_client::api::unix_now(),
                 signature: sig,
             }),
