@@ -253,6 +253,30 @@ impl Client {
         request_id: &str,
         reason: &str,
     ) -> Result<pb::RequestView> {
+        let (v, signature) = self
+            .sign_for_request(me, as_id, request_id, |d, r, g, s, at| {
+                signing::revoke_credential(d, r, g, s, reason, at)
+            })
+            .await?;
+        let msg = pb::RevokeCredentialRequest {
+            request_id: v.id,
+            reason: reason.to_string(),
+            signature: Some(signature),
+        };
+        let out = self.rpc.revoke_credential(msg).await?.into_inner();
+        self.check_view(&out)?;
+        Ok(out)
+    }
+
+    /// Fetches `request_id`, works out who signs (`as_id`, else the commander or custodian
+    /// whose key `me` is), and signs the payload `build` makes for that request.
+    async fn sign_for_request(
+        &mut self,
+        me: &Identity,
+        as_id: Option<&str>,
+        request_id: &str,
+        build: impl FnOnce(&str, &str, &signing::RequestDigest, &str, u64) -> Vec<u8>,
+    ) -> Result<(pb::RequestView, pb::Signature)> {
         let v = self.get(request_id).await?;
         let id = match as_id {
             Some(id) => id.to_string(),
@@ -266,16 +290,9 @@ impl Client {
             .try_into()
             .map_err(|_| ClientError::Untrusted("digest is not 32 bytes".into()))?;
         let at = unix_now();
-        let payload =
-            signing::revoke_credential(&self.info.daemon_id, &v.id, &digest, &id, reason, at);
-        let msg = pb::RevokeCredentialRequest {
-            request_id: v.id.clone(),
-            reason: reason.to_string(),
-            signature: Some(self.signature(me, &id, &payload, at)),
-        };
-        let out = self.rpc.revoke_credential(msg).await?.into_inner();
-        self.check_view(&out)?;
-        Ok(out)
+        let payload = build(&self.info.daemon_id, &v.id, &digest, &id, at);
+        let signature = self.signature(me, &id, &payload, at);
+        Ok((v, signature))
     }
 
     /// The revocation list, with the daemon's signature checked.
@@ -420,25 +437,15 @@ impl Client {
         request_id: &str,
         reason: &str,
     ) -> Result<pb::RequestView> {
-        let v = self.get(request_id).await?;
-        let id = match as_id {
-            Some(id) => id.to_string(),
-            None => self
-                .whoami(me, Role::Commander, None)
-                .or_else(|_| self.whoami(me, Role::Custodian, None))?,
-        };
-        let digest: [u8; 32] = v
-            .digest
-            .as_slice()
-            .try_into()
-            .map_err(|_| ClientError::Untrusted("digest is not 32 bytes".into()))?;
-        let at = unix_now();
-        let payload =
-            signing::cancel_request(&self.info.daemon_id, &v.id, &digest, &id, reason, at);
+        let (v, signature) = self
+            .sign_for_request(me, as_id, request_id, |d, r, g, s, at| {
+                signing::cancel_request(d, r, g, s, reason, at)
+            })
+            .await?;
         let msg = pb::CancelRequestRequest {
-            request_id: v.id.clone(),
+            request_id: v.id,
             reason: reason.to_string(),
-            signature: Some(self.signature(me, &id, &payload, at)),
+            signature: Some(signature),
         };
         let out = self.rpc.cancel_request(msg).await?.into_inner();
         self.check_view(&out)?;

@@ -641,11 +641,27 @@ impl Daemon {
         ))
     }
 
+    /// Authenticates a call that the request's requester or any custodian may make.
+    fn requester_or_custodian(
+        &self,
+        r: &Request,
+        sig: &Sig,
+        payload: &[u8],
+        now: u64,
+        deny: impl FnOnce(String, String) -> Error,
+    ) -> Result<Actor> {
+        let actor = auth::authenticate_any(self.policy(), &sig.by(), payload, now)?;
+        if let Actor::Commander(c) = &actor {
+            if c.id() != r.requester {
+                return Err(deny(r.id.clone(), c.id().to_string()));
+            }
+        }
+        Ok(actor)
+    }
+
     /// Cancels a collecting request (its requester or any custodian).
     pub fn cancel(&self, request_id: &str, reason: &str, sig: Sig) -> Result<Request> {
-        if reason.len() > crate::engine::policy::MAX_REASON_LEN {
-            return Err(Error::invalid("reason", "is longer than 1024 bytes"));
-        }
+        check_reason(reason)?;
         let now = self.now();
         let mut live = self.lock()?;
         let r = self.load(request_id)?;
@@ -658,15 +674,9 @@ impl Daemon {
             reason,
             sig.signed_at,
         );
-        let actor = auth::authenticate_any(self.policy(), &sig.by(), &payload, now)?;
-        if let Actor::Commander(c) = &actor {
-            if c.id() != r.requester {
-                return Err(Error::NotAllowedToCancel {
-                    id: r.id.clone(),
-                    caller: c.id().to_string(),
-                });
-            }
-        }
+        let actor = self.requester_or_custodian(&r, &sig, &payload, now, |id, caller| {
+            Error::NotAllowedToCancel { id, caller }
+        })?;
         let (c, recs) = collecting.cancel(actor.id(), reason, now);
         self.commit(&[&c], recs)?;
         live.remove(&r.id);
@@ -675,9 +685,7 @@ impl Daemon {
 
     /// Revokes a minted credential (its requester or any custodian).
     pub fn revoke(&self, request_id: &str, reason: &str, sig: Sig) -> Result<Request> {
-        if reason.len() > crate::engine::policy::MAX_REASON_LEN {
-            return Err(Error::invalid("reason", "is longer than 1024 bytes"));
-        }
+        check_reason(reason)?;
         let now = self.now();
         let _guard = self.lock()?;
         let r = self.load(request_id)?;
@@ -689,15 +697,9 @@ impl Daemon {
             reason,
             sig.signed_at,
         );
-        let actor = auth::authenticate_any(self.policy(), &sig.by(), &payload, now)?;
-        if let Actor::Commander(c) = &actor {
-            if c.id() != r.requester {
-                return Err(Error::NotAllowedToRevoke {
-                    id: r.id.clone(),
-                    caller: c.id().to_string(),
-                });
-            }
-        }
+        let actor = self.requester_or_custodian(&r, &sig, &payload, now, |id, caller| {
+            Error::NotAllowedToRevoke { id, caller }
+        })?;
         let (revoked, recs) = r.revoke(actor.id(), reason, now)?;
         self.commit(&[&revoked], recs)?;
         Ok(revoked)
@@ -840,6 +842,14 @@ impl Daemon {
         });
         self.commit(&closed.iter().collect::<Vec<_>>(), records)
     }
+}
+
+/// Reasons are kept in the audit log; refuse novels.
+fn check_reason(reason: &str) -> Result<()> {
+    if reason.len() > crate::engine::policy::MAX_REASON_LEN {
+        return Err(Error::invalid("reason", "is longer than 1024 bytes"));
+    }
+    Ok(())
 }
 
 /// Numeric `RequestState` of the proto.
