@@ -6,7 +6,7 @@
 //! `reason_sha256`. `exp` is `iat + ttl`, and the TTL was checked against the
 //! policy cap when the request opened (invariant 7).
 
-use pasetors::claims::{Claims, ClaimsValidationRules};
+use pasetors::claims::Claims;
 use pasetors::keys::{AsymmetricPublicKey, AsymmetricSecretKey};
 use pasetors::token::UntrustedToken;
 use pasetors::version4::V4;
@@ -278,14 +278,13 @@ pub fn verify(
         .map_err(|_| VerifyError::Signature)?;
     let untrusted =
         UntrustedToken::<Public, V4>::try_from(token.trim()).map_err(|_| VerifyError::Format)?;
-    let mut rules = ClaimsValidationRules::new();
-    rules.disable_valid_at();
-    rules.allow_non_expiring();
-    let trusted =
-        public::verify(&pk, &untrusted, &rules, None, None).map_err(|_| VerifyError::Signature)?;
-    let claims = trusted
-        .payload_claims()
-        .ok_or(VerifyError::Claim("payload"))?;
+    // Signature only: pasetors' claim validation checks `exp` against the wall clock
+    // even when told not to validate times, which would report an expired token as a
+    // forged one and ignore `now`. Times are checked below, against `now`.
+    let trusted = pasetors::version4::PublicToken::verify(&pk, &untrusted, None, None)
+        .map_err(|_| VerifyError::Signature)?;
+    let claims =
+        Claims::from_string(trusted.payload()).map_err(|_| VerifyError::Claim("payload"))?;
     let s = |name: &'static str| -> Result<String, VerifyError> {
         claims
             .get_claim(name)
@@ -393,6 +392,34 @@ mod tests {
             Err(VerifyError::Signature)
         );
         assert_eq!(verify(&pubkey, "v2.local.xyz", 1), Err(VerifyError::Format));
+    }
+
+    /// Invariant 7: expiry is judged against the `now` given, and an expired token is
+    /// reported as expired, not as forged (pasetors' own check uses the wall clock).
+    #[test]
+    fn expiry_uses_the_given_time() {
+        let a = AuthorityKey::derive(&AuthoritySeed::generate());
+        let pubkey = AuthorityPublic(a.public());
+        let principals = vec![];
+        let approvers = vec!["c1".to_string()];
+        let g = Grant {
+            now: 1_000_000,
+            ttl_seconds: 10,
+            ..grant(&principals, &approvers)
+        };
+        let token = mint(&a, &g).unwrap().paseto.unwrap();
+        assert_eq!(
+            verify(&pubkey, &token, 1_000_005).unwrap().expires_at,
+            1_000_010
+        );
+        let real_now = 1_900_000_000;
+        assert_eq!(
+            verify(&pubkey, &token, real_now),
+            Err(VerifyError::Expired {
+                exp: 1_000_010,
+                now: real_now
+            })
+        );
     }
 
     /// Invariant 7: the SSH certificate expires with the token and starts `clock_skew` early.

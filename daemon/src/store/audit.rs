@@ -167,7 +167,7 @@ pub fn verify_log(
                         "it names a head for entry {seq} that is not that entry's hash"
                     )))
                 }
-                None if *seq + 1 != e.seq => {
+                None if seq.checked_add(1) != Some(e.seq) => {
                     return Err(bad(format!(
                         "it covers entry {seq}, which is not just before it"
                     )))
@@ -226,7 +226,7 @@ pub fn verify_chain<'a>(
     for e in entries {
         let prev_hash = match prev {
             Some((s, h)) => {
-                if e.seq != s + 1 {
+                if s.checked_add(1) != Some(e.seq) {
                     return Err(ChainError::Sequence {
                         after: s,
                         found: e.seq,

@@ -1,0 +1,61 @@
+//! Credentials, as a downstream system or `breakglass credential verify` reads
+//! them, all against the fixture authority A at the fixture clock:
+//! - `crypto::credential::verify` (PASETO v4.public: parse, signature, claims,
+//!   nbf/exp) and `crypto::sshcert::verify` (OpenSSH user certificate) over the text;
+//! - `client::verify::parse_artifact` (bundle JSON, certificate line, bare token),
+//!   `token_from`, and `verify_artifact` without and with a revocation list;
+//! - `client::verify::parse_authority` (PASERK, ssh-ed25519 line, hex) over the
+//!   same text: the fixture token and certificate verify only under A;
+//! - the JSON revocation list (`RevocationListJson`), applied to the fixture credentials.
+#![no_main]
+
+use breakglass_client::verify::{
+    parse_artifact, parse_authority, token_from, verify_artifact, Artifact, RevocationListJson,
+};
+use breakglass_daemon::crypto::{credential, sshcert};
+use breakglass_fuzz::fixture::{world, NOW};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let w = world();
+    if let Ok(v) = credential::verify(&w.authority, text, NOW) {
+        assert!(v.not_before <= NOW && NOW < v.expires_at);
+    }
+    if let Ok(c) = sshcert::verify(&w.authority, text, NOW) {
+        assert!(c.valid_after <= NOW && NOW < c.valid_before);
+    }
+    let _ = token_from(text);
+    if let Ok(artifact) = parse_artifact(text) {
+        let _ = verify_artifact(&w.authority, &artifact, NOW, None);
+        let empty = RevocationListJson {
+            format: "breakglass-revocations/v1".into(),
+            daemon_id: "fuzz-daemon".into(),
+            generated_at: NOW,
+            authority_ssh: w.authority.ssh(),
+            revoked_token_ids: Vec::new(),
+            revoked: Vec::new(),
+        };
+        let _ = verify_artifact(&w.authority, &artifact, NOW, Some(&empty));
+    }
+    if let Ok(a) = parse_authority(text) {
+        let token = credential::verify(&a, &w.token, NOW).is_ok();
+        let cert = sshcert::verify(&a, &w.certificate, NOW).is_ok();
+        assert_eq!(token, a == w.authority, "token verified under another key");
+        assert_eq!(
+            cert,
+            a == w.authority,
+            "certificate verified under another key"
+        );
+    }
+    if let Ok(list) = serde_json::from_str::<RevocationListJson>(text) {
+        for artifact in [
+            Artifact::Token(w.token.clone()),
+            Artifact::Certificate(w.certificate.clone()),
+        ] {
+            let _ = verify_artifact(&w.authority, &artifact, NOW, Some(&list));
+        }
+    }
+});

@@ -1,0 +1,326 @@
+//! The checks the daemon runs on a decoded gRPC call before any state change,
+//! in the order `server::grpc` and `service::Daemon` run them, over the fixture
+//! instead of a store: signature presence, sizes, membership, request state,
+//! the signature itself, policy, share transport and share commitment, and
+//! finally the pure state transition (whose result is dropped, never stored).
+//!
+//! A few steps are re-written here because the daemon keeps them private or
+//! inline: `server::grpc::sig` (missing signature or empty signer id),
+//! `service::Daemon::load`'s request-id length check, and in `Daemon::open` the
+//! choice of the SSH key to certify and the bound on open requests per
+//! commander. Keep them in step with the daemon. Rate limits and the mutual-TLS
+//! identity check (`server::grpc`) come before decoding and are not fuzzed here.
+
+use breakglass_daemon::crypto::sshcert;
+use breakglass_daemon::engine::auth::{self, Actor, SignedBy};
+use breakglass_daemon::engine::policy::{CredentialKind, MAX_REASON_LEN};
+use breakglass_daemon::engine::request::{OpenParams, Request, State};
+use breakglass_daemon::engine::share::verify_share;
+use breakglass_daemon::error::{Error, Result};
+use breakglass_daemon::server::status::to_status;
+use breakglass_daemon::server::MAX_MESSAGE_BYTES;
+use breakglass_daemon::service::NONCE_LEN;
+use breakglass_proto::{pb, signing, transport};
+use prost::Message;
+use x25519_dalek::PublicKey;
+
+use crate::fixture::{world, CEREMONY_ID, DAEMON_ID};
+
+/// Which message an input holds: its first byte, modulo 5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `OpenRequestRequest`.
+    Open,
+    /// `SubmitShareRequest`.
+    Submit,
+    /// `CancelRequestRequest`.
+    Cancel,
+    /// `FetchCredentialRequest`.
+    Fetch,
+    /// `RevokeCredentialRequest`.
+    Revoke,
+}
+
+impl Kind {
+    /// The kind a selector byte names.
+    pub fn from_byte(b: u8) -> Kind {
+        match b % 5 {
+            0 => Kind::Open,
+            1 => Kind::Submit,
+            2 => Kind::Cancel,
+            3 => Kind::Fetch,
+            _ => Kind::Revoke,
+        }
+    }
+
+    /// The selector byte of this kind.
+    pub fn byte(self) -> u8 {
+        match self {
+            Kind::Open => 0,
+            Kind::Submit => 1,
+            Kind::Cancel => 2,
+            Kind::Fetch => 3,
+            Kind::Revoke => 4,
+        }
+    }
+}
+
+/// How far a call got.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Over `server::MAX_MESSAGE_BYTES`: tonic refuses it before decoding.
+    TooLarge,
+    /// Not a valid protobuf encoding of the message.
+    Undecodable(prost::DecodeError),
+    /// Decoded, then refused by one of the daemon's checks.
+    Refused(Error),
+    /// Passed every check; the daemon would now commit the new state.
+    Passed,
+}
+
+/// Decodes `msg` as the message `kind` names and runs the daemon's checks at `now`.
+pub fn check(kind: Kind, msg: &[u8], now: u64) -> Outcome {
+    if msg.len() > MAX_MESSAGE_BYTES {
+        return Outcome::TooLarge;
+    }
+    let checked = match kind {
+        Kind::Open => pb::OpenRequestRequest::decode(msg).map(|m| open(m, now)),
+        Kind::Submit => pb::SubmitShareRequest::decode(msg).map(|m| submit(m, now)),
+        Kind::Cancel => pb::CancelRequestRequest::decode(msg).map(|m| cancel(m, now)),
+        Kind::Fetch => pb::FetchCredentialRequest::decode(msg).map(|m| fetch(m, now)),
+        Kind::Revoke => pb::RevokeCredentialRequest::decode(msg).map(|m| revoke(m, now)),
+    };
+    match checked {
+        Err(e) => Outcome::Undecodable(e),
+        Ok(Err(e)) => Outcome::Refused(e),
+        Ok(Ok(())) => Outcome::Passed,
+    }
+}
+
+/// [`check`], then maps a refusal to its gRPC status as the server would.
+pub fn run(kind: Kind, msg: &[u8], now: u64) {
+    if let Outcome::Refused(e) = check(kind, msg, now) {
+        let status = to_status(&e);
+        assert!(!status.message().is_empty(), "empty status for {e:?}");
+    }
+}
+
+/// `server::grpc::sig`: a state-changing call must carry a signature with a signer id.
+fn sig(s: Option<pb::Signature>) -> Result<pb::Signature> {
+    let s = s.ok_or_else(|| {
+        Error::invalid(
+            "signature",
+            "is missing: every state-changing call is signed",
+        )
+    })?;
+    if s.signer_id.is_empty() {
+        return Err(Error::invalid("signature.signer_id", "is empty"));
+    }
+    Ok(s)
+}
+
+fn by(s: &pb::Signature) -> SignedBy<'_> {
+    SignedBy {
+        signer_id: &s.signer_id,
+        signed_at: s.signed_at,
+        signature: &s.signature,
+    }
+}
+
+/// `service::Daemon::load`, with the fixture in place of the store.
+fn load(id: &str) -> Result<&'static Request> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(Error::invalid(
+            "request_id",
+            "must be a request id like `req-0123456789abcdef`",
+        ));
+    }
+    world()
+        .request(id)
+        .ok_or_else(|| Error::RequestNotFound { id: id.to_string() })
+}
+
+/// `Daemon::open` up to the store commit.
+fn open(m: pb::OpenRequestRequest, now: u64) -> Result<()> {
+    let s = sig(m.signature)?;
+    if m.nonce.len() != NONCE_LEN {
+        return Err(Error::invalid("nonce", "wrong length"));
+    }
+    let w = world();
+    let payload = signing::open_request(
+        DAEMON_ID,
+        &s.signer_id,
+        &m.scope,
+        &m.reason,
+        m.ttl_seconds,
+        &m.ssh_public_key,
+        &m.nonce,
+        s.signed_at,
+    );
+    let who = auth::authenticate_commander(&w.policy, &by(&s), &payload, now)?;
+    w.policy.authorize_open(who.id(), &m.scope, m.ttl_seconds)?;
+    let scope = w.policy.scope(&m.scope)?;
+    let ssh_public_key = match (
+        scope.mints(CredentialKind::Ssh),
+        m.ssh_public_key.trim().is_empty(),
+    ) {
+        (true, true) => return Err(Error::SshKey("needed".into())),
+        (true, false) => sshcert::normalise_subject_key(&m.ssh_public_key)?,
+        (false, true) => String::new(),
+        (false, false) => return Err(Error::SshKey("not wanted".into())),
+    };
+    let id = signing::request_id(&payload);
+    if w.request(&id).is_some() {
+        return Err(Error::RequestExists { id });
+    }
+    // The per-commander bound on collecting requests: the fixture has one.
+    let mine = [&w.collecting, &w.unlocked]
+        .into_iter()
+        .filter(|r| r.requester == who.id() && r.state == State::Collecting)
+        .count();
+    if mine as u64 >= u64::from(w.policy.max_open_per_commander) {
+        return Err(Error::TooManyOpen {
+            commander: who.id().to_string(),
+            open: u32::try_from(mine).unwrap_or(u32::MAX),
+            ids: w.collecting.id.clone(),
+            limit: w.policy.max_open_per_commander,
+        });
+    }
+    let (r, records) = Request::open(
+        OpenParams {
+            id,
+            daemon_id: DAEMON_ID.into(),
+            requester: who.id().to_string(),
+            scope: m.scope,
+            reason: m.reason,
+            ttl_seconds: m.ttl_seconds,
+            window_seconds: w.policy.collection_window_seconds,
+            threshold: u32::from(w.policy.threshold),
+            ephemeral_public: PublicKey::from(&w.ephemeral).to_bytes(),
+            ssh_public_key,
+        },
+        now,
+    )?;
+    assert_eq!(r.requester, who.id());
+    assert_eq!(records.len(), 1);
+    Ok(())
+}
+
+/// `Daemon::submit` up to the store commit (minting is out of scope).
+fn submit(m: pb::SubmitShareRequest, now: u64) -> Result<()> {
+    let s = sig(m.signature)?;
+    if m.sealed_share.len() != transport::SEALED_LEN {
+        return Err(Error::ShareMalformed {
+            custodian: s.signer_id.clone(),
+            why: "wrong sealed length".into(),
+        });
+    }
+    let w = world();
+    w.policy.custodian(&s.signer_id)?;
+    let r = load(&m.request_id)?;
+    let collecting = r.collecting(now)?;
+    collecting.check_not_approved(&s.signer_id)?;
+    if w.policy.separation_of_duties && w.policy.same_person(&s.signer_id, &r.requester) {
+        return Err(Error::OwnRequest {
+            id: r.id.clone(),
+            custodian: s.signer_id.clone(),
+            requester: r.requester.clone(),
+        });
+    }
+    let payload = signing::submit_share(
+        DAEMON_ID,
+        &r.id,
+        &r.digest,
+        &s.signer_id,
+        &m.sealed_share,
+        s.signed_at,
+    );
+    let who = auth::authenticate_custodian(&w.policy, &by(&s), &payload, now)?;
+    let plain = transport::open_share(&w.ephemeral, &r.digest, &r.id, who.id(), &m.sealed_share)
+        .map_err(|e| Error::ShareMalformed {
+            custodian: who.id().to_string(),
+            why: e.to_string(),
+        })?;
+    let com = w
+        .commitments
+        .get(who.id())
+        .ok_or_else(|| Error::Internal(format!("no commitment for `{}`", who.id())))?;
+    let share = verify_share(&who, com, CEREMONY_ID, &plain)?;
+    assert_eq!(share.custodian(), who.id());
+    let accepted = collecting.accept(who.id(), now)?;
+    assert_eq!(accepted.request.approvals.len(), r.approvals.len() + 1);
+    Ok(())
+}
+
+/// `Daemon::cancel` up to the store commit.
+fn cancel(m: pb::CancelRequestRequest, now: u64) -> Result<()> {
+    let s = sig(m.signature)?;
+    if m.reason.len() > MAX_REASON_LEN {
+        return Err(Error::invalid("reason", "is longer than 1024 bytes"));
+    }
+    let w = world();
+    let r = load(&m.request_id)?;
+    let collecting = r.collecting(now)?;
+    let payload = signing::cancel_request(
+        DAEMON_ID,
+        &r.id,
+        &r.digest,
+        &s.signer_id,
+        &m.reason,
+        s.signed_at,
+    );
+    let actor = auth::authenticate_any(&w.policy, &by(&s), &payload, now)?;
+    if let Actor::Commander(c) = &actor {
+        if c.id() != r.requester {
+            return Err(Error::NotAllowedToCancel {
+                id: r.id.clone(),
+                caller: c.id().to_string(),
+            });
+        }
+    }
+    let (cancelled, _) = collecting.cancel(actor.id(), &m.reason, now);
+    assert!(cancelled.state.is_terminal());
+    Ok(())
+}
+
+/// `Daemon::fetch` up to the audit append.
+fn fetch(m: pb::FetchCredentialRequest, now: u64) -> Result<()> {
+    let s = sig(m.signature)?;
+    let w = world();
+    let r = load(&m.request_id)?;
+    let payload = signing::fetch_credential(DAEMON_ID, &r.id, &r.digest, &s.signer_id, s.signed_at);
+    let who = auth::authenticate_commander(&w.policy, &by(&s), &payload, now)?;
+    let (cred, _) = r.fetch(who.id(), now)?;
+    assert!(cred.expires_at > 0);
+    Ok(())
+}
+
+/// `Daemon::revoke` up to the store commit.
+fn revoke(m: pb::RevokeCredentialRequest, now: u64) -> Result<()> {
+    let s = sig(m.signature)?;
+    if m.reason.len() > MAX_REASON_LEN {
+        return Err(Error::invalid("reason", "is longer than 1024 bytes"));
+    }
+    let w = world();
+    let r = load(&m.request_id)?;
+    let payload = signing::revoke_credential(
+        DAEMON_ID,
+        &r.id,
+        &r.digest,
+        &s.signer_id,
+        &m.reason,
+        s.signed_at,
+    );
+    let actor = auth::authenticate_any(&w.policy, &by(&s), &payload, now)?;
+    if let Actor::Commander(c) = &actor {
+        if c.id() != r.requester {
+            return Err(Error::NotAllowedToRevoke {
+                id: r.id.clone(),
+                caller: c.id().to_string(),
+            });
+        }
+    }
+    let (revoked, _) = r.revoke(actor.id(), &m.reason, now)?;
+    assert!(revoked.revocation.is_some());
+    Ok(())
+}
