@@ -807,15 +807,6 @@ impl Daemon {
         Ok(expired)
     }
 
-    /// The soonest deadline among collecting requests.
-    pub fn next_deadline(&self) -> Option<u64> {
-        let live = self.live.lock().ok()?;
-        live.keys()
-            .filter_map(|id| self.store.request(id).ok().flatten())
-            .map(|r| r.deadline)
-            .min()
-    }
-
     /// Wipes all memory-only secrets, cancels what was collecting, records the stop.
     pub fn shutdown(&self) -> Result<()> {
         let now = self.now();

@@ -436,7 +436,8 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
                 head
             } else {
                 match backfill(&d, &tx, since, Some(head)).await {
-                    Some(l) => l.max(head.min(since.saturating_sub(1))),
+                    // The last entry sent, or `since - 1` if there was none yet.
+                    Some(l) => l,
                     None => return,
                 }
             };

@@ -444,15 +444,6 @@ impl Store {
         }
         Ok(out)
     }
-
-    /// Number of audit entries.
-    pub fn audit_len(&self) -> Result<u64> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        tx.open_table(AUDIT)
-            .map_err(storage)?
-            .len()
-            .map_err(storage)
-    }
 }
 
 fn append_in(
