@@ -28,19 +28,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use common::{load, share_bytes, Fixture};
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256, Sha512};
-
-fn hkdf32(ikm: &[u8], info: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    Hkdf::<Sha256>::new(None, ikm)
-        .expand(info, &mut out)
-        .unwrap();
-    out
-}
 
 /// One readable mapping from `/proc/PID/maps`.
 struct Range {
@@ -204,30 +194,12 @@ fn rebuild(
     k: usize,
     authority: &[u8],
 ) -> Secrets {
-    let root = vsss_rs::Gf256::combine_array(&shares[..k]).unwrap();
-    assert_eq!(root.len(), 32);
-    let k_r = hkdf32(&root, b"breakglass/v1/seal");
-    let mut aad = (meta.ceremony_id.len() as u32).to_be_bytes().to_vec();
-    aad.extend_from_slice(meta.ceremony_id.as_bytes());
-    aad.extend_from_slice(&meta.policy_digest);
-    let seed = XChaCha20Poly1305::new((&k_r).into())
-        .decrypt(
-            XNonce::from_slice(&meta.seal[..24]),
-            Payload {
-                msg: &meta.seal[24..],
-                aad: &aad,
-            },
-        )
-        .expect("the rebuilt R opens the seal");
-    let a_seed = hkdf32(&seed, b"breakglass/v1/authority/ed25519");
-    assert_eq!(
-        ed25519_dalek::SigningKey::from_bytes(&a_seed)
-            .verifying_key()
-            .as_bytes()
-            .as_slice(),
-        authority,
-        "we rebuilt the real secrets"
-    );
+    let common::Rebuilt {
+        root,
+        k_r,
+        seed,
+        a_seed,
+    } = common::rebuild_secrets(meta, &shares[..k], authority);
     // A's expanded key: the nonce prefix, and the scalar without the two bytes clamping changes.
     let expanded = Sha512::digest(a_seed);
     // HKDF's pseudo-random keys: as good as R (for K_R) and S (for A).

@@ -6,19 +6,7 @@
 
 mod common;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use common::{load, share_bytes, Fixture};
-use hkdf::Hkdf;
-use sha2::Sha256;
-
-fn hkdf32(ikm: &[u8], info: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    Hkdf::<Sha256>::new(None, ikm)
-        .expand(info, &mut out)
-        .unwrap();
-    out
-}
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
@@ -77,33 +65,16 @@ async fn no_root_seed_authority_or_share_bytes_on_disk_or_in_logs() {
     assert!(fx.stop());
 
     // Rebuild R from 3 shares independently of the daemon, then S from the seal, then A's seed.
-    let raw: Vec<Vec<u8>> = shares[..3].to_vec();
-    let root = vsss_rs::Gf256::combine_array(&raw).unwrap();
-    assert_eq!(root.len(), 32);
     let meta = breakglass_daemon::store::Store::open(&fx.state)
         .unwrap()
         .meta()
         .unwrap();
-    let k_r = hkdf32(&root, b"breakglass/v1/seal");
-    let mut aad = (meta.ceremony_id.len() as u32).to_be_bytes().to_vec();
-    aad.extend_from_slice(meta.ceremony_id.as_bytes());
-    aad.extend_from_slice(&meta.policy_digest);
-    let seed = XChaCha20Poly1305::new((&k_r).into())
-        .decrypt(
-            XNonce::from_slice(&meta.seal[..24]),
-            Payload {
-                msg: &meta.seal[24..],
-                aad: &aad,
-            },
-        )
-        .expect("the rebuilt R opens the seal");
-    let a_seed = hkdf32(&seed, b"breakglass/v1/authority/ed25519");
-    let a = ed25519_dalek::SigningKey::from_bytes(&a_seed);
-    assert_eq!(
-        a.verifying_key().as_bytes().as_slice(),
-        authority.as_slice(),
-        "we rebuilt the real secrets"
-    );
+    let common::Rebuilt {
+        root,
+        k_r,
+        seed,
+        a_seed,
+    } = common::rebuild_secrets(&meta, &shares[..3], &authority);
 
     let mut secrets: Vec<(String, Vec<u8>)> = vec![
         ("R".into(), root.clone()),
