@@ -1,5 +1,10 @@
 //! Abuse resistance and separation of duties: rate limits, the bound on open
 //! requests per commander, the requester's own share, and mutual TLS.
+//!
+//! Invariant 2 (only a quorum of distinct custodians unlocks: the requester's own
+//! share does not count), invariant 4 (the caller is who signed: mutual TLS binds the
+//! certificate to the signer) and invariant 9 (each refusal has its own status and
+//! message and changes nothing).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -1,3 +1,6 @@
+//! Invariants 2 and 9 under load: junk never counts and never changes state, and a
+//! legitimate quorum still unlocks.
+//!
 //! Flood: while a load generator sends at least 1,000 junk submissions a second
 //! (bad signatures, unknown custodians, oversized messages), a legitimate quorum
 //! of 3 still completes, and the daemon's memory stays bounded. The test reports

@@ -1,4 +1,6 @@
 //! Interop: the credentials are accepted by tools nobody on this project wrote.
+//! Invariant 7 (time-boxed: an expired certificate is refused by a real sshd) and the
+//! revocation that backs it, checked by independent verifiers.
 //!
 //! - `ssh-keygen -L` reads the certificate (principals, key id, validity) and
 //!   refuses one with a flipped byte;

@@ -1,4 +1,5 @@
-//! Operator errors at init and start: clear messages, non-zero exit, nothing overwritten.
+//! Operator errors at init and start: clear messages, non-zero exit, nothing overwritten
+//! (invariant 9; and invariant 8: a damaged or missing state is never rebuilt or replaced).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
