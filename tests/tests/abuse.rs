@@ -157,11 +157,7 @@ async fn requester_cannot_approve_their_own_request() {
     );
     assert_eq!(client.get(&r.id).await.unwrap(), r, "nothing changed");
     for i in 1..3 {
-        let me = load(&fx.custodian_key(i));
-        let f = client
-            .read_share_file(&me, &fx.share_file(&fx.keys.custodians[i].0))
-            .unwrap();
-        client.submit(&me, None, &r, &f).await.unwrap();
+        common::approve(&fx, &mut client, &r, i).await;
     }
     assert_eq!(client.get(&r.id).await.unwrap().approvals.len(), 2);
 }

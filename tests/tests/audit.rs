@@ -15,22 +15,9 @@ use std::time::Duration;
 use breakglass_client::api::unix_now;
 use breakglass_daemon::service::{system_clock, Daemon};
 use breakglass_daemon::store::Store;
-use common::{load, request_events, run, share_bytes, Fixture, Submission};
+use common::{approve, load, request_events, run, serve_once, share_bytes, Fixture, Submission};
 use hmac::Mac;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn approve(
-    fx: &Fixture,
-    client: &mut breakglass_client::api::Client,
-    r: &breakglass_proto::pb::RequestView,
-    i: usize,
-) {
-    let me = load(&fx.custodian_key(i));
-    let f = client
-        .read_share_file(&me, &fx.share_file(&fx.keys.custodians[i].0))
-        .unwrap();
-    client.submit(&me, None, r, &f).await.unwrap();
-}
 
 /// The exact events one whole unlock produces, and a verifying chain with checkpoints.
 #[tokio::test(flavor = "multi_thread")]
@@ -789,36 +776,12 @@ fn bad_config_is_refused() {
         "[[webhooks]]\nname = \"x\"\nurl = \"http://127.0.0.1:1/\"\nsecret = \"short\"\n",
     )
     .unwrap();
-    let (ok, _, err) = run(
-        "breakglassd",
-        &[
-            "serve",
-            "--state",
-            fx.state.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            p.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (ok, _, err) = serve_once(&fx.state, &["--config", p.to_str().unwrap()]);
     assert!(
         !ok && err.contains("the secret must be at least 16 bytes"),
         "{err}"
     );
     std::fs::write(&p, "[[webhooks]]\nname = \"x\"\nurl = \"http://127.0.0.1:1/\"\nsecret = \"0123456789abcdefg\"\nevents = [\"nope\"]\n").unwrap();
-    let (ok, _, err) = run(
-        "breakglassd",
-        &[
-            "serve",
-            "--state",
-            fx.state.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            p.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (ok, _, err) = serve_once(&fx.state, &["--config", p.to_str().unwrap()]);
     assert!(!ok && err.contains("unknown event \"nope\""), "{err}");
 }

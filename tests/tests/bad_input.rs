@@ -387,11 +387,7 @@ async fn bad_opens_and_fetches_are_refused() {
         "{e}"
     );
     for i in 0..2 {
-        let me = load(&fx.custodian_key(i));
-        let f = client
-            .read_share_file(&me, &fx.share_file(&fx.keys.custodians[i].0))
-            .unwrap();
-        client.submit(&me, None, &r, &f).await.unwrap();
+        common::approve(&fx, &mut client, &r, i).await;
     }
     let e = client
         .fetch(&ic2, None, &r.id)

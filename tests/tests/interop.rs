@@ -409,11 +409,7 @@ async fn pyseto_verifies_the_token_and_rejects_a_foreign_one() {
         .await
         .unwrap();
     for i in 0..2 {
-        let me = load(&fx.custodian_key(i));
-        let f = client
-            .read_share_file(&me, &fx.share_file(&fx.keys.custodians[i].0))
-            .unwrap();
-        client.submit(&me, None, &r, &f).await.unwrap();
+        common::approve(&fx, &mut client, &r, i).await;
     }
     let b = client.fetch(&ic, None, &r.id).await.unwrap();
     assert!(b.ssh_certificate.is_none(), "prod-api mints tokens only");

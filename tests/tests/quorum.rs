@@ -269,11 +269,7 @@ async fn restart_keeps_credentials_and_cancels_collecting_requests() {
         .await
         .unwrap();
     for i in 0..2 {
-        let me = load(&fx.custodian_key(i));
-        let f = client
-            .read_share_file(&me, &fx.share_file(&fx.keys.custodians[i].0))
-            .unwrap();
-        client.submit(&me, None, &done, &f).await.unwrap();
+        common::approve(&fx, &mut client, &done, i).await;
     }
     let pending = client
         .open(
@@ -409,11 +405,7 @@ async fn revocation_is_published_and_enforced_offline() {
         "{e}"
     );
     for i in 0..2 {
-        let me = load(&fx.custodian_key(i));
-        let f = client
-            .read_share_file(&me, &fx.share_file(&fx.keys.custodians[i].0))
-            .unwrap();
-        client.submit(&me, None, &r, &f).await.unwrap();
+        common::approve(&fx, &mut client, &r, i).await;
     }
     let cred = fx.dir.path().join("cred.json");
     let ic_path = fx.commander_key("ic");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{run, Fixture};
+use common::{run, serve_once, Fixture};
 
 #[test]
 fn init_refuses_an_initialised_state() {
@@ -62,17 +62,7 @@ fn init_rejects_a_bad_policy() {
 fn serve_on_missing_state_says_to_run_init() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    let (ok, _, err) = run(
-        "breakglassd",
-        &[
-            "serve",
-            "--state",
-            missing.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let (ok, _, err) = serve_once(&missing, &[]);
     assert!(!ok);
     assert!(
         err.contains(
@@ -89,17 +79,7 @@ fn serve_on_corrupt_state_refuses_and_leaves_it() {
     let len = std::fs::metadata(&db).unwrap().len() as usize;
     let garbage: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
     std::fs::write(&db, &garbage).unwrap();
-    let (ok, _, err) = run(
-        "breakglassd",
-        &[
-            "serve",
-            "--state",
-            fx.state.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let (ok, _, err) = serve_once(&fx.state, &[]);
     assert!(!ok);
     assert!(err.contains("breakglass state is damaged"), "{err}");
     assert_eq!(
@@ -113,17 +93,7 @@ fn serve_on_corrupt_state_refuses_and_leaves_it() {
 fn serve_without_daemon_key_refuses() {
     let fx = Fixture::new(3, 2, "15m");
     std::fs::remove_file(fx.state.join("daemon.key")).unwrap();
-    let (ok, _, err) = run(
-        "breakglassd",
-        &[
-            "serve",
-            "--state",
-            fx.state.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let (ok, _, err) = serve_once(&fx.state, &[]);
     assert!(!ok);
     assert!(err.contains("daemon.key is missing"), "{err}");
 }

@@ -507,3 +507,26 @@ pub fn rebuild_secrets(
         a_seed,
     }
 }
+
+/// Custodian `i` (0-based) approves request `r` through the client library.
+pub async fn approve(fx: &Fixture, client: &mut Client, r: &pb::RequestView, i: usize) {
+    let me = load(&fx.custodian_key(i));
+    let f = client
+        .read_share_file(&me, &fx.share_file(&fx.keys.custodians[i].0))
+        .unwrap();
+    client.submit(&me, None, r, &f).await.unwrap();
+}
+
+/// Runs `breakglassd serve` on `state` with extra arguments, expecting it to exit
+/// (startup refusals); returns (success, stdout, stderr).
+pub fn serve_once(state: &Path, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec![
+        "serve",
+        "--state",
+        state.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    run("breakglassd", &args, &[])
+}
