@@ -93,24 +93,9 @@ pub fn verify_certificate(authority: &AuthorityPublic, line: &str, now: u64) -> 
         .map_err(|e| ClientError::Credential(format!("ssh certificate: {e}")))
 }
 
-/// One revoked credential, as `breakglass revocations --json` writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevokedJson {
-    /// Request id (token `jti`).
-    pub request_id: String,
-    /// SSH certificate key id, or empty.
-    pub ssh_key_id: String,
-    /// SSH certificate serial, or 0.
-    pub ssh_serial: u64,
-    /// When revoked.
-    pub revoked_at: u64,
-    /// Who revoked.
-    pub revoked_by: String,
-    /// Why.
-    pub reason: String,
-    /// When it expires anyway.
-    pub expires_at: u64,
-}
+/// One revoked credential, as `breakglass revocations --json` writes it: the daemon's
+/// own revocation entry.
+pub use breakglass_daemon::service::RevokedItem as RevokedJson;
 
 /// The JSON revocation list for services that accept tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

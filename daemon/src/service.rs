@@ -88,8 +88,9 @@ pub struct OpenCall {
     pub sig: Sig,
 }
 
-/// One revoked credential in the published list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One revoked credential in the published list (also the entry of the JSON list
+/// `breakglass revocations --json` writes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RevokedItem {
     /// Request id (token `jti`).
     pub request_id: String,
