@@ -8,9 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ed25519_dalek::{Signature, VerifyingKey};
 use tonic::transport::Channel;
 
-use breakglass_daemon::crypto::credential::CredentialBundle;
-use breakglass_daemon::crypto::envelope::{self, ShareFile};
-use breakglass_daemon::store::audit::AuditEntry;
+use breakglass_formats::audit::AuditEntry;
+use breakglass_formats::credential::CredentialBundle;
+use breakglass_formats::envelope::{self, ShareFile};
 use breakglass_proto::pb::break_glass_client::BreakGlassClient;
 use breakglass_proto::{pb, signing, transport};
 
@@ -77,6 +77,34 @@ impl Client {
                 ClientError::Connect { addr: opts.addr.clone(), why }
             })?
             .into_inner();
+        Client::with_info(rpc, info)
+    }
+
+    /// Talks to a daemon served in the same process over `tokio::io::duplex`
+    /// (`breakglass_daemon::serve_duplex_insecure`): the fast service tests'
+    /// transport. No TLS, so it takes only a `DuplexStream`, never a socket.
+    pub async fn over_duplex(io: tokio::io::DuplexStream) -> Result<Client> {
+        let mut io = Some(io);
+        let ch = tonic::transport::Endpoint::from_static("http://in-process")
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let io = io.take();
+                async move {
+                    io.map(hyper_util::rt::TokioIo::new).ok_or_else(|| {
+                        std::io::Error::other("the in-process stream was used already")
+                    })
+                }
+            }))
+            .await
+            .map_err(|e| ClientError::Connect {
+                addr: "in-process".into(),
+                why: e.to_string(),
+            })?;
+        let mut rpc = BreakGlassClient::new(ch);
+        let info = rpc.get_info(pb::GetInfoRequest {}).await?.into_inner();
+        Client::with_info(rpc, info)
+    }
+
+    fn with_info(rpc: BreakGlassClient<Channel>, info: pb::GetInfoResponse) -> Result<Client> {
         let arr: [u8; 32] = info
             .daemon_public_key
             .as_slice()
@@ -212,7 +240,7 @@ impl Client {
         ssh_public_key: &str,
     ) -> Result<pb::RequestView> {
         let id = self.whoami(me, Role::Commander, as_id)?;
-        let nonce = breakglass_daemon::service::new_nonce();
+        let nonce = signing::new_nonce(&mut rand_core::OsRng);
         let at = unix_now();
         let payload = signing::open_request(
             &self.info.daemon_id,
@@ -363,13 +391,13 @@ impl Client {
             path: p.clone(),
             source: e,
         })?;
-        let plain = envelope::decrypt(me.age(), &ct).map_err(|why| ClientError::ShareFile {
+        let plain = envelope::decrypt(me.age(), &ct).map_err(|e| ClientError::ShareFile {
             path: p.clone(),
-            why,
+            why: e.to_string(),
         })?;
-        let f = ShareFile::parse(&plain).map_err(|why| ClientError::ShareFile {
+        let f = ShareFile::parse(&plain).map_err(|e| ClientError::ShareFile {
             path: p.clone(),
-            why,
+            why: e.to_string(),
         })?;
         if f.daemon_id != self.info.daemon_id || f.ceremony_id != self.info.ceremony_id {
             return Err(ClientError::ShareFile {
@@ -407,9 +435,9 @@ impl Client {
             .as_slice()
             .try_into()
             .map_err(|_| ClientError::Untrusted("digest is not 32 bytes".into()))?;
-        let bytes = share.share_bytes().map_err(|why| ClientError::ShareFile {
+        let bytes = share.share_bytes().map_err(|e| ClientError::ShareFile {
             path: "(share)".into(),
-            why,
+            why: e.to_string(),
         })?;
         let sealed = transport::seal_share(&eph, &digest, &view.id, &id, &bytes, rand_core::OsRng)
             .map_err(|e| ClientError::Other(e.to_string()))?;
@@ -505,6 +533,16 @@ impl Client {
             out.push(parse_record(&r)?);
         }
         Ok(out)
+    }
+
+    /// The sequence number of the last audit entry now (0 if the log is empty).
+    pub async fn audit_head(&mut self) -> Result<u64> {
+        Ok(self
+            .rpc
+            .get_info(pb::GetInfoRequest {})
+            .await?
+            .into_inner()
+            .audit_head)
     }
 
     /// The audit log from `since` (0: only new entries), then live.

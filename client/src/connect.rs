@@ -42,8 +42,8 @@ impl Trust {
     }
 }
 
-/// Where and how to connect.
-#[derive(Debug, Clone)]
+/// Where and how to connect. `Debug` shows no key material.
+#[derive(Clone)]
 pub struct ConnectOptions {
     /// `host:port`.
     pub addr: String,
@@ -53,6 +53,23 @@ pub struct ConnectOptions {
     pub server_name: Option<String>,
     /// Client certificate chain and key (PEM), for daemons that require mutual TLS.
     pub client_cert: Option<ClientCert>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("addr", &self.addr)
+            .field("trust", &self.trust)
+            .field("server_name", &self.server_name)
+            .field(
+                "client_cert",
+                &self
+                    .client_cert
+                    .as_ref()
+                    .map(|_| "(certificate and key, not shown)"),
+            )
+            .finish()
+    }
 }
 
 /// A client certificate chain and its private key, both PEM.
@@ -232,4 +249,26 @@ pub async fn channel(opts: &ConnectOptions) -> Result<Channel> {
             }
             fail(why)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The client's TLS key never shows in `Debug`.
+    #[test]
+    fn debug_hides_the_client_key() {
+        let o = ConnectOptions {
+            addr: "127.0.0.1:1".into(),
+            trust: Trust::Ca(Vec::new()),
+            server_name: None,
+            client_cert: Some((
+                b"CERT".to_vec(),
+                zeroize::Zeroizing::new(b"PRIVATE-KEY-BYTES".to_vec()),
+            )),
+        };
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("80, 82, 73"), "{shown}");
+        assert!(shown.contains("not shown"), "{shown}");
+    }
 }

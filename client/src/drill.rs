@@ -13,15 +13,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use breakglass_daemon::ceremony;
-use breakglass_daemon::crypto::authority::AuthorityPublic;
-use breakglass_daemon::server;
-use breakglass_daemon::service::{system_clock, Daemon};
+use breakglass_daemon::{self as daemon, system_clock, Daemon};
 
 use crate::api::{unix_now, Client};
 use crate::connect::{ConnectOptions, Trust};
 use crate::identity::Identity;
-use crate::verify::{verify_certificate, verify_token};
+use breakglass_formats::keys::AuthorityPublic;
+use breakglass_formats::verify::{verify_certificate, verify_token};
 
 /// Drill settings.
 #[derive(Debug, Clone)]
@@ -178,7 +176,6 @@ pub async fn run(opts: &DrillOptions) -> DrillReport {
 }
 
 async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let k = opts.threshold;
 
     let t = Instant::now();
@@ -200,7 +197,7 @@ async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
     let state = dir.path().join("state");
     let shares = dir.path().join("shares");
     let t = Instant::now();
-    let cer = ceremony::init(
+    let cer = daemon::init(
         &policy_toml(&custodians, &commander, k),
         &state,
         &shares,
@@ -228,8 +225,7 @@ async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
     let t = Instant::now();
     let started = async {
         let daemon = Arc::new(Daemon::start(&state, system_clock()).map_err(|e| e.to_string())?);
-        let tls =
-            server::tls::load_or_create(&state, None, None, &[]).map_err(|e| e.to_string())?;
+        let tls = daemon::load_or_create(&state, None, None, &[]).map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| e.to_string())?;
@@ -238,7 +234,7 @@ async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
         let fp = tls.fingerprint.clone();
         let kept = daemon.clone();
         let handle = tokio::spawn(async move {
-            server::run(daemon, listener, &tls, async {
+            daemon::run(daemon, listener, &tls, async {
                 let _ = stop_rx.await;
             })
             .await
@@ -293,7 +289,7 @@ async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
 async fn unlock(
     opts: &DrillOptions,
     rec: &mut Recorder,
-    cer: &ceremony::CeremonyOutput,
+    cer: &daemon::CeremonyOutput,
     custodians: &[Identity],
     commander: &Identity,
     addr: &str,
@@ -514,9 +510,8 @@ async fn audit_step(rec: &mut Recorder, addr: &str, fp: &str) {
         .map_err(|e| e.to_string())?;
         let entries = c.audit_export(1).await.map_err(|e| e.to_string())?;
         let id = c.info().daemon_id.clone();
-        let report =
-            breakglass_daemon::store::audit::verify_log(&entries, Some((c.daemon_key(), &id)))
-                .map_err(|e| e.to_string())?;
+        let report = breakglass_formats::audit::verify_log(&entries, Some((c.daemon_key(), &id)))
+            .map_err(|e| e.to_string())?;
         if report.checkpoints == 0 {
             return Err("no checkpoint signed by the daemon key".to_string());
         }
@@ -559,7 +554,7 @@ fn check_certificate(
     commander: &Identity,
     view: &breakglass_proto::pb::RequestView,
     token: &CredentialSummary,
-) -> Result<(breakglass_daemon::crypto::sshcert::CertInfo, String), String> {
+) -> Result<(breakglass_formats::sshcert::CertInfo, String), String> {
     let info = verify_certificate(a, line, unix_now()).map_err(|e| e.to_string())?;
     let want_id = format!("breakglass:{}:commander", view.id);
     if info.key_id != want_id || info.principals != ["breakglass-drill"] {
@@ -599,7 +594,7 @@ fn check_token(
     token: &str,
     view: &breakglass_proto::pb::RequestView,
     opts: &DrillOptions,
-) -> Result<(breakglass_daemon::crypto::credential::VerifiedToken, String), String> {
+) -> Result<(breakglass_formats::credential::VerifiedToken, String), String> {
     let v = verify_token(a, token, unix_now()).map_err(|e| e.to_string())?;
     if v.subject != "commander" || v.scope != "drill" || v.request_id != view.id {
         return Err(format!(

@@ -53,6 +53,18 @@ pub enum ClientError {
     Other(String),
 }
 
+impl From<breakglass_formats::verify::ArtifactError> for ClientError {
+    fn from(e: breakglass_formats::verify::ArtifactError) -> Self {
+        ClientError::Credential(e.to_string())
+    }
+}
+
+impl From<breakglass_formats::keys::KeyError> for ClientError {
+    fn from(e: breakglass_formats::keys::KeyError) -> Self {
+        ClientError::Other(e.to_string())
+    }
+}
+
 /// gRPC code names as people read them.
 pub fn code_name(c: tonic::Code) -> &'static str {
     use tonic::Code::*;

@@ -3,16 +3,16 @@
 //! - [`connect`]: TLS to the daemon, trusting a CA file or a pinned certificate fingerprint.
 //! - [`identity`]: the caller's OpenSSH ed25519 key: signs calls, decrypts share files and credentials.
 //! - [`api`]: the typed calls; every answer's daemon signature and digest are checked.
-//! - [`drill`]: a whole quorum unlock against a temporary daemon on loopback TLS.
-//! - [`verify`]: offline verification of a credential against the authority key.
+//! - [`drill`]: a whole quorum unlock against a temporary daemon on loopback TLS
+//!   (feature `drill`, on by default: the only part that links the daemon).
 //! - [`review`]: post-incident timeline of a request from the audit log (Markdown, HTML).
 
 pub mod api;
 pub mod connect;
+#[cfg(feature = "drill")]
 pub mod drill;
 pub mod error;
 pub mod identity;
 pub mod review;
-pub mod verify;
 
 pub use error::{ClientError, Result};

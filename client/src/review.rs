@@ -3,8 +3,7 @@
 
 use std::fmt::Write;
 
-use breakglass_daemon::engine::event::Event;
-use breakglass_daemon::store::audit::AuditEntry;
+use breakglass_formats::audit::{AuditEntry, Event};
 
 /// One line of the timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,8 +359,7 @@ td,th{{border-bottom:1px solid #e5e7eb;padding:.4rem .6rem;text-align:left;verti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use breakglass_daemon::engine::event::Record;
-    use breakglass_daemon::store::audit::chain;
+    use breakglass_formats::audit::{chain, Record};
 
     fn log() -> Vec<AuditEntry> {
         let evs = vec![
@@ -424,7 +422,7 @@ mod tests {
                     request_id: Some("req-1".into()),
                     event,
                 };
-                let (e, h) = chain(i as u64 + 1, &prev, rec);
+                let (e, h) = chain(i as u64 + 1, &prev, rec).unwrap();
                 prev = h;
                 e
             })

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use rand_core::{OsRng, RngCore};
+use subtle::ConstantTimeEq;
 
-use crate::crypto::authority::{AuthorityKey, AuthorityPublic};
-use crate::crypto::envelope::{encrypt_to_ssh, ShareFile, SHARE_FILE_FORMAT};
+use crate::crypto::authority::AuthorityKey;
 use crate::crypto::secret::{AuthoritySeed, RootKey};
 use crate::crypto::{seal, shamir};
 use crate::engine::event::{Event, Record};
@@ -22,6 +22,8 @@ use crate::engine::policy::Policy;
 use crate::engine::share::{commitment_hash, Commitment};
 use crate::error::{Error, Result};
 use crate::store::{Genesis, Store, DAEMON_KEY_FILE, DB_FILE};
+use breakglass_formats::envelope::{encrypt_to_ssh, ShareFile};
+use breakglass_formats::keys::AuthorityPublic;
 
 /// What the ceremony produced, for printing.
 #[derive(Debug, Clone)]
@@ -88,7 +90,7 @@ pub fn init(
     let k = policy.threshold;
     let daemon_id = random_id();
     let ceremony_id = random_id();
-    let digest = policy.digest();
+    let digest = policy.digest()?;
 
     let root = RootKey::generate();
     let seed = AuthoritySeed::generate();
@@ -97,30 +99,16 @@ pub fn init(
     drop(seed);
     let shares = shamir::split(&root, k, n)?;
 
-    // Prove the split before anything is written: the first k shares must rebuild R and open the seal.
+    // Prove the split before anything is written: the first k shares must rebuild R
+    // (through the same combiner an unlock uses) and open the seal.
     {
-        let raw: zeroize::Zeroizing<Vec<Vec<u8>>> = zeroize::Zeroizing::new(
-            shares
-                .iter()
-                .take(usize::from(k))
-                .map(|s| s.expose().to_vec())
-                .collect(),
-        );
-        let back =
-            zeroize::Zeroizing::new(vsss_rs::Gf256::combine_array(raw.as_slice()).map_err(
-                |e| Error::Internal(format!("ceremony self-check: combine failed: {e:?}")),
-            )?);
-        if back.as_slice() != root.expose().as_slice() {
+        let back = shamir::combine_split(&shares[..usize::from(k)])?;
+        if !bool::from(back.expose().ct_eq(root.expose())) {
             return Err(Error::Internal(
                 "ceremony self-check: shares do not rebuild the root key".into(),
             ));
         }
-        let check = seal::unseal(
-            &RootKey(zeroize::Zeroizing::new(*root.expose())),
-            &sealed,
-            &ceremony_id,
-            &digest,
-        )?;
+        let check = seal::unseal(&back, &sealed, &ceremony_id, &digest)?;
         if AuthorityKey::derive(&check).public() != authority.0 {
             return Err(Error::Internal(
                 "ceremony self-check: the seal does not give the same authority".into(),
@@ -144,17 +132,17 @@ pub fn init(
                 ),
             ));
         }
-        let file = ShareFile {
-            format: SHARE_FILE_FORMAT.to_string(),
-            daemon_id: daemon_id.clone(),
-            ceremony_id: ceremony_id.clone(),
-            custodian_id: c.id.clone(),
-            threshold: k,
-            custodians: n,
-            authority_public_key: hex::encode(authority.0.as_bytes()),
-            share: hex::encode(share.expose()),
-        };
-        let ct = encrypt_to_ssh(&c.ssh_key, &file.to_bytes())?;
+        let file = ShareFile::new(
+            daemon_id.clone(),
+            ceremony_id.clone(),
+            c.id.clone(),
+            k,
+            n,
+            hex::encode(authority.0.as_bytes()),
+            share.expose(),
+        );
+        let ct = encrypt_to_ssh(&c.ssh_key, &file.to_bytes())
+            .map_err(|e| Error::Internal(e.to_string()))?;
         commitments.insert(
             c.id.clone(),
             Commitment {

@@ -48,8 +48,8 @@ pub struct Config {
     pub limits: crate::server::limit::Limits,
 }
 
-/// One webhook as written in the file.
-#[derive(Debug, Deserialize)]
+/// One webhook as written in the file. `Debug` does not show the secret.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookFile {
     /// Unique name (appears in deliveries and the outbox).
@@ -68,6 +68,19 @@ pub struct WebhookFile {
     /// The custodian whose contact this is.
     #[serde(default)]
     pub custodian: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookFile")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "(not shown)"))
+            .field("secret_file", &self.secret_file)
+            .field("events", &self.events)
+            .field("custodian", &self.custodian)
+            .finish()
+    }
 }
 
 /// A validated webhook.
@@ -173,4 +186,21 @@ pub fn routes(hooks: &[Webhook]) -> Vec<Route> {
             kinds: w.kinds.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Secrets are not printable: a webhook's shared secret never shows in `Debug`.
+    #[test]
+    fn debug_hides_the_webhook_secret() {
+        let w: WebhookFile = toml::from_str(
+            "name = \"ops\"\nurl = \"https://hooks.example/x\"\nsecret = \"s3cret-value\"\n",
+        )
+        .unwrap();
+        let shown = format!("{w:?}");
+        assert!(!shown.contains("s3cret-value"), "{shown}");
+        assert!(shown.contains("(not shown)"), "{shown}");
+    }
 }

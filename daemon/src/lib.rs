@@ -8,15 +8,28 @@
 //! opens the seal, derives the authority key A, mints a short-lived credential,
 //! and wipes every secret it touched.
 //!
-//! Layout:
-//! - [`engine`]: policy, request state machine, signature and share checks; no I/O.
-//! - [`crypto`]: key hierarchy: secrets, split/combine, seal, authority, minting, age envelopes.
-//! - [`store`]: redb state and the hash-chained audit log.
-//! - [`service`]: the operations, combining the three above with one lock and one commit each.
-//! - [`server`]: tonic over TLS; handlers only translate.
-//! - [`ceremony`]: `breakglassd init`.
-//! - [`config`] and [`webhook`]: run-time configuration and notification delivery from the durable outbox.
-//! - [`hardening`]: no core dumps, not dumpable, memory locked; run first by `init` and `serve`.
+//! Layout (modules are private; what the binary, the tests and the fuzz
+//! targets use is re-exported below):
+//! - `engine` (public, for the fuzz targets): policy, request states that
+//!   own their secrets, signature and share checks; pure, no I/O, no clock,
+//!   no OS randomness.
+//! - `ops`: one file per operation (open, submit, unlock, cancel, revoke,
+//!   fetch, read, lifecycle): decode → load → decide (engine) → crypto → one
+//!   store commit, under one lock.
+//! - `crypto`: key hierarchy: secret types, split/combine, seal, authority,
+//!   minting, the daemon key D's signatures.
+//! - `store`: redb state, the hash-chained audit log, the webhook outbox, the
+//!   daemon key file.
+//! - `server`: tonic over TLS; handlers only translate to and from `ops`.
+//! - `ceremony`: `breakglassd init`.
+//! - `config` and `webhook`: run-time configuration and notification delivery
+//!   from the durable outbox.
+//! - `hardening`: no core dumps, not dumpable, memory locked; run first by
+//!   `init` and `serve`.
+//!
+//! Formats a custodian, commander or verifier reads (share files, bundles,
+//! audit entries, revocation lists) live in `breakglass_formats`; the wire
+//! contract in `breakglass_proto`.
 //!
 //! Threat model, in short: a network attacker, a custodian or commander acting
 //! alone, a stolen disk, and replayed or forged calls must not be able to
@@ -24,15 +37,35 @@
 //! alone holds only ciphertext and hashes. A root attacker on the daemon host
 //! during an unlock is out of scope: they can read memory while R exists.
 
-pub mod ceremony;
-pub mod config;
-pub mod crypto;
+mod ceremony;
+mod config;
+mod crypto;
 pub mod engine;
-pub mod error;
-pub mod hardening;
-pub mod server;
-pub mod service;
-pub mod store;
-pub mod webhook;
+mod error;
+mod hardening;
+mod ops;
+mod server;
+mod store;
+mod webhook;
 
+pub use ceremony::{create_private_dir, init, write_new_private, CeremonyOutput};
+pub use config::{routes, Config, Webhook};
+pub use crypto::authority::AuthorityKey;
+pub use crypto::credential::{mint as mint_credential, Grant, SshParams};
+pub use crypto::secret::AuthoritySeed;
 pub use error::{Error, Result};
+pub use hardening::{harden_process, HardeningReport};
+pub use ops::{
+    scrub_stack, system_clock, system_rng, Clock, Daemon, OpenCall, Progress, RevocationList, Rng,
+    Sig, SubmitCall,
+};
+pub use server::grpc::cert_identity;
+pub use server::limit::Limits;
+pub use server::status::to_status;
+pub use server::tls::{fingerprint, load_or_create, TlsMaterial};
+pub use server::{
+    install_crypto_provider, run, run_with, serve_duplex_insecure, ServeOptions, MAX_MESSAGE_BYTES,
+};
+pub use store::audit::AuditEntry;
+pub use store::{Meta, Route, Store, DAEMON_KEY_FILE, DB_FILE};
+pub use webhook::run as run_webhooks;

@@ -8,10 +8,18 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use breakglass_daemon::config::{routes, Config};
-use breakglass_daemon::service::{system_clock, Daemon};
-use breakglass_daemon::store::Store;
-use breakglass_daemon::{ceremony, hardening, server, webhook};
+use breakglass_daemon::{
+    harden_process, init, load_or_create, routes, run_webhooks, run_with, system_clock, Config,
+    Daemon, ServeOptions, Store,
+};
+
+/// Every heap block is zeroed when it is freed (invariant 3): a library that
+/// copies a key into a temporary `Vec` and frees it unwiped (found on the
+/// minting path, and for the custodian's decrypted key in the CLI) leaves
+/// nothing behind in freed heap.
+#[global_allocator]
+static ALLOC: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
+    zeroizing_alloc::ZeroAlloc(std::alloc::System);
 
 #[derive(Parser)]
 #[command(
@@ -93,11 +101,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             state,
             shares_out,
         } => {
-            hardening::harden_process().log();
+            harden_process().log();
             let text = std::fs::read_to_string(&policy).map_err(|e| {
                 anyhow::anyhow!("{}: cannot read the policy: {e}", policy.display())
             })?;
-            let out = ceremony::init(&text, &state, &shares_out, now())?;
+            let out = init(&text, &state, &shares_out, now())?;
             println!("ceremony complete");
             println!("  daemon id     {}", out.daemon_id);
             println!("  ceremony id   {}", out.ceremony_id);
@@ -129,8 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             client_ca,
         } => {
-            hardening::harden_process().log();
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            harden_process().log();
             let config = match &config {
                 Some(p) => Config::load(p)?,
                 None => Config::default(),
@@ -150,12 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 system_clock(),
                 routes(&hooks),
             )?);
-            let tls = server::tls::load_or_create(
-                &state,
-                tls_cert.as_deref(),
-                tls_key.as_deref(),
-                &tls_names,
-            )?;
+            let tls = load_or_create(&state, tls_cert.as_deref(), tls_key.as_deref(), &tls_names)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -174,12 +176,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("daemon id {}", daemon.meta().daemon_id);
                 println!("breakglassd listening on {addr}");
                 std::io::stdout().flush()?;
-                let sender = tokio::spawn(webhook::run(daemon.clone(), hooks));
-                let opts = server::ServeOptions {
+                let sender = tokio::spawn(run_webhooks(daemon.clone(), hooks));
+                let opts = ServeOptions {
                     client_ca: client_ca_pem,
                     limits: config.limits,
                 };
-                server::run_with(daemon, listener, &tls, opts, shutdown_signal()).await?;
+                run_with(daemon, listener, &tls, opts, shutdown_signal()).await?;
                 sender.abort();
                 println!("breakglassd stopped; memory-only secrets wiped");
                 Ok(())

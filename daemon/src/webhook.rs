@@ -21,9 +21,10 @@ use sha2::Sha256;
 
 use crate::config::Webhook;
 use crate::engine::event::Event;
-use crate::service::Daemon;
+use crate::ops::Daemon;
 use crate::store::audit::AuditEntry;
 use crate::store::OutboxState;
+use breakglass_formats::audit::summary as plain_summary;
 
 /// Longest wait between attempts.
 pub const MAX_BACKOFF: u64 = 300;
@@ -49,34 +50,29 @@ pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// A one-line, Slack-friendly summary of an entry.
+/// A one-line, Slack-friendly summary of an entry: the plain summary with a
+/// marker for the events people must not miss, and who and what in bold on an
+/// open request.
 pub fn summary(e: &AuditEntry) -> String {
-    let req = e.request_id.as_deref().unwrap_or("-");
-    match &e.event {
-        Event::RequestOpened { requester, scope, reason, ttl_seconds, .. } => format!(
-            ":rotating_light: breakglass: *{requester}* asks for emergency access to *{scope}* for {}s ({req}): {reason}",
-            ttl_seconds
-        ),
-        Event::ShareAccepted { custodian, accepted, threshold } => {
-            format!("breakglass: {custodian} approved {req} ({accepted}/{threshold})")
-        }
-        Event::ShareRejected { custodian, reason } => {
-            format!(":warning: breakglass: share from {custodian} rejected for {req}: {reason}")
-        }
-        Event::QuorumReached { approvers } => {
-            format!(":unlock: breakglass: quorum reached for {req} (approved by {})", approvers.join(", "))
-        }
-        Event::CredentialMinted { expires_at, kinds } => {
-            format!("breakglass: credential minted for {req} ({}), expires at {expires_at}", kinds.join(" + "))
-        }
-        Event::CredentialFetched { by } => format!("breakglass: {by} fetched the credential of {req}"),
-        Event::CredentialRevoked { by, reason } => {
-            format!(":no_entry: breakglass: {by} revoked the credential of {req}: {reason}")
-        }
-        Event::RequestCancelled { by, reason } => format!("breakglass: {by} cancelled {req}: {reason}"),
-        Event::RequestExpired { accepted } => format!("breakglass: {req} expired with {accepted} approvals"),
-        other => format!("breakglass: {} (entry {})", other.kind(), e.seq),
+    let marker = match &e.event {
+        Event::RequestOpened { .. } => ":rotating_light: ",
+        Event::ShareRejected { .. } => ":warning: ",
+        Event::QuorumReached { .. } => ":unlock: ",
+        Event::CredentialRevoked { .. } => ":no_entry: ",
+        _ => "",
+    };
+    let mut text = plain_summary(e);
+    if let Event::RequestOpened {
+        requester, scope, ..
+    } = &e.event
+    {
+        text = text.replacen(
+            &format!("{requester} asks for emergency access to {scope} "),
+            &format!("*{requester}* asks for emergency access to *{scope}* "),
+            1,
+        );
     }
+    format!("{marker}{text}")
 }
 
 fn backoff(attempts: u32) -> u64 {

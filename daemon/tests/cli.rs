@@ -63,7 +63,7 @@ fn deploy_example_config_is_valid_for_the_example_policy() {
     ))
     .unwrap()
     .replace("/etc/breakglass", dir.path().to_str().unwrap());
-    let cfg: breakglass_daemon::config::Config = toml::from_str(&text).unwrap();
+    let cfg: breakglass_daemon::Config = toml::from_str(&text).unwrap();
     let policy = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../deploy/policy.example.toml"

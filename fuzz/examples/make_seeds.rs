@@ -6,11 +6,11 @@
 
 use std::path::Path;
 
-use breakglass_client::verify::{RevocationListJson, RevokedJson, REVOCATIONS_FORMAT};
-use breakglass_daemon::crypto::credential::{CredentialBundle, BUNDLE_FORMAT};
-use breakglass_daemon::crypto::envelope::{encrypt_to_ssh, ShareFile, SHARE_FILE_FORMAT};
-use breakglass_daemon::engine::event::{Event, Record};
-use breakglass_daemon::store::audit::{chain, parse_jsonl, verify_log};
+use breakglass_formats::audit::{chain, parse_jsonl, verify_log};
+use breakglass_formats::audit::{Event, Record};
+use breakglass_formats::credential::{CredentialBundle, BUNDLE_FORMAT};
+use breakglass_formats::envelope::{encrypt_to_ssh, ShareFile, SHARE_FILE_FORMAT};
+use breakglass_formats::revocation::{RevocationListJson, RevokedItem, REVOCATIONS_FORMAT};
 use breakglass_fuzz::calls::{check, Kind, Outcome};
 use breakglass_fuzz::fixture::*;
 use breakglass_fuzz::frames::Builder;
@@ -79,16 +79,15 @@ fn share_seeds() {
 }
 
 fn share_file_seeds() {
-    let f = ShareFile {
-        format: SHARE_FILE_FORMAT.into(),
-        daemon_id: DAEMON_ID.into(),
-        ceremony_id: CEREMONY_ID.into(),
-        custodian_id: "c1".into(),
-        threshold: 2,
-        custodians: 3,
-        authority_public_key: hex::encode(world().authority.0.as_bytes()),
-        share: hex::encode(share(1)),
-    };
+    let f = ShareFile::new(
+        DAEMON_ID.into(),
+        CEREMONY_ID.into(),
+        "c1".into(),
+        2,
+        3,
+        hex::encode(world().authority.0.as_bytes()),
+        &share(1),
+    );
     let plain = f.to_bytes();
     write("share_file", "share-file.json", &plain);
     let c1 = ssh_public(&signing_key(1));
@@ -236,7 +235,7 @@ fn policy_seeds() {
     write(
         "policy_json",
         "policy.json",
-        &world().policy.canonical_json(),
+        &world().policy.canonical_json().expect("policy encodes"),
     );
 }
 
@@ -255,7 +254,7 @@ fn credential_seeds() {
         generated_at: NOW,
         authority_ssh: w.authority.ssh(),
         revoked_token_ids: vec![w.unlocked.id.clone()],
-        revoked: vec![RevokedJson {
+        revoked: vec![RevokedItem {
             request_id: w.unlocked.id.clone(),
             ssh_key_id: c.ssh_key_id.clone().unwrap_or_default(),
             ssh_serial: c.ssh_serial.unwrap_or(0),
@@ -297,7 +296,7 @@ fn audit_seeds() {
             actor: "daemon".into(),
             request_id: None,
             event: Event::DaemonStarted {
-                policy_digest: hex::encode(w.policy.digest()),
+                policy_digest: hex::encode(w.policy.digest().expect("policy encodes")),
                 version: "0.1.0".into(),
             },
         },
@@ -336,7 +335,7 @@ fn audit_seeds() {
     let mut seq = 0u64;
     let mut push = |rec: Record, prev: &mut [u8; 32]| {
         seq += 1;
-        let (e, h) = chain(seq, prev, rec);
+        let (e, h) = chain(seq, prev, rec).expect("chain");
         *prev = h;
         log.extend_from_slice(&serde_json::to_vec(&e).expect("json"));
         log.push(b'\n');
@@ -372,14 +371,14 @@ fn audit_seeds() {
 fn tls_seeds() {
     let dir = std::env::temp_dir().join(format!("breakglass-fuzz-seeds-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let tls = breakglass_daemon::server::tls::load_or_create(&dir, None, None, &[])
-        .expect("self-signed certificate");
+    let tls =
+        breakglass_daemon::load_or_create(&dir, None, None, &[]).expect("self-signed certificate");
     write("tls_cert", "cert.pem", &tls.cert_pem);
     let der = rustls_pemfile::certs(&mut tls.cert_pem.as_slice())
         .next()
         .expect("one certificate")
         .expect("readable PEM");
-    assert!(breakglass_daemon::server::grpc::cert_identity(der.as_ref()).is_some());
+    assert!(breakglass_daemon::cert_identity(der.as_ref()).is_some());
     write("tls_cert", "cert.der", der.as_ref());
     std::fs::remove_dir_all(&dir).expect("temp dir removed");
 }

@@ -10,10 +10,10 @@
 //! Such a chain must verify, or fail only on its sequence numbers.
 #![no_main]
 
-use breakglass_daemon::engine::event::{Event, Record};
-use breakglass_daemon::store::audit::{
+use breakglass_formats::audit::{
     chain, parse_jsonl, verify_chain, verify_log, AuditEntry, ChainError,
 };
+use breakglass_formats::audit::{Event, Record};
 use breakglass_fuzz::fixture::{daemon_key, DAEMON_ID};
 use breakglass_proto::signing;
 use ed25519_dalek::Signer;
@@ -78,7 +78,7 @@ fn rehash(entries: Vec<AuditEntry>) -> Vec<AuditEntry> {
             request_id: e.request_id,
             event,
         };
-        let (entry, h) = chain(e.seq, &prev, record);
+        let (entry, h) = chain(e.seq, &prev, record).expect("chain");
         prev = h;
         out.push(entry);
     }

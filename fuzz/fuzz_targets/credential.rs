@@ -1,18 +1,18 @@
 //! Credentials, as a downstream system or `breakglass credential verify` reads
 //! them, all against the fixture authority A at the fixture clock:
-//! - `crypto::credential::verify` (PASETO v4.public: parse, signature, claims,
-//!   nbf/exp) and `crypto::sshcert::verify` (OpenSSH user certificate) over the text;
-//! - `client::verify::parse_artifact` (bundle JSON, certificate line, bare token),
+//! - `formats::credential::verify` (PASETO v4.public: parse, signature, claims,
+//!   nbf/exp) and `formats::sshcert::verify` (OpenSSH user certificate) over the text;
+//! - `formats::verify::parse_artifact` (bundle JSON, certificate line, bare token),
 //!   `token_from`, and `verify_artifact` without and with a revocation list;
-//! - `client::verify::parse_authority` (PASERK, ssh-ed25519 line, hex) over the
+//! - `AuthorityPublic::parse` (PASERK, ssh-ed25519 line, hex) over the
 //!   same text: the fixture token and certificate verify only under A;
 //! - the JSON revocation list (`RevocationListJson`), applied to the fixture credentials.
 #![no_main]
 
-use breakglass_client::verify::{
-    parse_artifact, parse_authority, token_from, verify_artifact, Artifact, RevocationListJson,
-};
-use breakglass_daemon::crypto::{credential, sshcert};
+use breakglass_formats::keys::AuthorityPublic;
+use breakglass_formats::revocation::RevocationListJson;
+use breakglass_formats::verify::{parse_artifact, token_from, verify_artifact, Artifact};
+use breakglass_formats::{credential, sshcert};
 use breakglass_fuzz::fixture::{world, NOW};
 use libfuzzer_sys::fuzz_target;
 
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let _ = verify_artifact(&w.authority, &artifact, NOW, Some(&empty));
     }
-    if let Ok(a) = parse_authority(text) {
+    if let Ok(a) = AuthorityPublic::parse(text) {
         let token = credential::verify(&a, &w.token, NOW).is_ok();
         let cert = sshcert::verify(&a, &w.certificate, NOW).is_ok();
         assert_eq!(token, a == w.authority, "token verified under another key");

@@ -7,8 +7,8 @@
 
 use std::sync::OnceLock;
 
-use breakglass_daemon::crypto::credential::CredentialBundle;
-use breakglass_daemon::crypto::envelope::{decrypt, ShareFile};
+use breakglass_formats::credential::CredentialBundle;
+use breakglass_formats::envelope::{decrypt, ShareFile};
 use breakglass_fuzz::fixture::{signing_key, ssh_private_pem};
 use breakglass_proto::transport::SHARE_LEN;
 use libfuzzer_sys::fuzz_target;

@@ -4,8 +4,8 @@
 //! pin clients use) over arbitrary bytes.
 #![no_main]
 
-use breakglass_daemon::server::grpc::cert_identity;
-use breakglass_daemon::server::tls::fingerprint;
+use breakglass_daemon::cert_identity;
+use breakglass_daemon::fingerprint;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

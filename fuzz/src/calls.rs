@@ -4,25 +4,23 @@
 //! the signature itself, policy, share transport and share commitment, and
 //! finally the pure state transition (whose result is dropped, never stored).
 //!
-//! A few steps are re-written here because the daemon keeps them private or
-//! inline: `server::grpc::sig` (missing signature or empty signer id),
-//! `service::Daemon::load`'s request-id length check, and in `Daemon::open` the
-//! choice of the SSH key to certify and the bound on open requests per
-//! commander. Keep them in step with the daemon. Rate limits and the mutual-TLS
-//! identity check (`server::grpc`) come before decoding and are not fuzzed here.
+//! Every decision is the engine's own function, called in the order the
+//! daemon's `ops` call them; only the glue is re-written here because the
+//! daemon keeps it private: `server::grpc::sig` (missing signature or empty
+//! signer id), `ops::Daemon::load`'s request-id length check, and taking the
+//! live state of a collecting request. Keep them in step with the daemon. Rate
+//! limits and the mutual-TLS identity check (`server::grpc`) come before
+//! decoding and are not fuzzed here.
 
-use breakglass_daemon::crypto::sshcert;
 use breakglass_daemon::engine::auth::{self, Actor, SignedBy};
-use breakglass_daemon::engine::policy::{CredentialKind, MAX_REASON_LEN};
-use breakglass_daemon::engine::request::{OpenParams, Request, State};
+use breakglass_daemon::engine::collecting::{Accepted, Collecting, OpenParams};
+use breakglass_daemon::engine::policy;
+use breakglass_daemon::engine::request::{Request, State};
 use breakglass_daemon::engine::share::verify_share;
-use breakglass_daemon::error::{Error, Result};
-use breakglass_daemon::server::status::to_status;
-use breakglass_daemon::server::MAX_MESSAGE_BYTES;
-use breakglass_daemon::service::NONCE_LEN;
+use breakglass_daemon::{to_status, Error, Result, MAX_MESSAGE_BYTES};
+use breakglass_proto::signing::NONCE_LEN;
 use breakglass_proto::{pb, signing, transport};
 use prost::Message;
-use x25519_dalek::PublicKey;
 
 use crate::fixture::{world, CEREMONY_ID, DAEMON_ID};
 
@@ -140,6 +138,14 @@ fn load(id: &str) -> Result<&'static Request> {
         .ok_or_else(|| Error::RequestNotFound { id: id.to_string() })
 }
 
+/// `ops::Daemon::take_live`: the live state of a collecting request, or why there is none.
+fn live(r: &Request) -> Result<Collecting> {
+    if r.state.is_terminal() {
+        return Err(r.closed_error());
+    }
+    Ok(world().live_collecting())
+}
+
 /// `Daemon::open` up to the store commit.
 fn open(m: pb::OpenRequestRequest, now: u64) -> Result<()> {
     let s = sig(m.signature)?;
@@ -159,34 +165,22 @@ fn open(m: pb::OpenRequestRequest, now: u64) -> Result<()> {
     );
     let who = auth::authenticate_commander(&w.policy, &by(&s), &payload, now)?;
     w.policy.authorize_open(who.id(), &m.scope, m.ttl_seconds)?;
-    let scope = w.policy.scope(&m.scope)?;
-    let ssh_public_key = match (
-        scope.mints(CredentialKind::Ssh),
-        m.ssh_public_key.trim().is_empty(),
-    ) {
-        (true, true) => return Err(Error::SshKey("needed".into())),
-        (true, false) => sshcert::normalise_subject_key(&m.ssh_public_key)?,
-        (false, true) => String::new(),
-        (false, false) => return Err(Error::SshKey("not wanted".into())),
-    };
+    let ssh_public_key = w
+        .policy
+        .subject_key(w.policy.scope(&m.scope)?, &m.ssh_public_key)?;
     let id = signing::request_id(&payload);
     if w.request(&id).is_some() {
         return Err(Error::RequestExists { id });
     }
-    // The per-commander bound on collecting requests: the fixture has one.
-    let mine = [&w.collecting, &w.unlocked]
-        .into_iter()
-        .filter(|r| r.requester == who.id() && r.state == State::Collecting)
-        .count();
-    if mine as u64 >= u64::from(w.policy.max_open_per_commander) {
-        return Err(Error::TooManyOpen {
-            commander: who.id().to_string(),
-            open: u32::try_from(mine).unwrap_or(u32::MAX),
-            ids: w.collecting.id.clone(),
-            limit: w.policy.max_open_per_commander,
-        });
-    }
-    let (r, records) = Request::open(
+    w.policy.check_open_bound(
+        who.id(),
+        [&w.collecting, &w.unlocked]
+            .into_iter()
+            .filter(|r| r.requester == who.id() && r.state == State::Collecting)
+            .map(|r| r.id.clone())
+            .collect(),
+    )?;
+    let (c, records) = Collecting::open(
         OpenParams {
             id,
             daemon_id: DAEMON_ID.into(),
@@ -196,12 +190,12 @@ fn open(m: pb::OpenRequestRequest, now: u64) -> Result<()> {
             ttl_seconds: m.ttl_seconds,
             window_seconds: w.policy.collection_window_seconds,
             threshold: u32::from(w.policy.threshold),
-            ephemeral_public: PublicKey::from(&w.ephemeral).to_bytes(),
             ssh_public_key,
         },
+        &mut rand::rngs::OsRng,
         now,
     )?;
-    assert_eq!(r.requester, who.id());
+    assert_eq!(c.request().requester, who.id());
     assert_eq!(records.len(), 1);
     Ok(())
 }
@@ -209,24 +203,15 @@ fn open(m: pb::OpenRequestRequest, now: u64) -> Result<()> {
 /// `Daemon::submit` up to the store commit (minting is out of scope).
 fn submit(m: pb::SubmitShareRequest, now: u64) -> Result<()> {
     let s = sig(m.signature)?;
-    if m.sealed_share.len() != transport::SEALED_LEN {
-        return Err(Error::ShareMalformed {
-            custodian: s.signer_id.clone(),
-            why: "wrong sealed length".into(),
-        });
-    }
+    transport::check_sealed(&m.sealed_share).map_err(|e| Error::ShareMalformed {
+        custodian: s.signer_id.clone(),
+        why: e.to_string(),
+    })?;
     let w = world();
-    w.policy.custodian(&s.signer_id)?;
+    let claimed = auth::claim_custodian(&w.policy, &s.signer_id)?;
     let r = load(&m.request_id)?;
-    let collecting = r.collecting(now)?;
-    collecting.check_not_approved(&s.signer_id)?;
-    if w.policy.separation_of_duties && w.policy.same_person(&s.signer_id, &r.requester) {
-        return Err(Error::OwnRequest {
-            id: r.id.clone(),
-            custodian: s.signer_id.clone(),
-            requester: r.requester.clone(),
-        });
-    }
+    let c = live(r)?;
+    c.admit(&w.policy, claimed.id(), now)?;
     let payload = signing::submit_share(
         DAEMON_ID,
         &r.id,
@@ -235,32 +220,30 @@ fn submit(m: pb::SubmitShareRequest, now: u64) -> Result<()> {
         &m.sealed_share,
         s.signed_at,
     );
-    let who = auth::authenticate_custodian(&w.policy, &by(&s), &payload, now)?;
-    let plain = transport::open_share(&w.ephemeral, &r.digest, &r.id, who.id(), &m.sealed_share)
-        .map_err(|e| Error::ShareMalformed {
-            custodian: who.id().to_string(),
-            why: e.to_string(),
-        })?;
+    let who = claimed.authenticate(&by(&s), &payload, now)?;
+    let plain = c.open_share(who.id(), &m.sealed_share)?;
     let com = w
         .commitments
         .get(who.id())
         .ok_or_else(|| Error::Internal(format!("no commitment for `{}`", who.id())))?;
     let share = verify_share(&who, com, CEREMONY_ID, &plain)?;
     assert_eq!(share.custodian(), who.id());
-    let accepted = collecting.accept(who.id(), now)?;
-    assert_eq!(accepted.request.approvals.len(), r.approvals.len() + 1);
+    let before = r.approvals.len();
+    match c.accept(share, now, |_, _| Ok(())) {
+        Ok(Accepted::Collecting(next)) => assert_eq!(next.request().approvals.len(), before + 1),
+        Ok(Accepted::Quorum(q)) => assert_eq!(q.request().approvals.len(), before + 1),
+        Err(refused) => return Err(refused.error),
+    }
     Ok(())
 }
 
 /// `Daemon::cancel` up to the store commit.
 fn cancel(m: pb::CancelRequestRequest, now: u64) -> Result<()> {
     let s = sig(m.signature)?;
-    if m.reason.len() > MAX_REASON_LEN {
-        return Err(Error::invalid("reason", "is longer than 1024 bytes"));
-    }
+    let why = policy::reason(&m.reason, false)?;
     let w = world();
     let r = load(&m.request_id)?;
-    let collecting = r.collecting(now)?;
+    let c = live(r)?;
     let payload = signing::cancel_request(
         DAEMON_ID,
         &r.id,
@@ -278,7 +261,9 @@ fn cancel(m: pb::CancelRequestRequest, now: u64) -> Result<()> {
             });
         }
     }
-    let (cancelled, _) = collecting.cancel(actor.id(), &m.reason, now);
+    let cancelled = c
+        .cancel(actor.id(), why, now, |_, _| Ok(()))
+        .map_err(|refused| refused.error)?;
     assert!(cancelled.state.is_terminal());
     Ok(())
 }
@@ -298,9 +283,7 @@ fn fetch(m: pb::FetchCredentialRequest, now: u64) -> Result<()> {
 /// `Daemon::revoke` up to the store commit.
 fn revoke(m: pb::RevokeCredentialRequest, now: u64) -> Result<()> {
     let s = sig(m.signature)?;
-    if m.reason.len() > MAX_REASON_LEN {
-        return Err(Error::invalid("reason", "is longer than 1024 bytes"));
-    }
+    let why = policy::reason(&m.reason, false)?;
     let w = world();
     let r = load(&m.request_id)?;
     let payload = signing::revoke_credential(
@@ -320,7 +303,7 @@ fn revoke(m: pb::RevokeCredentialRequest, now: u64) -> Result<()> {
             });
         }
     }
-    let (revoked, _) = r.revoke(actor.id(), &m.reason, now)?;
+    let (revoked, _) = r.revoke(actor.id(), why, now)?;
     assert!(revoked.revocation.is_some());
     Ok(())
 }

@@ -10,16 +10,17 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use breakglass_daemon::crypto::authority::AuthorityPublic;
-use breakglass_daemon::crypto::sshcert::{key_id, serial_for};
 use breakglass_daemon::engine::auth::{authenticate_custodian, AuthenticatedCustodian, SignedBy};
+use breakglass_daemon::engine::collecting::{Accepted, Collecting, OpenParams};
 use breakglass_daemon::engine::policy::Policy;
-use breakglass_daemon::engine::request::{OpenParams, Request, StoredCredential};
-use breakglass_daemon::engine::share::{commitment_hash, Commitment};
+use breakglass_daemon::engine::request::{Request, StoredCredential};
+use breakglass_daemon::engine::share::{commitment_hash, verify_share, Commitment};
+use breakglass_formats::keys::AuthorityPublic;
+use breakglass_formats::sshcert::{key_id, serial_for};
 use breakglass_proto::signing;
 use breakglass_proto::transport::SHARE_LEN;
 use ed25519_dalek::{Signer, SigningKey};
-use x25519_dalek::{PublicKey, StaticSecret};
+use x25519_dalek::StaticSecret;
 
 /// The clock every target uses, seconds since the epoch (2096-10-02). It is in
 /// the far future because pasetors checks a token's `exp` against the wall
@@ -141,6 +142,12 @@ pub struct World {
 }
 
 impl World {
+    /// The live state of the collecting request, as the daemon holds it: the
+    /// same record (same inputs, same E_req), owning E_req.
+    pub fn live_collecting(&self) -> Collecting {
+        open_fixture_request(&self.policy, &COLLECTING_NONCE)
+    }
+
     /// The request with this id, as the store would return it.
     pub fn request(&self, id: &str) -> Option<&Request> {
         [&self.collecting, &self.unlocked]
@@ -149,12 +156,40 @@ impl World {
     }
 }
 
-fn open_fixture_request(policy: &Policy, eph: &StaticSecret, nonce: &[u8]) -> Request {
+/// Byte E_req is made of: the fixture's "RNG" yields only this byte, so both
+/// fixture requests (and every re-opened live state) have E_req = `[0x42; 32]`
+/// and the seeds' sealed shares open.
+pub const EPHEMERAL_BYTE: u8 = 0x42;
+
+/// A constant byte stream standing in for the daemon's injected RNG. Marked
+/// `CryptoRng` only so the engine accepts it: it is the opposite of random, so
+/// that E_req is known to the seeds.
+struct Fixed;
+
+impl rand_core::RngCore for Fixed {
+    fn next_u32(&mut self) -> u32 {
+        u32::from_le_bytes([EPHEMERAL_BYTE; 4])
+    }
+    fn next_u64(&mut self) -> u64 {
+        u64::from_le_bytes([EPHEMERAL_BYTE; 8])
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        dest.fill(EPHEMERAL_BYTE);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        dest.fill(EPHEMERAL_BYTE);
+        Ok(())
+    }
+}
+
+impl rand_core::CryptoRng for Fixed {}
+
+fn open_fixture_request(policy: &Policy, nonce: &[u8]) -> Collecting {
     let ssh_key = commander_ssh_key();
     let payload = signing::open_request(
         DAEMON_ID, COMMANDER, SCOPE, REASON, TTL, &ssh_key, nonce, OPENED_AT,
     );
-    let (r, _) = Request::open(
+    let (c, _) = Collecting::open(
         OpenParams {
             id: signing::request_id(&payload),
             daemon_id: DAEMON_ID.into(),
@@ -164,45 +199,61 @@ fn open_fixture_request(policy: &Policy, eph: &StaticSecret, nonce: &[u8]) -> Re
             ttl_seconds: TTL,
             window_seconds: policy.collection_window_seconds,
             threshold: u32::from(policy.threshold),
-            ephemeral_public: PublicKey::from(eph).to_bytes(),
             ssh_public_key: ssh_key,
         },
+        &mut Fixed,
         OPENED_AT,
     )
     .expect("fixture request opens");
-    r
+    c
+}
+
+fn unlock_fixture_request(
+    policy: &Policy,
+    commitments: &BTreeMap<String, Commitment>,
+    custodians: &[AuthenticatedCustodian],
+) -> Request {
+    let mut c = open_fixture_request(policy, &UNLOCKED_NONCE);
+    for who in &custodians[..usize::from(policy.threshold)] {
+        let share = verify_share(who, &commitments[who.id()], CEREMONY_ID, &share(who.x()))
+            .expect("fixture share verifies");
+        let q = match c.accept(share, NOW, |_, _| Ok(())) {
+            Ok(Accepted::Collecting(next)) => {
+                c = next;
+                continue;
+            }
+            Ok(Accepted::Quorum(q)) => q,
+            Err(_) => panic!("fixture share refused"),
+        };
+        let id = q.request().id.clone();
+        return q
+            .unlock(
+                NOW,
+                |_, _| {
+                    Ok((
+                        StoredCredential {
+                            expires_at: NOW + TTL,
+                            sealed: b"age ciphertext".to_vec(),
+                            ssh_serial: Some(serial_for(&id)),
+                            ssh_key_id: Some(key_id(&id, COMMANDER)),
+                        },
+                        vec!["paseto".into()],
+                    ))
+                },
+                |_, _| Ok(()),
+            )
+            .ok()
+            .expect("fixture request unlocks");
+    }
+    panic!("the fixture policy's threshold was not reached")
 }
 
 fn build() -> World {
     let policy = Policy::from_toml(&policy_toml()).expect("fixture policy is valid");
-    let ephemeral = StaticSecret::from([0x42; 32]);
-    let collecting = open_fixture_request(&policy, &ephemeral, &COLLECTING_NONCE);
-    let opened = open_fixture_request(&policy, &ephemeral, &UNLOCKED_NONCE);
-    let one = opened
-        .collecting(NOW)
-        .and_then(|c| c.accept("c1", NOW))
-        .expect("c1 accepted");
-    let two = one
-        .request
-        .collecting(NOW)
-        .and_then(|c| c.accept("c2", NOW))
-        .expect("c2 accepted");
-    let (unlocked, _) = two
-        .request
-        .collecting(NOW)
-        .and_then(|c| {
-            c.unlock(
-                StoredCredential {
-                    expires_at: NOW + TTL,
-                    sealed: b"age ciphertext".to_vec(),
-                    ssh_serial: Some(serial_for(&opened.id)),
-                    ssh_key_id: Some(key_id(&opened.id, COMMANDER)),
-                },
-                vec!["paseto".into()],
-                NOW,
-            )
-        })
-        .expect("fixture request unlocks");
+    let ephemeral = StaticSecret::from([EPHEMERAL_BYTE; 32]);
+    let collecting = open_fixture_request(&policy, &COLLECTING_NONCE)
+        .request()
+        .clone();
     let mut commitments = BTreeMap::new();
     let mut custodians = Vec::new();
     for (i, id) in CUSTODIANS.iter().enumerate() {
@@ -228,6 +279,7 @@ fn build() -> World {
         .expect("fixture custodian authenticates");
         custodians.push(who);
     }
+    let unlocked = unlock_fixture_request(&policy, &commitments, &custodians);
     let authority = AuthorityPublic(signing_key(AUTHORITY_SEED).verifying_key());
     let token = token(&signing_key(AUTHORITY_SEED), &unlocked.id);
     let certificate = certificate(&signing_key(AUTHORITY_SEED), &unlocked.id);

@@ -141,6 +141,17 @@ pub fn open_request(
         .finish()
 }
 
+/// Length of the client's open nonce: it makes two opens with the same
+/// fields two requests, and a replayed open the same request.
+pub const NONCE_LEN: usize = 16;
+
+/// A fresh random nonce for an open call, from `rng` (the caller's CSPRNG).
+pub fn new_nonce(rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng)) -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    rng.fill_bytes(&mut n);
+    n
+}
+
 /// The id of the request opened by this signed payload: `req-` and 16 hex digits of its SHA-256.
 pub fn request_id(open_payload: &[u8]) -> String {
     let h = Sha256::digest(open_payload);

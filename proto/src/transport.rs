@@ -32,7 +32,7 @@ const INFO: &str = "breakglass/v1/share-transport";
 #[non_exhaustive]
 pub enum TransportError {
     /// The sealed share is not `SEALED_LEN` bytes or has an unknown version.
-    #[error("sealed share is {got} bytes with version {version}; expected {SEALED_LEN} bytes with version {VERSION}")]
+    #[error("sealed share is {got} bytes with version {version}; expected {SEALED_LEN} bytes with version {VERSION} (seal it with `breakglass share submit`)")]
     Malformed {
         /// Length received.
         got: usize,
@@ -120,6 +120,19 @@ pub fn seal_share(
     Ok(out)
 }
 
+/// The cheap shape check of a sealed share (length and version), made before
+/// anything costlier; [`open_share`] makes it too, so no other check exists.
+pub fn check_sealed(sealed: &[u8]) -> Result<(), TransportError> {
+    let version = sealed.first().copied().unwrap_or(0);
+    if sealed.len() != SEALED_LEN || version != VERSION {
+        return Err(TransportError::Malformed {
+            got: sealed.len(),
+            version,
+        });
+    }
+    Ok(())
+}
+
 /// Opens a sealed share with the request's ephemeral secret. The plaintext is
 /// wiped when the returned buffer drops.
 pub fn open_share(
@@ -129,13 +142,7 @@ pub fn open_share(
     custodian_id: &str,
     sealed: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, TransportError> {
-    let version = sealed.first().copied().unwrap_or(0);
-    if sealed.len() != SEALED_LEN || version != VERSION {
-        return Err(TransportError::Malformed {
-            got: sealed.len(),
-            version,
-        });
-    }
+    check_sealed(sealed)?;
     let mut sender = [0u8; 32];
     sender.copy_from_slice(&sealed[1..33]);
     let nonce = XNonce::from_slice(&sealed[33..HEADER_LEN]);

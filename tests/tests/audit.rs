@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use breakglass_client::api::unix_now;
-use breakglass_daemon::service::{system_clock, Daemon};
-use breakglass_daemon::store::Store;
+use breakglass_daemon::Store;
+use breakglass_daemon::{system_clock, Daemon};
 use common::{approve, load, request_events, run, serve_once, share_bytes, Fixture, Submission};
 use hmac::Mac;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -171,7 +171,7 @@ async fn tampering_in_the_store_or_an_export_is_detected_and_named() {
     let (ok, _, err) = verify_file(&write("reordered.jsonl", &reordered));
     assert!(!ok && err.contains("entry 6 follows entry 4"), "{err}");
     // Rewrite the whole chain after an edit (recomputing every hash): only the checkpoint catches it.
-    let mut entries: Vec<breakglass_daemon::store::audit::AuditEntry> = lines
+    let mut entries: Vec<breakglass_formats::audit::AuditEntry> = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -180,13 +180,13 @@ async fn tampering_in_the_store_or_an_export_is_detected_and_named() {
     let rechained: Vec<String> = entries
         .into_iter()
         .map(|e| {
-            let rec = breakglass_daemon::engine::event::Record {
+            let rec = breakglass_formats::audit::Record {
                 time: e.time,
                 actor: e.actor,
                 request_id: e.request_id,
                 event: e.event,
             };
-            let (e2, h) = breakglass_daemon::store::audit::chain(e.seq, &prev, rec);
+            let (e2, h) = breakglass_formats::audit::chain(e.seq, &prev, rec).unwrap();
             prev = h;
             serde_json::to_string(&e2).unwrap()
         })
@@ -289,13 +289,13 @@ async fn audit_write_failure_fails_closed() {
     };
     let store = Store::open_with_backend(&fx.state.join("state.redb"), backend).unwrap();
     let daemon = Arc::new(Daemon::start_on(store, &fx.state, system_clock(), Vec::new()).unwrap());
-    let tls = breakglass_daemon::server::tls::load_or_create(&fx.state, None, None, &[]).unwrap();
+    let tls = breakglass_daemon::load_or_create(&fx.state, None, None, &[]).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let fp = tls.fingerprint.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        breakglass_daemon::server::run(daemon, listener, &tls, async {
+        breakglass_daemon::run(daemon, listener, &tls, async {
             let _ = stop_rx.await;
         })
         .await
@@ -365,7 +365,7 @@ async fn audit_write_failure_fails_closed() {
             .count(),
         1
     );
-    breakglass_daemon::store::audit::verify_log(&log, None).unwrap();
+    breakglass_formats::audit::verify_log(&log, None).unwrap();
 }
 
 /// Durability: an acknowledged event survives kill -9, and the chain still verifies.

@@ -437,14 +437,14 @@ async fn pyseto_verifies_the_token_and_rejects_a_foreign_one() {
     );
 
     // A token with the same claims signed by another key fails against A.
-    let other = breakglass_daemon::crypto::authority::AuthorityKey::derive(
-        &breakglass_daemon::crypto::secret::AuthoritySeed::generate(),
-    );
+    let other =
+        breakglass_daemon::AuthorityKey::derive(&breakglass_daemon::AuthoritySeed::generate());
     let principals: Vec<String> = vec![];
     let approvers = vec!["c1".to_string(), "c2".to_string()];
-    let forged = breakglass_daemon::crypto::credential::mint(
+    let forged = breakglass_daemon::mint_credential(
         &other,
-        &breakglass_daemon::crypto::credential::Grant {
+        &mut rand_core::OsRng,
+        &breakglass_daemon::Grant {
             daemon_id: &client.info().daemon_id,
             request_id: &r.id,
             requester: "ic",

@@ -24,148 +24,8 @@
 
 mod common;
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::time::Instant;
-
+use common::memscan::{self, Hit};
 use common::{load, share_bytes, Fixture};
-use hkdf::Hkdf;
-use sha2::{Digest, Sha256, Sha512};
-
-/// One readable mapping from `/proc/PID/maps`.
-struct Range {
-    start: u64,
-    end: u64,
-    perms: String,
-    name: String,
-}
-
-fn readable_ranges(pid: u32) -> Vec<Range> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_else(|e| {
-        panic!("cannot read /proc/{pid}/maps: {e}; this test needs Linux procfs and must run as root with CAP_SYS_PTRACE")
-    });
-    maps.lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let (a, b) = f.next()?.split_once('-')?;
-            let perms = f.next()?.to_string();
-            let name = f.nth(3).unwrap_or("[anon]").to_string();
-            Some(Range {
-                start: u64::from_str_radix(a, 16).ok()?,
-                end: u64::from_str_radix(b, 16).ok()?,
-                perms,
-                name,
-            })
-        })
-        .filter(|r| r.perms.starts_with('r'))
-        .collect()
-}
-
-/// Needles, indexed by their first two bytes so one pass over memory checks all of them.
-struct Needles {
-    list: Vec<(String, Vec<u8>)>,
-    by_prefix: Vec<Vec<usize>>,
-    max_len: usize,
-}
-
-impl Needles {
-    fn new(list: Vec<(String, Vec<u8>)>) -> Needles {
-        let mut by_prefix = vec![Vec::new(); 1 << 16];
-        for (i, (name, n)) in list.iter().enumerate() {
-            assert!(n.len() >= 16, "{name} is too short to search for");
-            by_prefix[usize::from(n[0]) << 8 | usize::from(n[1])].push(i);
-        }
-        let max_len = list.iter().map(|(_, n)| n.len()).max().unwrap();
-        Needles {
-            list,
-            by_prefix,
-            max_len,
-        }
-    }
-
-    /// Counts matches that start in `buf[..starts]`; `buf` may run past `starts`
-    /// so needles crossing a chunk boundary are seen exactly once.
-    fn scan(&self, buf: &[u8], starts: usize, base: u64, hits: &mut Vec<(usize, u64)>) {
-        if buf.len() < 2 {
-            return;
-        }
-        for i in 0..starts.min(buf.len() - 1) {
-            let idx = &self.by_prefix[usize::from(buf[i]) << 8 | usize::from(buf[i + 1])];
-            for &n in idx {
-                let needle = &self.list[n].1;
-                if buf.len() - i >= needle.len() && &buf[i..i + needle.len()] == needle.as_slice() {
-                    hits.push((n, base + i as u64));
-                }
-            }
-        }
-    }
-}
-
-struct Scan {
-    hits: Vec<(usize, u64)>,
-    bytes: u64,
-    ranges_read: usize,
-    unreadable: Vec<String>,
-    seconds: f64,
-}
-
-/// Reads every readable range of `pid` from `/proc/PID/mem` and searches it.
-fn scan_process(pid: u32, needles: &Needles) -> Scan {
-    let t = Instant::now();
-    let mem = File::open(format!("/proc/{pid}/mem")).unwrap_or_else(|e| {
-        panic!(
-            "cannot open /proc/{pid}/mem of breakglassd: {e}. breakglassd makes itself non-dumpable \
-             (PR_SET_DUMPABLE 0), so only a process with CAP_SYS_PTRACE may read its memory: run this \
-             test as root (CI does) or give the test binary CAP_SYS_PTRACE; kernel.yama.ptrace_scope = 3 \
-             forbids it even to root. This test does not skip: a scan that cannot read proves nothing."
-        )
-    });
-    const CHUNK: u64 = 1 << 20;
-    let overlap = needles.max_len as u64 - 1;
-    let mut s = Scan {
-        hits: Vec::new(),
-        bytes: 0,
-        ranges_read: 0,
-        unreadable: Vec::new(),
-        seconds: 0.0,
-    };
-    let mut buf = vec![0u8; (CHUNK + overlap) as usize];
-    for r in readable_ranges(pid) {
-        let mut at = r.start;
-        let mut ok = true;
-        while at < r.end {
-            let len = (r.end - at).min(CHUNK + overlap) as usize;
-            match mem.read_at(&mut buf[..len], at) {
-                Ok(n) if n == len => {}
-                Ok(n) => {
-                    s.unreadable.push(format!(
-                        "{:x}-{:x} {} {}: short read of {n} of {len} bytes at {at:x}",
-                        r.start, r.end, r.perms, r.name
-                    ));
-                    ok = false;
-                    break;
-                }
-                Err(e) => {
-                    s.unreadable.push(format!(
-                        "{:x}-{:x} {} {}: {e} at {at:x}",
-                        r.start, r.end, r.perms, r.name
-                    ));
-                    ok = false;
-                    break;
-                }
-            }
-            let starts = (r.end - at).min(CHUNK) as usize;
-            needles.scan(&buf[..len], starts, at, &mut s.hits);
-            s.bytes += starts as u64;
-            at += starts as u64;
-        }
-        if ok {
-            s.ranges_read += 1;
-        }
-    }
-    s.seconds = t.elapsed().as_secs_f64();
-    s
-}
 
 /// 3 of 5, as in the README's drill.
 #[tokio::test(flavor = "multi_thread")]
@@ -181,114 +41,10 @@ async fn no_share_left_behind_when_the_share_list_grows() {
     unlock_and_scan(6, 5).await;
 }
 
-/// The secrets of one ceremony, rebuilt by the test from the share files and the sealed state.
-struct Secrets {
-    shares: Vec<Vec<u8>>,
-    /// (name, bytes): R, K_R, S, A's seed and expanded key, HKDF PRKs; not the shares.
-    keys: Vec<(String, Vec<u8>)>,
-}
-
-fn rebuild(
-    meta: &breakglass_daemon::store::Meta,
-    shares: Vec<Vec<u8>>,
-    k: usize,
-    authority: &[u8],
-) -> Secrets {
-    let common::Rebuilt {
-        root,
-        k_r,
-        seed,
-        a_seed,
-    } = common::rebuild_secrets(meta, &shares[..k], authority);
-    // A's expanded key: the nonce prefix, and the scalar without the two bytes clamping changes.
-    let expanded = Sha512::digest(a_seed);
-    // HKDF's pseudo-random keys: as good as R (for K_R) and S (for A).
-    let prk = |ikm: &[u8]| Hkdf::<Sha256>::extract(None, ikm).0.to_vec();
-    let keys = vec![
-        ("R".into(), root.clone()),
-        ("K_R".into(), k_r.to_vec()),
-        ("PRK of R".into(), prk(&root)),
-        ("S".into(), seed.clone()),
-        ("PRK of S".into(), prk(&seed)),
-        ("A seed".into(), a_seed.to_vec()),
-        ("A nonce prefix".into(), expanded[32..].to_vec()),
-        ("A scalar bytes 1..31".into(), expanded[1..31].to_vec()),
-    ];
-    Secrets { shares, keys }
-}
-
-/// Needles for `keys` and the shares, raw and in hex, then the canary last.
-fn needles(secrets: &Secrets, canary: &str) -> Needles {
-    let mut list = secrets.keys.clone();
-    for (i, s) in secrets.shares.iter().enumerate() {
-        list.push((format!("share {}", i + 1), s.clone()));
-        list.push((format!("share {} y", i + 1), s[1..].to_vec()));
-    }
-    let hexed: Vec<(String, Vec<u8>)> = list
-        .iter()
-        .map(|(n, s)| (format!("{n} (hex)"), hex::encode(s).into_bytes()))
-        .collect();
-    list.extend(hexed);
-    list.push(("canary".into(), canary.as_bytes().to_vec()));
-    Needles::new(list)
-}
-
-/// Scans the daemon and checks the scan could see all of it and found the canary.
-/// Returns the names of the other needles found, with where.
-fn scan_checked(pid: u32, needles: &Needles, when: &str) -> Vec<String> {
-    let scan = scan_process(pid, needles);
-    eprintln!(
-        "{when}: scanned {} bytes in {} readable ranges of breakglassd (pid {pid}) in {:.2} s; {} ranges unreadable",
-        scan.bytes,
-        scan.ranges_read,
-        scan.seconds,
-        scan.unreadable.len()
-    );
-    for u in &scan.unreadable {
-        eprintln!("  unreadable: {u}");
-    }
-    // The kernel's [vvar] pages are the only acceptable blind spots.
-    let blind: Vec<&String> = scan
-        .unreadable
-        .iter()
-        .filter(|u| !(u.contains("[vvar") || u.contains("[vsyscall]")))
-        .collect();
-    assert!(
-        blind.is_empty(),
-        "{when}: parts of breakglassd's memory could not be read, so the scan proves nothing: {blind:#?}"
-    );
-    assert!(
-        scan.bytes > 1 << 20,
-        "{when}: only {} bytes read: the scan did not see the daemon's memory",
-        scan.bytes
-    );
-    let canary = needles.list.len() - 1;
-    let canary_hits = scan.hits.iter().filter(|(n, _)| *n == canary).count();
-    assert!(
-        canary_hits > 0,
-        "{when}: the canary that breakglassd keeps in its request cache was not found in its memory: \
-         the scan is blind (wrong pid, unread ranges?), so a clean result would prove nothing"
-    );
-    eprintln!("{when}: canary found {canary_hits} times");
-    let ranges = readable_ranges(pid);
-    scan.hits
-        .iter()
-        .filter(|(n, _)| *n != canary)
-        .map(|(n, addr)| {
-            let range = ranges
-                .iter()
-                .find(|r| r.start <= *addr && *addr < r.end)
-                .map(|r| format!("{:x}-{:x} {} {}", r.start, r.end, r.perms, r.name))
-                .unwrap_or_default();
-            format!("{} at {addr:#x} in {range}", needles.list[*n].0)
-        })
-        .collect()
-}
-
 async fn unlock_and_scan(n: usize, k: usize) {
     let mut fx = Fixture::new(n, k, "15m");
     // The sealed state, read before the daemon holds the database lock.
-    let meta = breakglass_daemon::store::Store::open(&fx.state)
+    let meta = breakglass_daemon::Store::open(&fx.state)
         .unwrap()
         .meta()
         .unwrap();
@@ -305,13 +61,12 @@ async fn unlock_and_scan(n: usize, k: usize) {
             )
         })
         .collect();
-    let authority = client.info().authority_public_key.clone();
-    let secrets = rebuild(&meta, shares, k, &authority);
+    let keys = memscan::hierarchy(&meta, &shares[..k], &client.info().authority_public_key);
 
     let mut rnd = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut rnd);
     let canary = format!("memory-scan-canary-{}", hex::encode(rnd));
-    let needles = needles(&secrets, &canary);
+    let needles = memscan::secret_needles(&keys, &shares, &canary);
     let r = client
         .open(
             &ic,
@@ -344,22 +99,29 @@ async fn unlock_and_scan(n: usize, k: usize) {
     // One share short of the quorum, the daemon must hold exactly the shares it
     // accepted (the scan finds 33-byte secrets, not only the ASCII canary) and
     // nothing derived from R (invariant 2: R does not exist yet).
-    let found = scan_checked(pid, &needles, &format!("{} of {k} shares in", k - 1));
+    let when = format!("{} of {k} shares in", k - 1);
+    let found = memscan::scan_checked(pid, "breakglassd", &needles, &when);
+    let listed = |hits: &[&Hit]| hits.iter().map(|h| h.to_string()).collect::<Vec<_>>();
     for i in 0..n {
-        let raw = format!("share {} at ", i + 1);
-        let held = found.iter().any(|f| f.starts_with(&raw));
+        let raw = format!("share {}", i + 1);
+        let held = found.iter().any(|h| h.needle == raw);
         assert_eq!(
             held,
             i < k - 1,
-            "share {} {} in breakglassd's memory while collecting: {found:#?}",
+            "share {} {} in breakglassd's memory while collecting: {:#?}",
             i + 1,
-            if held { "found" } else { "not found" }
+            if held { "found" } else { "not found" },
+            listed(&found.iter().collect::<Vec<_>>())
         );
     }
-    let derived: Vec<&String> = found.iter().filter(|f| !f.starts_with("share ")).collect();
+    let derived: Vec<&Hit> = found
+        .iter()
+        .filter(|h| !h.needle.starts_with("share "))
+        .collect();
     assert!(
         derived.is_empty(),
-        "invariant 2: R or a key derived from it exists before the quorum: {derived:#?}"
+        "invariant 2: R or a key derived from it exists before the quorum: {:#?}",
+        listed(&derived)
     );
 
     submit(k - 1);
@@ -386,11 +148,11 @@ async fn unlock_and_scan(n: usize, k: usize) {
     );
 
     // After the unlock and the fetch, with the daemon still running: nothing.
-    let found = scan_checked(pid, &needles, "after the unlock");
+    let found = memscan::scan_checked(pid, "breakglassd", &needles, "after the unlock");
     assert!(
         found.is_empty(),
         "invariants 1 and 3: secrets remain in breakglassd's memory after the unlock:\n{}",
-        found.join("\n")
+        listed(&found.iter().collect::<Vec<_>>()).join("\n")
     );
 
     // The hardening that keeps this memory out of core dumps and other processes was applied.

@@ -65,7 +65,7 @@ async fn no_root_seed_authority_or_share_bytes_on_disk_or_in_logs() {
     assert!(fx.stop());
 
     // Rebuild R from 3 shares independently of the daemon, then S from the seal, then A's seed.
-    let meta = breakglass_daemon::store::Store::open(&fx.state)
+    let meta = breakglass_daemon::Store::open(&fx.state)
         .unwrap()
         .meta()
         .unwrap();

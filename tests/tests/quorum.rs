@@ -5,7 +5,8 @@
 mod common;
 
 use breakglass_client::api::unix_now;
-use breakglass_client::verify::{parse_authority, verify_token};
+use breakglass_formats::keys::AuthorityPublic;
+use breakglass_formats::verify::verify_token;
 use breakglass_proto::pb;
 use common::{assert_status, load, request_events, Fixture};
 
@@ -172,7 +173,7 @@ async fn two_shares_give_nothing_three_give_a_verifiable_credential() {
     let bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(&cred).unwrap()).unwrap();
     let token = bundle["paseto"].as_str().unwrap();
     assert!(token.starts_with("v4.public."));
-    let a = parse_authority(&authority).unwrap();
+    let a = AuthorityPublic::parse(&authority).unwrap();
     let now = unix_now();
     let claims = verify_token(&a, token, now).unwrap();
     assert_eq!(claims.subject, "ic");

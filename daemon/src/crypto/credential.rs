@@ -1,27 +1,26 @@
 //! Minting the credential bundle (PASETO v4.public token and/or OpenSSH user
-//! certificate, as the scope says) and offline verification of the token.
+//! certificate, as the scope says) with the authority key A. The bundle's
+//! format and its offline verification live in `breakglass_formats::credential`.
 //!
-//! Claims: `iss` (`breakglass:<daemon id>`), `sub` (requester), `scope`,
-//! `principals`, `jti` (request id), `iat`, `nbf`, `exp`, `approvers`,
-//! `reason_sha256`. `exp` is `iat + ttl`, and the TTL was checked against the
-//! policy cap when the request opened (invariant 7).
+//! `exp` is `iat + ttl`, and the TTL was checked against the policy cap when
+//! the request opened (invariant 7).
 
 use pasetors::claims::Claims;
-use pasetors::keys::{AsymmetricPublicKey, AsymmetricSecretKey};
-use pasetors::token::UntrustedToken;
+use pasetors::keys::AsymmetricSecretKey;
+use pasetors::public;
 use pasetors::version4::V4;
-use pasetors::{public, Public};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use super::authority::{AuthorityKey, AuthorityPublic};
+use super::authority::AuthorityKey;
 use crate::error::{Error, Result};
+use breakglass_formats::credential::{CredentialBundle, BUNDLE_FORMAT};
+use breakglass_formats::sshcert::{key_id, serial_for};
 
-/// Format tag of the credential bundle.
-pub const BUNDLE_FORMAT: &str = "breakglass-credential/v1";
+fn rfc3339(t: u64) -> Result<String> {
+    breakglass_formats::time::rfc3339(t)
+        .ok_or_else(|| Error::Internal(format!("time {t} cannot be formatted")))
+}
 
 /// What gets minted for one request.
 #[derive(Debug, Clone)]
@@ -61,73 +60,12 @@ pub struct SshParams<'a> {
     pub clock_skew: u64,
 }
 
-/// The credential as delivered to the requester (inside age encryption).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CredentialBundle {
-    /// [`BUNDLE_FORMAT`].
-    pub format: String,
-    /// Request id.
-    pub request_id: String,
-    /// Daemon id.
-    pub daemon_id: String,
-    /// Requester.
-    pub requester: String,
-    /// Scope.
-    pub scope: String,
-    /// SSH principals.
-    pub principals: Vec<String>,
-    /// Issue time.
-    pub issued_at: u64,
-    /// Expiry.
-    pub expires_at: u64,
-    /// Approvers.
-    pub approvers: Vec<String>,
-    /// Hex authority public key.
-    pub authority_public_key: String,
-    /// The PASETO v4.public token, if the scope mints tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paseto: Option<String>,
-    /// The OpenSSH user certificate (`…-cert.pub` line), if the scope mints SSH certificates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ssh_certificate: Option<String>,
-    /// The certificate's serial.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ssh_serial: Option<u64>,
-    /// The certificate's key id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ssh_key_id: Option<String>,
-}
-
-impl CredentialBundle {
-    /// Kinds present, for the audit log.
-    pub fn kinds(&self) -> Vec<String> {
-        let mut k = Vec::new();
-        if self.ssh_certificate.is_some() {
-            k.push("ssh".to_string());
-        }
-        if self.paseto.is_some() {
-            k.push("token".to_string());
-        }
-        k
-    }
-}
-
-fn rfc3339(t: u64) -> Result<String> {
-    let secs = i64::try_from(t).map_err(|_| Error::Internal(format!("time {t} out of range")))?;
-    OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|d| d.format(&Rfc3339).ok())
-        .ok_or_else(|| Error::Internal(format!("time {t} cannot be formatted")))
-}
-
-fn unix(s: &str) -> Option<u64> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .ok()
-        .and_then(|d| u64::try_from(d.unix_timestamp()).ok())
-}
-
 /// Mints what the grant asks for with A and returns the bundle.
-pub fn mint(a: &AuthorityKey, g: &Grant<'_>) -> Result<CredentialBundle> {
+pub fn mint(
+    a: &AuthorityKey,
+    rng: &mut dyn rand_core::CryptoRngCore,
+    g: &Grant<'_>,
+) -> Result<CredentialBundle> {
     let expires_at = g.now.saturating_add(g.ttl_seconds);
     let paseto = if g.token {
         Some(mint_token(a, g, expires_at)?)
@@ -136,10 +74,11 @@ pub fn mint(a: &AuthorityKey, g: &Grant<'_>) -> Result<CredentialBundle> {
     };
     let (ssh_certificate, ssh_serial, ssh_key_id) = match &g.ssh {
         Some(s) => {
-            let key_id = super::sshcert::key_id(g.request_id, g.requester);
-            let serial = super::sshcert::serial_for(g.request_id);
+            let key_id = key_id(g.request_id, g.requester);
+            let serial = serial_for(g.request_id);
             let cert = super::sshcert::mint(
                 a,
+                rng,
                 &super::sshcert::SshGrant {
                     public_key: s.public_key,
                     principals: g.principals,
@@ -212,131 +151,12 @@ fn mint_token(a: &AuthorityKey, g: &Grant<'_>, expires_at: u64) -> Result<String
     Ok(token)
 }
 
-/// Claims of a token that verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedToken {
-    /// `iss`.
-    pub issuer: String,
-    /// `sub`.
-    pub subject: String,
-    /// `jti`.
-    pub request_id: String,
-    /// `scope`.
-    pub scope: String,
-    /// `approvers`.
-    pub approvers: Vec<String>,
-    /// `principals`.
-    pub principals: Vec<String>,
-    /// `iat`.
-    pub issued_at: u64,
-    /// `nbf`.
-    pub not_before: u64,
-    /// `exp`.
-    pub expires_at: u64,
-    /// `reason_sha256`.
-    pub reason_sha256: String,
-}
-
-/// Why a token did not verify.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum VerifyError {
-    /// Not a `v4.public.` token.
-    #[error("not a PASETO v4.public token")]
-    Format,
-    /// The signature does not verify against the authority key.
-    #[error("signature does not verify against the authority key: the token was altered or signed by another authority")]
-    Signature,
-    /// A required claim is missing or has the wrong type.
-    #[error("claim `{0}` is missing or malformed")]
-    Claim(&'static str),
-    /// Used before `nbf`.
-    #[error("not valid yet: nbf is {nbf}, now is {now}")]
-    NotYetValid {
-        /// nbf.
-        nbf: u64,
-        /// now.
-        now: u64,
-    },
-    /// Used after `exp`.
-    #[error("expired at {exp} (now {now})")]
-    Expired {
-        /// exp.
-        exp: u64,
-        /// now.
-        now: u64,
-    },
-}
-
-/// Verifies a token offline against A at time `now`: signature, then `nbf` and `exp`.
-pub fn verify(
-    authority: &AuthorityPublic,
-    token: &str,
-    now: u64,
-) -> Result<VerifiedToken, VerifyError> {
-    let pk = AsymmetricPublicKey::<V4>::from(authority.0.as_bytes())
-        .map_err(|_| VerifyError::Signature)?;
-    let untrusted =
-        UntrustedToken::<Public, V4>::try_from(token.trim()).map_err(|_| VerifyError::Format)?;
-    // Signature only: pasetors' claim validation checks `exp` against the wall clock
-    // even when told not to validate times, which would report an expired token as a
-    // forged one and ignore `now`. Times are checked below, against `now`.
-    let trusted = pasetors::version4::PublicToken::verify(&pk, &untrusted, None, None)
-        .map_err(|_| VerifyError::Signature)?;
-    let claims =
-        Claims::from_string(trusted.payload()).map_err(|_| VerifyError::Claim("payload"))?;
-    let s = |name: &'static str| -> Result<String, VerifyError> {
-        claims
-            .get_claim(name)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .ok_or(VerifyError::Claim(name))
-    };
-    let t = |name: &'static str| -> Result<u64, VerifyError> {
-        unix(&s(name)?).ok_or(VerifyError::Claim(name))
-    };
-    let list = |name: &'static str| -> Result<Vec<String>, VerifyError> {
-        claims
-            .get_claim(name)
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .ok_or(VerifyError::Claim(name))
-    };
-    let v = VerifiedToken {
-        issuer: s("iss")?,
-        subject: s("sub")?,
-        request_id: s("jti")?,
-        scope: s("scope")?,
-        approvers: list("approvers")?,
-        principals: list("principals")?,
-        issued_at: t("iat")?,
-        not_before: t("nbf")?,
-        expires_at: t("exp")?,
-        reason_sha256: s("reason_sha256")?,
-    };
-    if now < v.not_before {
-        return Err(VerifyError::NotYetValid {
-            nbf: v.not_before,
-            now,
-        });
-    }
-    if now >= v.expires_at {
-        return Err(VerifyError::Expired {
-            exp: v.expires_at,
-            now,
-        });
-    }
-    Ok(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crypto::secret::AuthoritySeed;
+    use breakglass_formats::credential::{verify, VerifyError};
+    use breakglass_formats::keys::AuthorityPublic;
 
     fn grant<'a>(principals: &'a [String], approvers: &'a [String]) -> Grant<'a> {
         Grant {
@@ -361,7 +181,7 @@ mod tests {
         let pubkey = AuthorityPublic(a.public());
         let principals = vec!["root".to_string()];
         let approvers = vec!["c1".to_string(), "c2".to_string()];
-        let b = mint(&a, &grant(&principals, &approvers)).unwrap();
+        let b = mint(&a, &mut rand_core::OsRng, &grant(&principals, &approvers)).unwrap();
         assert!(b.ssh_certificate.is_none());
         let token = b.paseto.clone().unwrap();
         let v = verify(&pubkey, &token, 1_800_000_001).unwrap();
@@ -407,7 +227,7 @@ mod tests {
             ttl_seconds: 10,
             ..grant(&principals, &approvers)
         };
-        let token = mint(&a, &g).unwrap().paseto.unwrap();
+        let token = mint(&a, &mut rand_core::OsRng, &g).unwrap().paseto.unwrap();
         assert_eq!(
             verify(&pubkey, &token, 1_000_005).unwrap().expires_at,
             1_000_010
@@ -441,10 +261,10 @@ mod tests {
             ssh: Some(ssh.clone()),
             ..grant(&principals, &approvers)
         };
-        let b = mint(&a, &g).unwrap();
+        let b = mint(&a, &mut rand_core::OsRng, &g).unwrap();
         assert!(b.paseto.is_none());
         assert_eq!(b.kinds(), vec!["ssh"]);
-        let info = crate::crypto::sshcert::verify(
+        let info = breakglass_formats::sshcert::verify(
             &AuthorityPublic(a.public()),
             b.ssh_certificate.as_deref().unwrap(),
             g.now,
@@ -455,6 +275,7 @@ mod tests {
         assert_eq!(Some(info.serial), b.ssh_serial);
         let both = mint(
             &a,
+            &mut rand_core::OsRng,
             &Grant {
                 ssh: Some(ssh),
                 ..grant(&principals, &approvers)
@@ -464,6 +285,7 @@ mod tests {
         assert_eq!(both.kinds(), vec!["ssh", "token"]);
         assert!(mint(
             &a,
+            &mut rand_core::OsRng,
             &Grant {
                 token: false,
                 ..grant(&principals, &approvers)

@@ -1,10 +1,11 @@
 //! The key hierarchy (DESIGN.md "Key hierarchy"): secret types, Shamir
 //! split/combine of R, the seal of S under K_R, derivation of the authority
-//! key A, minting and verifying credentials, and age envelopes.
+//! key A, minting credentials, and the daemon key D's signatures. Formats
+//! (share files, bundles, envelopes) live in `breakglass_formats`.
 
 pub mod authority;
 pub mod credential;
-pub mod envelope;
+pub mod daemon_key;
 pub mod seal;
 pub mod secret;
 pub mod shamir;

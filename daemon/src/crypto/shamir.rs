@@ -78,8 +78,17 @@ pub fn combine(shares: &[VerifiedShare], threshold: u32) -> Result<RootKey> {
             "combine refused: duplicate or zero x".into(),
         ));
     }
-    let raw: Zeroizing<Vec<Vec<u8>>> =
-        Zeroizing::new(shares.iter().map(|s| s.bytes().to_vec()).collect());
+    combine_bytes(shares.iter().map(VerifiedShare::bytes))
+}
+
+/// The ceremony's self-check: rebuilds R from the first `k` shares it just made,
+/// through the same combiner an unlock uses.
+pub fn combine_split(shares: &[ShareBytes]) -> Result<RootKey> {
+    combine_bytes(shares.iter().map(ShareBytes::expose))
+}
+
+fn combine_bytes<'a>(shares: impl Iterator<Item = &'a [u8; SHARE_LEN]>) -> Result<RootKey> {
+    let raw: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(shares.map(|s| s.to_vec()).collect());
     let secret = Zeroizing::new(
         Gf256::combine_array(raw.as_slice())
             .map_err(|e| Error::Internal(format!("shamir combine failed: {e:?}")))?,

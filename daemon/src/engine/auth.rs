@@ -4,7 +4,7 @@
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use super::policy::{verifying_key, Policy};
+use super::policy::Policy;
 use crate::error::{Error, Result};
 
 /// A signature as received.
@@ -26,6 +26,15 @@ pub struct AuthenticatedCustodian {
 }
 
 impl AuthenticatedCustodian {
+    /// A custodian as if authenticated, for unit tests of what comes after.
+    #[cfg(test)]
+    pub(crate) fn for_tests(id: &str, x: u8) -> AuthenticatedCustodian {
+        AuthenticatedCustodian {
+            id: id.to_string(),
+            x,
+        }
+    }
+
     /// Custodian id.
     pub fn id(&self) -> &str {
         &self.id
@@ -79,6 +88,49 @@ pub fn verify(signer: &str, key: &VerifyingKey, payload: &[u8], signature: &[u8]
         })
 }
 
+/// A signer who claims to be a registered custodian: membership checked (cheap),
+/// signature not yet. Lets a caller make other cheap checks before the signature.
+#[derive(Debug, Clone)]
+pub struct ClaimedCustodian<'p> {
+    id: &'p str,
+    x: u8,
+    key: &'p VerifyingKey,
+    freshness: u64,
+}
+
+/// Membership only: `signer_id` is a custodian of `policy`.
+pub fn claim_custodian<'p>(policy: &'p Policy, signer_id: &str) -> Result<ClaimedCustodian<'p>> {
+    let (x, member) = policy.custodian(signer_id)?;
+    Ok(ClaimedCustodian {
+        id: member.id.as_str(),
+        x,
+        key: policy.custodian_key(signer_id)?,
+        freshness: policy.freshness_seconds,
+    })
+}
+
+impl ClaimedCustodian<'_> {
+    /// The claimed id.
+    pub fn id(&self) -> &str {
+        self.id
+    }
+
+    /// Freshness, then the signature over `payload` with the registered key.
+    pub fn authenticate(
+        self,
+        sig: &SignedBy<'_>,
+        payload: &[u8],
+        now: u64,
+    ) -> Result<AuthenticatedCustodian> {
+        check_fresh(self.id, sig.signed_at, now, self.freshness)?;
+        verify(self.id, self.key, payload, sig.signature)?;
+        Ok(AuthenticatedCustodian {
+            id: self.id.to_string(),
+            x: self.x,
+        })
+    }
+}
+
 /// Membership (cheap) first, then freshness, then the signature.
 pub fn authenticate_custodian(
     policy: &Policy,
@@ -86,18 +138,7 @@ pub fn authenticate_custodian(
     payload: &[u8],
     now: u64,
 ) -> Result<AuthenticatedCustodian> {
-    let (x, member) = policy.custodian(sig.signer_id)?;
-    check_fresh(sig.signer_id, sig.signed_at, now, policy.freshness_seconds)?;
-    verify(
-        sig.signer_id,
-        &verifying_key(member)?,
-        payload,
-        sig.signature,
-    )?;
-    Ok(AuthenticatedCustodian {
-        id: member.id.clone(),
-        x,
-    })
+    claim_custodian(policy, sig.signer_id)?.authenticate(sig, payload, now)
 }
 
 /// Membership, freshness, then the signature.
@@ -107,16 +148,11 @@ pub fn authenticate_commander(
     payload: &[u8],
     now: u64,
 ) -> Result<AuthenticatedCommander> {
-    let c = policy.commander(sig.signer_id)?;
+    let key = policy.commander_key(sig.signer_id)?;
     check_fresh(sig.signer_id, sig.signed_at, now, policy.freshness_seconds)?;
-    verify(
-        sig.signer_id,
-        &verifying_key(&c.member)?,
-        payload,
-        sig.signature,
-    )?;
+    verify(sig.signer_id, key, payload, sig.signature)?;
     Ok(AuthenticatedCommander {
-        id: c.member.id.clone(),
+        id: sig.signer_id.to_string(),
     })
 }
 
@@ -146,10 +182,10 @@ pub fn authenticate_any(
     payload: &[u8],
     now: u64,
 ) -> Result<Actor> {
-    if policy.commander(sig.signer_id).is_ok() {
+    if policy.commander_key(sig.signer_id).is_ok() {
         return authenticate_commander(policy, sig, payload, now).map(Actor::Commander);
     }
-    if policy.custodian(sig.signer_id).is_ok() {
+    if policy.custodian_key(sig.signer_id).is_ok() {
         return authenticate_custodian(policy, sig, payload, now).map(Actor::Custodian);
     }
     Err(Error::UnknownCustodian {

@@ -1,10 +1,20 @@
-//! The quorum engine: policy, request state machine, signature and share
-//! checks. No I/O: nothing here imports tokio, tonic, prost or the store; time
-//! comes in as `now` (seconds since the epoch) and results go out as new
-//! values plus audit records for the caller to persist.
+//! The quorum engine: policy, request states, signature and share checks.
+//! No I/O: nothing here imports tokio, tonic, prost, redb, `OsRng` or
+//! `SystemTime`; time comes in as `now` (seconds since the epoch), randomness
+//! as an injected RNG, and results go out as new values plus audit records
+//! for the caller to persist.
+//!
+//! - [`policy`]: the policy file, parsed once into typed keys, and every
+//!   policy question (who may open what, separation of duties, the open
+//!   bound, reasons, which SSH key a scope needs).
+//! - [`auth`]: membership, freshness and signature of a call (invariant 4).
+//! - [`share`]: a decrypted share checked against its commitment (invariant 5).
+//! - [`collecting`]: the live states that own E_req and the shares.
+//! - [`request`]: the plain stored record and what may happen to a closed request.
 
 pub mod auth;
-pub mod event;
+pub mod collecting;
+pub use breakglass_formats::audit::event;
 pub mod policy;
 pub mod request;
 pub mod share;

@@ -119,8 +119,22 @@ pub fn verify_share(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A share that passed [`verify_share`] for `who` (bytes `x ‖ [x; 32]`).
+    pub fn verified(who: &AuthenticatedCustodian) -> VerifiedShare {
+        let mut s = [who.x(); SHARE_LEN];
+        s[0] = who.x();
+        let com = Commitment {
+            x: who.x(),
+            hash: commitment_hash("cer", who.id(), &s),
+        };
+        match verify_share(who, &com, "cer", &s) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        }
+    }
     use crate::engine::auth::{authenticate_custodian, SignedBy};
     use crate::engine::policy::tests::{key, sample_toml};
     use crate::engine::policy::Policy;

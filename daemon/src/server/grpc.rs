@@ -13,9 +13,9 @@ use breakglass_proto::pb;
 
 use super::limit::Limiter;
 use super::status::to_status;
-use crate::engine::request::Request;
+use super::view::view;
 use crate::error::{Error, Result};
-use crate::service::{state_code, Daemon, OpenCall, Sig, SubmitCall};
+use crate::ops::{Daemon, OpenCall, Sig, SubmitCall};
 use crate::store::audit::AuditEntry;
 
 /// A server stream of results.
@@ -24,11 +24,17 @@ pub type ResultStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
 /// Audit entries read per store transaction when streaming.
 const AUDIT_BATCH: usize = 512;
 
-fn record(e: &AuditEntry) -> pb::AuditRecord {
-    pb::AuditRecord {
-        seq: e.seq,
-        json: serde_json::to_string(e).unwrap_or_default(),
-    }
+/// An entry as the wire carries it; an entry that cannot be encoded is an
+/// error for the stream, never an empty record.
+fn record(e: &AuditEntry) -> Result<pb::AuditRecord, Status> {
+    serde_json::to_string(e)
+        .map(|json| pb::AuditRecord { seq: e.seq, json })
+        .map_err(|why| {
+            to_status(&Error::Internal(format!(
+                "audit entry {} cannot be encoded: {why}",
+                e.seq
+            )))
+        })
 }
 
 /// Sends entries `from..=to` (or to the end if `to` is None) from the store; returns the last seq sent.
@@ -62,7 +68,9 @@ async fn backfill(
             if to.is_some_and(|t| e.seq > t) {
                 return Some(last);
             }
-            if tx.send(Ok(record(e))).await.is_err() {
+            let sent = record(e);
+            let failed = sent.is_err();
+            if tx.send(sent).await.is_err() || failed {
                 return None;
             }
             last = e.seq;
@@ -163,54 +171,13 @@ fn sig(s: Option<pb::Signature>) -> Result<Sig, Status> {
     })
 }
 
-/// Encodes a request with D's signature.
-pub fn view(d: &Daemon, r: &Request) -> pb::RequestView {
-    pb::RequestView {
-        id: r.id.clone(),
-        daemon_id: r.daemon_id.clone(),
-        requester: r.requester.clone(),
-        scope: r.scope.clone(),
-        reason: r.reason.clone(),
-        ttl_seconds: r.ttl_seconds,
-        opened_at: r.opened_at,
-        deadline: r.deadline,
-        threshold: r.threshold,
-        ephemeral_public_key: r.ephemeral_public.to_vec(),
-        digest: r.digest.to_vec(),
-        state: state_code(r.state),
-        approvals: r
-            .approvals
-            .iter()
-            .map(|a| pb::Approval {
-                custodian_id: a.custodian.clone(),
-                accepted_at: a.at,
-            })
-            .collect(),
-        closed_at: r.closed_at,
-        close_reason: r.close_reason.clone(),
-        credential_expires_at: r.credential.as_ref().map(|c| c.expires_at).unwrap_or(0),
-        daemon_signature: d.sign_view(r).to_vec(),
-        ssh_public_key: r.ssh_public_key.clone(),
-        revoked_at: r.revocation.as_ref().map(|x| x.at).unwrap_or(0),
-        revoked_by: r
-            .revocation
-            .as_ref()
-            .map(|x| x.by.clone())
-            .unwrap_or_default(),
-        revoke_reason: r
-            .revocation
-            .as_ref()
-            .map(|x| x.reason.clone())
-            .unwrap_or_default(),
-    }
-}
-
 #[tonic::async_trait]
 impl pb::break_glass_server::BreakGlass for BreakGlassService {
     async fn get_info(
         &self,
         _: GrpcRequest<pb::GetInfoRequest>,
     ) -> Result<Response<pb::GetInfoResponse>, Status> {
+        let audit_head = self.run(|d| d.store().audit_head()).await?;
         let d = &self.daemon;
         let m = d.meta();
         let a = d.authority().map_err(|e| to_status(&e))?;
@@ -258,6 +225,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
             policy_digest: hex::encode(m.policy_digest),
             version: env!("CARGO_PKG_VERSION").to_string(),
             freshness_seconds: p.freshness_seconds,
+            audit_head,
         }))
     }
 
@@ -411,7 +379,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
     ) -> Result<Response<Self::AuditExportStream>, Status> {
         let since = req.into_inner().since.max(1);
         let d = self.daemon.clone();
-        let head = d.store().audit_head().map_err(|e| to_status(&e))?;
+        let head = self.run(|d| d.store().audit_head()).await?;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             backfill(&d, &tx, since, Some(head)).await;
@@ -429,7 +397,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         let d = self.daemon.clone();
         // Subscribe before reading the head, so nothing committed in between is missed.
         let mut live = d.subscribe();
-        let head = d.store().audit_head().map_err(|e| to_status(&e))?;
+        let head = self.run(|d| d.store().audit_head()).await?;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut last = if since == 0 {
@@ -445,7 +413,9 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
                 match live.recv().await {
                     Ok(e) => {
                         if e.seq > last {
-                            if tx.send(Ok(record(&e))).await.is_err() {
+                            let sent = record(&e);
+                            let failed = sent.is_err();
+                            if tx.send(sent).await.is_err() || failed {
                                 return;
                             }
                             last = e.seq;
@@ -473,7 +443,10 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         let id = req.into_inner().id;
         let d = self.daemon.clone();
         let mut live = d.subscribe();
-        let first = d.get(&id).map_err(|e| to_status(&e))?;
+        let first = {
+            let id = id.clone();
+            self.run(move |d| d.get(&id)).await?
+        };
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
             let mut current = first;
@@ -490,10 +463,19 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
                         Err(broadcast::error::RecvError::Closed) => return,
                     }
                 }
-                match d.get(&id) {
-                    Ok(r) => current = r,
-                    Err(e) => {
+                let (dd, idd) = (d.clone(), id.clone());
+                match tokio::task::spawn_blocking(move || dd.get(&idd)).await {
+                    Ok(Ok(r)) => current = r,
+                    Ok(Err(e)) => {
                         let _ = tx.send(Err(to_status(&e))).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx
+                            .send(Err(to_status(&Error::Internal(format!(
+                                "worker failed: {e}"
+                            )))))
+                            .await;
                         return;
                     }
                 }

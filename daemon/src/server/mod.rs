@@ -6,6 +6,7 @@ pub mod grpc;
 pub mod limit;
 pub mod status;
 pub mod tls;
+mod view;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use breakglass_proto::pb;
 
 use crate::error::{Error, Result};
-use crate::service::Daemon;
+use crate::ops::Daemon;
 use tls::TlsMaterial;
 
 /// Largest message accepted: calls are small, so junk is cut off early.
@@ -32,6 +33,42 @@ pub struct ServeOptions {
     pub client_ca: Option<Vec<u8>>,
     /// Rate limits.
     pub limits: limit::Limits,
+}
+
+/// Installs rustls' process-wide crypto provider (ring); the one place the
+/// daemon does so. Calling it again is harmless.
+pub fn install_crypto_provider() {
+    // Err means a provider is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn service(
+    daemon: Arc<Daemon>,
+    limiter: Arc<limit::Limiter>,
+    mtls: bool,
+) -> pb::break_glass_server::BreakGlassServer<grpc::BreakGlassService> {
+    pb::break_glass_server::BreakGlassServer::new(grpc::BreakGlassService::new(
+        daemon, limiter, mtls,
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// Serves the `BreakGlass` service, without TLS, over one in-process
+/// `tokio::io::duplex` stream, until the other end closes: the transport of
+/// the fast service tests (fake clock, seeded RNG, no sockets). It takes only
+/// a `DuplexStream`, so it can never listen on a network; there is no sweeper
+/// (tests call [`Daemon::sweep`] after moving their clock).
+pub async fn serve_duplex_insecure(
+    daemon: Arc<Daemon>,
+    io: tokio::io::DuplexStream,
+    limits: limit::Limits,
+) -> Result<()> {
+    let svc = service(daemon, Arc::new(limit::Limiter::new(limits)), false);
+    Server::builder()
+        .add_service(svc)
+        .serve_with_incoming(tokio_stream::once(Ok::<_, std::io::Error>(io)))
+        .await
+        .map_err(|e| Error::Internal(format!("server: {e}")))
 }
 
 /// Serves with default options.
@@ -52,6 +89,7 @@ pub async fn run_with(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    install_crypto_provider();
     let identity = Identity::from_pem(&tls.cert_pem, tls.key_pem.as_slice());
     let mut tls_config = ServerTlsConfig::new().identity(identity);
     if let Some(ca) = &opts.client_ca {
@@ -66,18 +104,19 @@ pub async fn run_with(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
-    let svc = pb::break_glass_server::BreakGlassServer::new(grpc::BreakGlassService::new(
-        daemon.clone(),
-        limiter,
-        opts.client_ca.is_some(),
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let svc = service(daemon.clone(), limiter, opts.client_ca.is_some());
 
+    // The sweeper stops between sweeps and is awaited, so no clone of the daemon
+    // outlives `run_with` (a caller may reopen the state directory right after).
+    let (stop_sweeper, mut stopping) = tokio::sync::watch::channel(false);
     let sweeper = {
         let d = daemon.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = stopping.changed() => return,
+                }
                 let d = d.clone();
                 match tokio::task::spawn_blocking(move || d.sweep()).await {
                     Ok(Ok(ids)) => {
@@ -103,7 +142,8 @@ pub async fn run_with(
             shutdown,
         )
         .await;
-    sweeper.abort();
+    let _ = stop_sweeper.send(true);
+    let _ = sweeper.await;
     let d = daemon.clone();
     let stopped = tokio::task::spawn_blocking(move || d.shutdown())
         .await

@@ -9,7 +9,9 @@
 //! - `daemon.key`: the daemon key D (hex seed, mode 0600);
 //! - `tls/`: the self-signed certificate the daemon made, if no other was configured.
 
-pub mod audit;
+pub use breakglass_formats::audit;
+
+pub mod keyfile;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -139,9 +141,9 @@ impl Store {
                 .map_err(storage)?;
             meta.insert("ceremony_id", g.ceremony_id.as_bytes())
                 .map_err(storage)?;
-            meta.insert("policy", g.policy.canonical_json().as_slice())
+            meta.insert("policy", g.policy.canonical_json()?.as_slice())
                 .map_err(storage)?;
-            meta.insert("policy_digest", g.policy.digest().as_slice())
+            meta.insert("policy_digest", g.policy.digest()?.as_slice())
                 .map_err(storage)?;
             meta.insert("seal", g.seal.as_slice()).map_err(storage)?;
             meta.insert("authority_public", g.authority_public.as_slice())
@@ -264,7 +266,7 @@ impl Store {
         let policy =
             Policy::from_canonical_json(&get("policy")?).map_err(|e| corrupt(e.to_string()))?;
         let policy_digest = arr("policy_digest")?;
-        if policy.digest() != policy_digest {
+        if policy.digest()? != policy_digest {
             return Err(corrupt(
                 "the stored policy does not match its digest".into(),
             ));
@@ -470,7 +472,7 @@ fn append_in(
     let mut out = Vec::with_capacity(records.len() + 1);
     let mut push = |r: Record, seq: &mut u64, prev: &mut [u8; 32]| -> Result<()> {
         *seq += 1;
-        let (entry, h) = audit::chain(*seq, prev, r);
+        let (entry, h) = audit::chain(*seq, prev, r).map_err(|e| Error::Internal(e.to_string()))?;
         audit
             .insert(
                 *seq,

@@ -10,13 +10,28 @@ use std::process::{Child, Command, Stdio};
 use breakglass_client::api::{unix_now, Client};
 use breakglass_client::connect::{ConnectOptions, Trust};
 use breakglass_client::identity::Identity;
-use breakglass_daemon::crypto::envelope::ShareFile;
+use breakglass_formats::envelope::ShareFile;
 use breakglass_proto::{pb, signing, transport};
+
+pub mod memscan;
+
+/// Where [`bin`] finds the binaries when a suite chose (see [`use_binaries_in`]).
+static BIN_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes every later [`bin`] (so `init`, `serve` and the CLI) use the binaries in `dir`
+/// (e.g. `target/release`) instead of the ones built next to this test's executable.
+pub fn use_binaries_in(dir: PathBuf) {
+    let chosen = BIN_DIR.get_or_init(|| dir.clone());
+    assert_eq!(chosen, &dir, "a suite uses one set of binaries");
+}
 
 /// Path of a workspace binary, built next to this test's executable.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let dir = match BIN_DIR.get() {
+        Some(d) => d.as_path(),
+        None => exe.parent().and_then(Path::parent).unwrap(),
+    };
     let p = dir.join(name);
     assert!(
         p.is_file(),
@@ -471,7 +486,7 @@ pub struct Rebuilt {
 /// Rebuilds R from `k` shares, opens the stored seal with it and derives A's seed; checks
 /// the result against the published authority key, so a test knows it found the real secrets.
 pub fn rebuild_secrets(
-    meta: &breakglass_daemon::store::Meta,
+    meta: &breakglass_daemon::Meta,
     shares: &[Vec<u8>],
     authority: &[u8],
 ) -> Rebuilt {

@@ -1,12 +1,13 @@
 //! The hash-chained audit log. Each entry carries the hash of the previous
 //! one: `hash = SHA-256("breakglass/v1/audit" ‖ prev hash ‖ canonical JSON of the entry without its hash)`.
-//! Entries are written in the same redb transaction as the state change they
-//! record, so an event is durable before the caller hears back (invariant 6).
+//! The daemon writes entries in the same transaction as the state change they
+//! record, so an event is durable before the caller hears back (invariant 6);
+//! anyone holding an export re-checks the chain and the daemon's checkpoints here.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::engine::event::{Event, Record};
+use super::event::{Event, Record};
 
 /// Domain of audit hashes.
 pub const DOMAIN_AUDIT: &[u8] = b"breakglass/v1/audit";
@@ -39,8 +40,9 @@ struct Hashed<'a> {
     event: &'a Event,
 }
 
-/// Computes an entry's hash from its content and the previous hash.
-pub fn entry_hash(seq: u64, record: &Record, prev: &[u8; 32]) -> [u8; 32] {
+/// Computes an entry's hash from its content and the previous hash. Fails
+/// rather than hash anything but the entry's own encoding.
+pub fn entry_hash(seq: u64, record: &Record, prev: &[u8; 32]) -> Result<[u8; 32], ChainError> {
     let body = serde_json::to_vec(&Hashed {
         seq,
         time: record.time,
@@ -48,18 +50,25 @@ pub fn entry_hash(seq: u64, record: &Record, prev: &[u8; 32]) -> [u8; 32] {
         request_id: &record.request_id,
         event: &record.event,
     })
-    .unwrap_or_default();
+    .map_err(|e| ChainError::Encode {
+        seq,
+        why: e.to_string(),
+    })?;
     let mut h = Sha256::new();
     h.update(DOMAIN_AUDIT);
     h.update(prev);
     h.update(&body);
-    h.finalize().into()
+    Ok(h.finalize().into())
 }
 
 /// Builds the entry that follows `(seq, prev)`.
-pub fn chain(seq: u64, prev: &[u8; 32], record: Record) -> (AuditEntry, [u8; 32]) {
-    let hash = entry_hash(seq, &record, prev);
-    (
+pub fn chain(
+    seq: u64,
+    prev: &[u8; 32],
+    record: Record,
+) -> Result<(AuditEntry, [u8; 32]), ChainError> {
+    let hash = entry_hash(seq, &record, prev)?;
+    Ok((
         AuditEntry {
             seq,
             time: record.time,
@@ -70,7 +79,7 @@ pub fn chain(seq: u64, prev: &[u8; 32], record: Record) -> (AuditEntry, [u8; 32]
             hash: hex::encode(hash),
         },
         hash,
-    )
+    ))
 }
 
 /// Where a chain first goes wrong.
@@ -111,6 +120,14 @@ pub enum ChainError {
         /// Seq of the checkpoint entry.
         seq: u64,
         /// Why.
+        why: String,
+    },
+    /// The entry could not be encoded for hashing.
+    #[error("entry {seq} cannot be encoded for hashing: {why}")]
+    Encode {
+        /// Seq.
+        seq: u64,
+        /// The encoder's words.
         why: String,
     },
     /// A line of an export is not an audit entry.
@@ -251,7 +268,7 @@ pub fn verify_chain<'a>(
             request_id: e.request_id.clone(),
             event: e.event.clone(),
         };
-        let h = entry_hash(e.seq, &rec, &prev_hash);
+        let h = entry_hash(e.seq, &rec, &prev_hash)?;
         if hex::encode(h) != e.hash {
             return Err(ChainError::Altered { seq: e.seq });
         }
@@ -274,7 +291,7 @@ mod tests {
                     request_id: None,
                     event: Event::DaemonStopped,
                 };
-                let (e, h) = chain(seq, &prev, rec);
+                let (e, h) = chain(seq, &prev, rec).unwrap();
                 prev = h;
                 e
             })
@@ -299,7 +316,7 @@ mod tests {
                 signature: hex::encode(sig.to_bytes()),
             },
         };
-        log.push(chain(4, &prev, rec).0);
+        log.push(chain(4, &prev, rec).unwrap().0);
         let vk = key.verifying_key();
         let r = verify_log(&log, Some((&vk, "d"))).unwrap();
         assert_eq!((r.entries, r.checkpoints), (4, 1));

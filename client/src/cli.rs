@@ -1,0 +1,269 @@
+//! The command line: clap's types for every command, flag and argument, and
+//! nothing else. `main` parses a [`Cli`] and hands each command to `cmd`.
+//!
+//! Doc comments on fields and variants are the `--help` text (golden-tested
+//! in `tests/cmd/`); those on the types themselves do not reach it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The whole command line: the connection flags, then one command.
+#[derive(Parser)]
+#[command(
+    name = "breakglass",
+    version,
+    about = "breakglass: quorum break-glass access"
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) conn: Conn,
+    #[command(subcommand)]
+    pub(crate) cmd: Cmd,
+}
+
+/// How to reach the daemon and who is calling: global flags every command accepts.
+#[derive(Args, Clone)]
+pub(crate) struct Conn {
+    /// Daemon address (host:port).
+    #[arg(
+        long,
+        global = true,
+        env = "BREAKGLASS_DAEMON",
+        default_value = "127.0.0.1:7443"
+    )]
+    pub(crate) daemon: String,
+    /// CA certificate (PEM) that signed the daemon's certificate.
+    #[arg(long, global = true, env = "BREAKGLASS_CA")]
+    pub(crate) ca: Option<PathBuf>,
+    /// Pin the daemon's certificate: `sha256:…` as printed by `breakglassd serve`.
+    #[arg(long, global = true, env = "BREAKGLASS_TLS_FINGERPRINT")]
+    pub(crate) tls_fingerprint: Option<String>,
+    /// Name to check in the daemon's certificate (default: the host of --daemon).
+    #[arg(long, global = true)]
+    pub(crate) tls_server_name: Option<String>,
+    /// Your OpenSSH ed25519 private key.
+    #[arg(long, global = true, env = "BREAKGLASS_KEY")]
+    pub(crate) key: Option<PathBuf>,
+    /// Mutual TLS: your client certificate (PEM), when the daemon requires one.
+    #[arg(long, global = true, env = "BREAKGLASS_CLIENT_CERT")]
+    pub(crate) client_cert: Option<PathBuf>,
+    /// Mutual TLS: the private key of your client certificate (PEM).
+    #[arg(long, global = true, env = "BREAKGLASS_CLIENT_KEY")]
+    pub(crate) client_key: Option<PathBuf>,
+    /// Your id in the policy (default: found from your key).
+    #[arg(long = "as", global = true)]
+    pub(crate) as_id: Option<String>,
+}
+
+/// The top-level commands.
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// Make an ssh-ed25519 key pair (PATH and PATH.pub) for use as a custodian or commander.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long)]
+        out: PathBuf,
+        /// Comment in the public key.
+        #[arg(long, default_value = "breakglass")]
+        comment: String,
+        /// Write the key unencrypted (otherwise a passphrase is asked, or taken from BREAKGLASS_PASSPHRASE).
+        #[arg(long)]
+        no_passphrase: bool,
+    },
+    /// Show the daemon: ids, authority key, threshold, custodians, commanders, scopes.
+    Info,
+    /// Print the authority public key A that downstream systems trust.
+    Authority {
+        /// Only the `TrustedUserCAKeys` line for sshd.
+        #[arg(long, conflicts_with = "paseto")]
+        ssh: bool,
+        /// Only the PASERK `k4.public.…` key for token verifiers.
+        #[arg(long)]
+        paseto: bool,
+    },
+    /// Write the revocation list: an OpenSSH KRL for sshd's `RevokedKeys` and/or JSON for token verifiers.
+    Revocations {
+        /// Where to write the OpenSSH KRL.
+        #[arg(long)]
+        krl: Option<PathBuf>,
+        /// Where to write the JSON list of revoked token ids.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Open, show, list or cancel requests.
+    #[command(subcommand)]
+    Request(RequestCmd),
+    /// Custodians: submit or check a share.
+    #[command(subcommand)]
+    Share(ShareCmd),
+    /// Fetch or verify a credential.
+    #[command(subcommand)]
+    Credential(CredentialCmd),
+    /// Export, verify or follow the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Post-incident review: the timeline of one request from the audit log.
+    Review {
+        /// Request id.
+        id: String,
+        /// A self-contained HTML page with a timeline graphic instead of Markdown.
+        #[arg(long)]
+        html: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Read the log from an export (JSON Lines) instead of the daemon.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Run a whole quorum unlock against a temporary daemon on loopback TLS.
+    Drill {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Custodians to generate.
+        #[arg(long, default_value_t = 5)]
+        custodians: u8,
+        /// Shares needed.
+        #[arg(long, default_value_t = 3)]
+        threshold: u8,
+    },
+}
+
+/// `breakglass audit …`.
+#[derive(Subcommand)]
+pub(crate) enum AuditCmd {
+    /// Recompute the hash chain and check every checkpoint signature; names the first bad entry.
+    Verify {
+        /// Verify an export (JSON Lines) offline instead of the daemon's log.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// With --file: the daemon key D (hex, `breakglass info` prints it) to check checkpoints.
+        #[arg(long)]
+        daemon_key: Option<String>,
+        /// With --file: the daemon id the checkpoints must name.
+        #[arg(long)]
+        daemon_id: Option<String>,
+    },
+    /// Write the log as JSON Lines (one event per line) for a SIEM.
+    Export {
+        /// First entry.
+        #[arg(long, default_value_t = 1)]
+        since: u64,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Show the newest entries; with -f keep following.
+    Tail {
+        /// Keep printing new entries as they are committed.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many recent entries to show first.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: u64,
+    },
+}
+
+/// `breakglass request …`.
+#[derive(Subcommand)]
+pub(crate) enum RequestCmd {
+    /// Follow a request live: approvals, time left, outcome.
+    Watch {
+        /// Request id.
+        id: String,
+    },
+    /// Ask for emergency access (commander).
+    Open {
+        /// Scope from the policy.
+        #[arg(long)]
+        scope: String,
+        /// Why; reviewers will read this.
+        #[arg(long)]
+        reason: String,
+        /// Credential lifetime, e.g. 30m.
+        #[arg(long, default_value = "30m")]
+        ttl: humantime::Duration,
+        /// Your SSH public key to certify (default ~/.ssh/id_ed25519.pub when the scope mints SSH certificates).
+        #[arg(long)]
+        ssh_key: Option<PathBuf>,
+    },
+    /// Show one request.
+    Show {
+        /// Request id.
+        id: String,
+    },
+    /// List requests (collecting only, unless --all).
+    List {
+        /// Include closed requests.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Cancel a collecting request (its requester or a custodian).
+    Cancel {
+        /// Request id.
+        id: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+/// `breakglass share …`.
+#[derive(Subcommand)]
+pub(crate) enum ShareCmd {
+    /// Approve a request by submitting your share.
+    Submit {
+        /// Request id.
+        id: String,
+        /// Your share file from the ceremony.
+        #[arg(long)]
+        share: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Check that your key still opens your share file and that it belongs to this daemon.
+    Check {
+        /// Your share file.
+        #[arg(long)]
+        share: PathBuf,
+    },
+}
+
+/// `breakglass credential …`.
+#[derive(Subcommand)]
+pub(crate) enum CredentialCmd {
+    /// Fetch the credential of an unlocked request (requester).
+    Fetch {
+        /// Request id.
+        id: String,
+        /// Where to write the credential bundle (JSON, mode 0600).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The SSH public key the certificate is for; the certificate is written beside it as
+        /// `…-cert.pub` so ssh uses it without flags (default ~/.ssh/id_ed25519.pub).
+        #[arg(long)]
+        ssh_key: Option<PathBuf>,
+    },
+    /// Revoke a credential before its expiry (its requester or a custodian).
+    Revoke {
+        /// Request id.
+        id: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Verify a credential offline against the authority key.
+    Verify {
+        /// Bundle (JSON) or bare token file; `-` for standard input.
+        file: PathBuf,
+        /// Authority public key: k4.public.…, ssh-ed25519 …, or hex (from `breakglass authority`).
+        #[arg(long, env = "BREAKGLASS_AUTHORITY")]
+        authority: String,
+        /// A JSON revocation list from `breakglass revocations --json`; revoked credentials fail.
+        #[arg(long)]
+        revocations: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,121 @@
+//! `breakglass audit …`: verify the hash chain and checkpoint signatures (from
+//! the daemon or offline from an export), export the log as JSON Lines, tail it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use ed25519_dalek::VerifyingKey;
+
+use breakglass_client::api::{parse_record, Client};
+use breakglass_formats::audit::{self, AuditEntry};
+
+use crate::cli::{AuditCmd, Conn};
+use crate::cmd::conn::connect;
+use crate::output::tail_line;
+
+/// Runs one `audit` subcommand; only `verify --file` works without the daemon.
+pub(crate) async fn run(conn: &Conn, ac: AuditCmd) -> anyhow::Result<()> {
+    match ac {
+        AuditCmd::Verify {
+            file: Some(f),
+            daemon_key,
+            daemon_id,
+        } => {
+            let entries = read_export(&f)?;
+            let key = daemon_key.as_deref().map(parse_daemon_key).transpose()?;
+            verify(&entries, key.as_ref(), daemon_id.as_deref())
+        }
+        AuditCmd::Verify { file: None, .. } => {
+            let mut c = connect(conn).await?;
+            let entries = c.audit_export(1).await?;
+            verify(&entries, Some(c.daemon_key()), Some(&c.info().daemon_id))
+        }
+        AuditCmd::Export { since, out } => export(&mut connect(conn).await?, since, out).await,
+        AuditCmd::Tail { follow, lines } => tail(&mut connect(conn).await?, follow, lines).await,
+    }
+}
+
+/// An export (JSON Lines) read from a file.
+pub(crate) fn read_export(f: &Path) -> anyhow::Result<Vec<AuditEntry>> {
+    let text = std::fs::read_to_string(f).with_context(|| f.display().to_string())?;
+    audit::parse_jsonl(&text).map_err(|e| anyhow!("{}: {e}", f.display()))
+}
+
+/// `--daemon-key`: D as 64 hex digits, as `breakglass info` prints it.
+fn parse_daemon_key(k: &str) -> anyhow::Result<VerifyingKey> {
+    let mut b = [0u8; 32];
+    hex::decode_to_slice(k.trim(), &mut b)
+        .map_err(|_| anyhow!("--daemon-key: expected 64 hex digits"))?;
+    VerifyingKey::from_bytes(&b).map_err(|e| anyhow!("--daemon-key: {e}"))
+}
+
+/// Checks the chain, and the checkpoints when both D and the daemon id are known.
+fn verify(
+    entries: &[AuditEntry],
+    key: Option<&VerifyingKey>,
+    id: Option<&str>,
+) -> anyhow::Result<()> {
+    let anchor = match (key, id) {
+        (Some(k), Some(i)) => Some((k, i)),
+        (Some(_), None) => bail!("--daemon-key needs --daemon-id"),
+        _ => None,
+    };
+    let r = audit::verify_log(entries, anchor)
+        .map_err(|e| anyhow!("audit log does not verify: {e}"))?;
+    let (a, b) = r.range.unwrap_or((0, 0));
+    println!(
+        "ok: entries {a}..={b} ({} entries) form an unbroken hash chain",
+        r.entries
+    );
+    if anchor.is_some() {
+        println!("ok: {} checkpoints signed by the daemon key", r.checkpoints);
+    } else {
+        println!("warning: checkpoint signatures not checked: give --daemon-key and --daemon-id");
+    }
+    println!("head {}", r.head.unwrap_or_default());
+    Ok(())
+}
+
+/// `audit export`: JSON Lines to `out`, or to standard output.
+async fn export(c: &mut Client, since: u64, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let entries = c.audit_export(since).await?;
+    let mut text = String::new();
+    for e in &entries {
+        text.push_str(&serde_json::to_string(e)?);
+        text.push('\n');
+    }
+    match out {
+        Some(p) => {
+            std::fs::write(&p, text).with_context(|| p.display().to_string())?;
+            eprintln!("wrote {} entries to {}", entries.len(), p.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// `audit tail`: the last `lines` entries, then with `follow` every new one.
+///
+/// The protocol has no call that returns the head alone, so the whole log is
+/// read once; its last entries are printed and the watch starts after them.
+async fn tail(c: &mut Client, follow: bool, lines: u64) -> anyhow::Result<()> {
+    // Only the tail is read: the head first, then the last `lines` entries.
+    let head = c.audit_head().await?;
+    let since = head.saturating_sub(lines.saturating_sub(1)).max(1);
+    let entries = if head == 0 {
+        Vec::new()
+    } else {
+        c.audit_export(since).await?
+    };
+    let head = entries.last().map(|e| e.seq).unwrap_or(head).max(head);
+    for e in &entries {
+        println!("{}", tail_line(e));
+    }
+    if follow {
+        let mut stream = c.watch_audit(head.saturating_add(1)).await?;
+        while let Some(r) = stream.message().await? {
+            println!("{}", tail_line(&parse_record(&r)?));
+        }
+    }
+    Ok(())
+}

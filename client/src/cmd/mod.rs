@@ -1,0 +1,24 @@
+//! One module per command group; each takes its parsed arguments and the
+//! connection flags, prints for people, and returns an error for `main` to report.
+//!
+//! - [`conn`] builds the daemon connection and loads the caller's key from the global flags.
+//! - [`key`] runs `keygen`.
+//! - [`daemon`] runs `info` and `authority`.
+//! - [`revocations`] runs `revocations` (KRL and JSON list).
+//! - [`request`] runs `request open|show|list|watch|cancel`.
+//! - [`share`] runs `share submit|check`.
+//! - [`credential`] runs `credential fetch|revoke|verify`.
+//! - [`audit`] runs `audit verify|export|tail`.
+//! - [`review`] runs `review`.
+//! - [`drill`] runs `drill` (feature `drill`).
+
+pub(crate) mod audit;
+pub(crate) mod conn;
+pub(crate) mod credential;
+pub(crate) mod daemon;
+pub(crate) mod drill;
+pub(crate) mod key;
+pub(crate) mod request;
+pub(crate) mod review;
+pub(crate) mod revocations;
+pub(crate) mod share;

@@ -1,0 +1,79 @@
+//! The daemon key D: signs request views, revocation lists and audit
+//! checkpoints, so what the daemon says can be checked offline. D never signs
+//! credentials (that is A).
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+
+use breakglass_formats::revocation::RevokedItem;
+use breakglass_proto::signing;
+
+use crate::engine::request::Request;
+
+/// D. `SigningKey` wipes itself on drop.
+pub struct DaemonKey(SigningKey);
+
+impl DaemonKey {
+    /// Wraps a loaded key.
+    pub fn new(key: SigningKey) -> DaemonKey {
+        DaemonKey(key)
+    }
+
+    /// The public half.
+    pub fn public(&self) -> VerifyingKey {
+        self.0.verifying_key()
+    }
+
+    /// The key itself, for the audit checkpointer.
+    pub(crate) fn signing(&self) -> &SigningKey {
+        &self.0
+    }
+
+    /// D's signature over the request's current view (`signing::request_view`).
+    pub fn sign_view(&self, r: &Request) -> [u8; 64] {
+        let approvals: Vec<(String, u64)> = r
+            .approvals
+            .iter()
+            .map(|a| (a.custodian.clone(), a.at))
+            .collect();
+        let payload = signing::request_view(
+            &r.digest,
+            &signing::RequestStatus {
+                state: r.state.code(),
+                approvals: &approvals,
+                closed_at: r.closed_at,
+                close_reason: &r.close_reason,
+                credential_expires_at: r.credential.as_ref().map(|c| c.expires_at).unwrap_or(0),
+                revoked_at: r.revocation.as_ref().map(|x| x.at).unwrap_or(0),
+                revoked_by: r.revocation.as_ref().map(|x| x.by.as_str()).unwrap_or(""),
+                revoke_reason: r
+                    .revocation
+                    .as_ref()
+                    .map(|x| x.reason.as_str())
+                    .unwrap_or(""),
+            },
+        );
+        self.0.sign(&payload).to_bytes()
+    }
+
+    /// D's signature over a revocation list (`signing::revocation_list`).
+    pub fn sign_revocations(
+        &self,
+        daemon_id: &str,
+        generated_at: u64,
+        items: &[RevokedItem],
+    ) -> [u8; 64] {
+        let entries: Vec<signing::RevokedEntry<'_>> = items
+            .iter()
+            .map(|i| signing::RevokedEntry {
+                request_id: &i.request_id,
+                ssh_key_id: &i.ssh_key_id,
+                ssh_serial: i.ssh_serial,
+                revoked_at: i.revoked_at,
+                expires_at: i.expires_at,
+            })
+            .collect();
+        self.0
+            .sign(&signing::revocation_list(daemon_id, generated_at, &entries))
+            .to_bytes()
+    }
+}

@@ -1,0 +1,725 @@
+//! The live request states, which own the request's memory-only secrets
+//! (invariants 1 and 3).
+//!
+//! [`Collecting`] owns E_req and the [`VerifiedShare`]s accepted so far.
+//! [`Collecting::accept`] consumes it and gives back either the next
+//! `Collecting` or a [`QuorumReached`], whose only use is
+//! [`QuorumReached::unlock`]. Unlocking, cancelling, expiring and abandoning
+//! consume the state and return the plain stored [`Request`] record, which
+//! holds no secret. Dropping a state wipes what it owns: E_req and every share
+//! sit in their own heap allocations (a map bucket holds only pointers), and
+//! both zeroize on drop.
+//!
+//! Transitions that must be persisted take a `commit` closure and call it
+//! before the state changes: if the commit fails, the caller gets the
+//! unchanged state back in a [`Refused`] and nothing is lost.
+
+// `Refused` hands the unchanged state back by value so nothing is lost; it is a
+// few pointers and an error (128 bytes), moved, never a copy of a secret.
+#![allow(clippy::result_large_err)]
+
+use rand_core::CryptoRngCore;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+use breakglass_proto::signing::{self, RequestFields};
+use breakglass_proto::transport;
+
+use super::event::{Event, Record};
+use super::policy::{self, Policy};
+use super::request::{record, Approval, Request, State, StoredCredential};
+use super::share::VerifiedShare;
+use crate::error::{Error, Result};
+
+/// What a commander asked for, after policy checks.
+#[derive(Debug, Clone)]
+pub struct OpenParams {
+    /// Request id from the signed payload.
+    pub id: String,
+    /// Daemon id.
+    pub daemon_id: String,
+    /// Commander.
+    pub requester: String,
+    /// Scope.
+    pub scope: String,
+    /// Reason as given (trimmed and bounded by [`policy::reason`]).
+    pub reason: String,
+    /// TTL.
+    pub ttl_seconds: u64,
+    /// Collection window length.
+    pub window_seconds: u64,
+    /// Shares needed.
+    pub threshold: u32,
+    /// OpenSSH public key to certify, or empty.
+    pub ssh_public_key: String,
+}
+
+/// A transition that did not happen: the state as it was, and why.
+pub struct Refused<S> {
+    /// The unchanged state, to be kept.
+    pub state: S,
+    /// Why the transition was refused or could not be persisted.
+    pub error: Error,
+}
+
+/// A request collecting shares; owns E_req and the accepted shares.
+/// No `Clone`, no `Debug`: the secrets exist once.
+pub struct Collecting {
+    request: Box<Request>,
+    ephemeral: Box<StaticSecret>,
+    shares: Vec<VerifiedShare>,
+}
+
+/// The outcome of an accepted share.
+pub enum Accepted {
+    /// Below the threshold: the next state (its record already committed).
+    Collecting(Collecting),
+    /// The share completed the quorum; nothing committed yet.
+    Quorum(QuorumReached),
+}
+
+/// A quorum of verified shares; the only thing to do with it is [`QuorumReached::unlock`].
+pub struct QuorumReached {
+    before: Box<Request>,
+    request: Box<Request>,
+    records: Vec<Record>,
+    ephemeral: Box<StaticSecret>,
+    shares: Vec<VerifiedShare>,
+}
+
+fn accepted_count(r: &Request) -> u32 {
+    u32::try_from(r.approvals.len()).unwrap_or(u32::MAX)
+}
+
+impl Collecting {
+    /// Opens a request at `now` with a fresh E_req from `rng`; returns the state
+    /// and the audit record to persist with its stored form.
+    pub fn open(
+        p: OpenParams,
+        rng: &mut dyn CryptoRngCore,
+        now: u64,
+    ) -> Result<(Collecting, Vec<Record>)> {
+        let reason = policy::reason(&p.reason, true)?.to_string();
+        let ephemeral = Box::new(StaticSecret::random_from_rng(&mut *rng));
+        let ephemeral_public = PublicKey::from(ephemeral.as_ref()).to_bytes();
+        let deadline = now.saturating_add(p.window_seconds);
+        let digest = signing::request_digest(&RequestFields {
+            daemon_id: &p.daemon_id,
+            request_id: &p.id,
+            requester: &p.requester,
+            scope: &p.scope,
+            reason: &reason,
+            ttl_seconds: p.ttl_seconds,
+            opened_at: now,
+            deadline,
+            threshold: p.threshold,
+            ephemeral_public: &ephemeral_public,
+            ssh_public_key: &p.ssh_public_key,
+        });
+        let request = Request {
+            id: p.id,
+            daemon_id: p.daemon_id,
+            requester: p.requester,
+            scope: p.scope,
+            reason,
+            ttl_seconds: p.ttl_seconds,
+            opened_at: now,
+            deadline,
+            threshold: p.threshold,
+            ephemeral_public,
+            ssh_public_key: p.ssh_public_key,
+            digest,
+            approvals: Vec::new(),
+            state: State::Collecting,
+            closed_at: 0,
+            close_reason: String::new(),
+            credential: None,
+            revocation: None,
+        };
+        let ev = Event::RequestOpened {
+            requester: request.requester.clone(),
+            scope: request.scope.clone(),
+            reason: request.reason.clone(),
+            ttl_seconds: request.ttl_seconds,
+            deadline,
+            digest: hex::encode(digest),
+        };
+        let recs = vec![record(now, &request.requester, &request.id, ev)];
+        Ok((
+            Collecting {
+                request: Box::new(request),
+                ephemeral,
+                shares: Vec::new(),
+            },
+            recs,
+        ))
+    }
+
+    /// The stored form.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// True once the window has ended (`now` at or past the deadline).
+    pub fn is_due(&self, now: u64) -> bool {
+        now >= self.request.deadline
+    }
+
+    /// Every check on a share that needs no signature and no decryption, cheapest
+    /// first: the window is open, the custodian has not approved yet, and
+    /// (separation of duties) the custodian is not the requester.
+    pub fn admit(&self, policy: &Policy, custodian: &str, now: u64) -> Result<()> {
+        let r = &self.request;
+        if self.is_due(now) {
+            return Err(Error::WindowClosed {
+                id: r.id.clone(),
+                deadline: r.deadline,
+                now,
+            });
+        }
+        if r.approvals.iter().any(|a| a.custodian == custodian) {
+            return Err(Error::DuplicateShare {
+                custodian: custodian.to_string(),
+                id: r.id.clone(),
+            });
+        }
+        policy.check_separation(&r.id, custodian, &r.requester)
+    }
+
+    /// Decrypts a sealed share with E_req; the plaintext is wiped when dropped.
+    pub fn open_share(&self, custodian: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let r = &self.request;
+        transport::open_share(&self.ephemeral, &r.digest, &r.id, custodian, sealed).map_err(|e| {
+            Error::ShareMalformed {
+                custodian: custodian.to_string(),
+                why: e.to_string(),
+            }
+        })
+    }
+
+    /// Takes a verified share (admitted by [`Collecting::admit`] at `now`). Below
+    /// the threshold, `commit` persists the new record first; at the threshold,
+    /// nothing is persisted until [`QuorumReached::unlock`].
+    pub fn accept(
+        self,
+        share: VerifiedShare,
+        now: u64,
+        commit: impl FnOnce(&Request, Vec<Record>) -> Result<()>,
+    ) -> std::result::Result<Accepted, Refused<Collecting>> {
+        let custodian = share.custodian().to_string();
+        if let Err(error) = self.admit_again(&custodian, now) {
+            return Err(Refused { state: self, error });
+        }
+        let mut next = Box::new(self.request.as_ref().clone());
+        next.approvals.push(Approval {
+            custodian: custodian.clone(),
+            at: now,
+        });
+        let accepted = accepted_count(&next);
+        let mut records = vec![record(
+            now,
+            &custodian,
+            &next.id,
+            Event::ShareAccepted {
+                custodian: custodian.clone(),
+                accepted,
+                threshold: next.threshold,
+            },
+        )];
+        if accepted < next.threshold {
+            if let Err(error) = commit(&next, records) {
+                return Err(Refused { state: self, error });
+            }
+            let mut shares = self.shares;
+            shares.push(share);
+            return Ok(Accepted::Collecting(Collecting {
+                request: next,
+                ephemeral: self.ephemeral,
+                shares,
+            }));
+        }
+        let approvers = next.approvals.iter().map(|a| a.custodian.clone()).collect();
+        records.push(record(
+            now,
+            "daemon",
+            &next.id,
+            Event::QuorumReached { approvers },
+        ));
+        let mut shares = self.shares;
+        shares.push(share);
+        Ok(Accepted::Quorum(QuorumReached {
+            before: self.request,
+            request: next,
+            records,
+            ephemeral: self.ephemeral,
+            shares,
+        }))
+    }
+
+    /// The window and duplicate checks of `admit`, repeated cheaply at the state
+    /// change itself so no caller can skip them (separation needs the policy and
+    /// was settled by `admit`).
+    fn admit_again(&self, custodian: &str, now: u64) -> Result<()> {
+        let r = &self.request;
+        if self.is_due(now) {
+            return Err(Error::WindowClosed {
+                id: r.id.clone(),
+                deadline: r.deadline,
+                now,
+            });
+        }
+        if r.approvals.iter().any(|a| a.custodian == custodian) {
+            return Err(Error::DuplicateShare {
+                custodian: custodian.to_string(),
+                id: r.id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Cancels the request (`by` is the requester or a custodian, checked by the
+    /// caller); `reason` comes from [`policy::reason`].
+    pub fn cancel(
+        self,
+        by: &str,
+        reason: &str,
+        now: u64,
+        commit: impl FnOnce(&Request, Vec<Record>) -> Result<()>,
+    ) -> std::result::Result<Request, Refused<Collecting>> {
+        let mut r = self.request.as_ref().clone();
+        r.state = State::Cancelled;
+        r.closed_at = now;
+        r.close_reason = format!("cancelled by {by}: {reason}");
+        let rec = record(
+            now,
+            by,
+            &r.id,
+            Event::RequestCancelled {
+                by: by.to_string(),
+                reason: reason.to_string(),
+            },
+        );
+        self.close(r, vec![rec], commit)
+    }
+
+    /// Expires the request once its window has ended.
+    pub fn expire(
+        self,
+        now: u64,
+        commit: impl FnOnce(&Request, Vec<Record>) -> Result<()>,
+    ) -> std::result::Result<Request, Refused<Collecting>> {
+        if !self.is_due(now) {
+            let error = Error::Internal(format!(
+                "request `{}` is not due to expire until {}",
+                self.request.id, self.request.deadline
+            ));
+            return Err(Refused { state: self, error });
+        }
+        let mut r = self.request.as_ref().clone();
+        r.state = State::Expired;
+        r.closed_at = now;
+        r.close_reason = "collection window ended without a quorum".into();
+        let rec = record(
+            now,
+            "daemon",
+            &r.id,
+            Event::RequestExpired {
+                accepted: accepted_count(&r),
+            },
+        );
+        self.close(r, vec![rec], commit)
+    }
+
+    /// Ends the request because the daemon is stopping; the secrets are wiped
+    /// whether or not the returned record is persisted.
+    pub fn abandon(self, now: u64, why: &str) -> (Request, Vec<Record>) {
+        self.request
+            .abandon(now, why)
+            .unwrap_or_else(|| (self.request.as_ref().clone(), Vec::new()))
+    }
+
+    fn close(
+        self,
+        closed: Request,
+        records: Vec<Record>,
+        commit: impl FnOnce(&Request, Vec<Record>) -> Result<()>,
+    ) -> std::result::Result<Request, Refused<Collecting>> {
+        match commit(&closed, records) {
+            // `self` (E_req, shares) drops here: invariant 3.
+            Ok(()) => Ok(closed),
+            Err(error) => Err(Refused { state: self, error }),
+        }
+    }
+}
+
+impl QuorumReached {
+    /// The request with the completing approval.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// Mints with the quorum's shares and persists the unlocked request in one
+    /// commit with the share and quorum records. On any failure the last share
+    /// is dropped (wiped) and the request goes back to collecting as it was
+    /// before it, so a custodian can submit again.
+    pub fn unlock(
+        self,
+        now: u64,
+        mint: impl FnOnce(&Request, &[VerifiedShare]) -> Result<(StoredCredential, Vec<String>)>,
+        commit: impl FnOnce(&Request, Vec<Record>) -> Result<()>,
+    ) -> std::result::Result<Request, Refused<Collecting>> {
+        let QuorumReached {
+            before,
+            request,
+            mut records,
+            ephemeral,
+            mut shares,
+        } = self;
+        let outcome = mint(&request, &shares).and_then(|(credential, kinds)| {
+            let mut r = *request;
+            let expires_at = credential.expires_at;
+            r.state = State::Unlocked;
+            r.closed_at = now;
+            r.close_reason = "quorum reached; credential minted".into();
+            r.credential = Some(credential);
+            records.push(record(
+                now,
+                "daemon",
+                &r.id,
+                Event::CredentialMinted { expires_at, kinds },
+            ));
+            commit(&r, records)?;
+            Ok(r)
+        });
+        match outcome {
+            // The shares and E_req drop here: invariant 3.
+            Ok(r) => Ok(r),
+            Err(error) => {
+                shares.pop();
+                Err(Refused {
+                    state: Collecting {
+                        request: before,
+                        ephemeral,
+                        shares,
+                    },
+                    error,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::engine::auth::AuthenticatedCustodian;
+    use crate::engine::share::tests::verified;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    pub const T0: u64 = 1_000_000;
+
+    pub fn params() -> OpenParams {
+        OpenParams {
+            id: "req-1".into(),
+            daemon_id: "d".into(),
+            requester: "ic".into(),
+            scope: "prod-ssh".into(),
+            reason: "db down".into(),
+            ttl_seconds: 600,
+            window_seconds: 900,
+            threshold: 3,
+            ssh_public_key: String::new(),
+        }
+    }
+
+    pub fn opened() -> Collecting {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (c, recs) = Collecting::open(params(), &mut rng, T0).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert!(matches!(recs[0].event, Event::RequestOpened { .. }));
+        c
+    }
+
+    fn share(i: u8) -> VerifiedShare {
+        verified(&AuthenticatedCustodian::for_tests(&format!("c{i}"), i))
+    }
+
+    fn cred() -> StoredCredential {
+        StoredCredential {
+            expires_at: T0 + 600,
+            sealed: vec![1],
+            ssh_serial: None,
+            ssh_key_id: None,
+        }
+    }
+
+    fn ok(_: &Request, _: Vec<Record>) -> Result<()> {
+        Ok(())
+    }
+
+    fn fail(_: &Request, _: Vec<Record>) -> Result<()> {
+        Err(Error::Storage("disk full".into()))
+    }
+
+    fn more(a: std::result::Result<Accepted, Refused<Collecting>>) -> Collecting {
+        match a {
+            Ok(Accepted::Collecting(c)) => c,
+            _ => panic!("expected collecting"),
+        }
+    }
+
+    fn quorum(a: std::result::Result<Accepted, Refused<Collecting>>) -> QuorumReached {
+        match a {
+            Ok(Accepted::Quorum(q)) => q,
+            _ => panic!("expected a quorum"),
+        }
+    }
+
+    #[test]
+    fn open_sets_deadline_digest_and_a_fresh_key() {
+        let c = opened();
+        let r = c.request();
+        assert_eq!(r.state, State::Collecting);
+        assert_eq!(r.deadline, T0 + 900);
+        assert_ne!(r.digest, [0; 32]);
+        assert_eq!(
+            PublicKey::from(c.ephemeral.as_ref()).to_bytes(),
+            r.ephemeral_public
+        );
+        let mut other = rand::rngs::StdRng::seed_from_u64(8);
+        let (d, _) = Collecting::open(params(), &mut other, T0).unwrap();
+        assert_ne!(d.request().ephemeral_public, r.ephemeral_public);
+    }
+
+    #[test]
+    fn open_rejects_empty_and_long_reason() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        for bad in ["  ".to_string(), "x".repeat(2000)] {
+            let mut p = params();
+            p.reason = bad;
+            assert!(matches!(
+                Collecting::open(p, &mut rng, T0),
+                Err(Error::InvalidArgument {
+                    field: "reason",
+                    ..
+                })
+            ));
+        }
+    }
+
+    /// Invariant 2: only the share that brings the count to `threshold` reaches a
+    /// quorum, and only a quorum unlocks.
+    #[test]
+    fn collecting_to_unlocked() {
+        let c = more(opened().accept(share(1), T0 + 1, ok));
+        let c = more(c.accept(share(2), T0 + 2, ok));
+        assert_eq!(c.shares.len(), 2);
+        let q = quorum(c.accept(share(3), T0 + 3, ok));
+        assert_eq!(q.request().approvals.len(), 3);
+        let mut kept = Vec::new();
+        let u = q
+            .unlock(
+                T0 + 3,
+                |_, shares| {
+                    assert_eq!(shares.len(), 3);
+                    Ok((cred(), vec!["paseto".into()]))
+                },
+                |_, recs| {
+                    kept = recs;
+                    Ok(())
+                },
+            )
+            .ok()
+            .unwrap();
+        assert_eq!(u.state, State::Unlocked);
+        let kinds: Vec<&str> = kept.iter().map(|r| r.event.kind()).collect();
+        assert_eq!(
+            kinds,
+            ["share_accepted", "quorum_reached", "credential_minted"]
+        );
+    }
+
+    /// Nothing lost: a failed commit leaves the state as it was, with its shares.
+    #[test]
+    fn failed_commit_keeps_the_state() {
+        let c = more(opened().accept(share(1), T0 + 1, ok));
+        let back = match c.accept(share(2), T0 + 2, fail) {
+            Err(r) => r.state,
+            Ok(_) => panic!("accepted despite a failed commit"),
+        };
+        assert_eq!(back.request().approvals.len(), 1);
+        assert_eq!(back.shares.len(), 1);
+        let c = more(back.accept(share(2), T0 + 2, ok));
+        let q = quorum(c.accept(share(3), T0 + 3, ok));
+        let back = match q.unlock(T0 + 3, |_, _| Ok((cred(), vec![])), fail) {
+            Err(r) => r.state,
+            Ok(_) => panic!("unlocked despite a failed commit"),
+        };
+        assert_eq!(back.request().approvals.len(), 2);
+        assert_eq!(back.shares.len(), 2);
+        let q = quorum(back.accept(share(3), T0 + 4, ok));
+        let failed = q.unlock(T0 + 4, |_, _| Err(Error::Reconstruction("bad".into())), ok);
+        assert!(matches!(
+            failed,
+            Err(Refused {
+                error: Error::Reconstruction(_),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn duplicate_custodian_refused() {
+        let c = more(opened().accept(share(1), T0, ok));
+        let p = crate::engine::policy::Policy::from_toml(
+            &crate::engine::policy::tests::sample_toml(3, 2),
+        )
+        .unwrap();
+        assert!(matches!(
+            c.admit(&p, "c1", T0),
+            Err(Error::DuplicateShare { .. })
+        ));
+        assert!(matches!(
+            c.accept(share(1), T0, ok),
+            Err(Refused {
+                error: Error::DuplicateShare { .. },
+                ..
+            })
+        ));
+    }
+
+    /// Invariant 7 (time-boxed): no share is admitted at or after the deadline,
+    /// and expiry happens only then.
+    #[test]
+    fn window_and_expiry_with_injected_clock() {
+        let p = crate::engine::policy::Policy::from_toml(
+            &crate::engine::policy::tests::sample_toml(3, 2),
+        )
+        .unwrap();
+        let c = opened();
+        assert!(c.admit(&p, "c1", T0 + 899).is_ok());
+        assert!(matches!(
+            c.admit(&p, "c1", T0 + 900),
+            Err(Error::WindowClosed { .. })
+        ));
+        let c = match c.expire(T0 + 899, ok) {
+            Err(r) => r.state,
+            Ok(_) => panic!("expired early"),
+        };
+        let mut kept = Vec::new();
+        let e = c
+            .expire(T0 + 900, |_, recs| {
+                kept = recs;
+                Ok(())
+            })
+            .ok()
+            .unwrap();
+        assert_eq!(e.state, State::Expired);
+        assert!(matches!(
+            kept[0].event,
+            Event::RequestExpired { accepted: 0 }
+        ));
+        assert!(matches!(
+            e.closed_error(),
+            Error::RequestClosed {
+                state: "expired",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn cancel_and_abandon() {
+        let c = opened().cancel("ic", "resolved", T0 + 5, ok).ok().unwrap();
+        assert_eq!(c.state, State::Cancelled);
+        assert_eq!(c.close_reason, "cancelled by ic: resolved");
+        let (a, recs) = opened().abandon(T0 + 1, "daemon stopped");
+        assert_eq!(a.state, State::Cancelled);
+        assert!(matches!(recs[0].event, Event::RequestCancelled { .. }));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Share(u8),
+        Cancel,
+        Tick(u64),
+        Expire,
+        FailNext,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (1u8..=6).prop_map(Step::Share),
+            Just(Step::Cancel),
+            (0u64..400).prop_map(Step::Tick),
+            Just(Step::Expire),
+            Just(Step::FailNext),
+        ]
+    }
+
+    #[allow(clippy::large_enum_variant)]
+    enum Now {
+        Live(Collecting),
+        Done(Request),
+    }
+
+    proptest! {
+        /// Invariants 2 and 7 under random event sequences, with failing commits:
+        /// never more than one credential, never an unlock below threshold,
+        /// terminal states stay terminal, nothing accepted after the deadline,
+        /// and the live state always matches what was last committed.
+        #[test]
+        fn random_sequences_keep_invariants(steps in proptest::collection::vec(step(), 0..40)) {
+            let mut st = Now::Live(opened());
+            let mut now = T0;
+            let mut minted = 0;
+            let mut fail_next = false;
+            let mut committed: Option<Request> = None;
+            for s in steps {
+                let fail = fail_next;
+                let commit = move |_: &Request, _: Vec<Record>| -> Result<()> {
+                    if fail { Err(Error::Storage("x".into())) } else { Ok(()) }
+                };
+                st = match (st, s) {
+                    (st, Step::Tick(d)) => { now += d; st }
+                    (st, Step::FailNext) => { fail_next = !fail_next; st }
+                    (Now::Done(r), _) => Now::Done(r),
+                    (Now::Live(c), Step::Expire) => {
+                        if !c.is_due(now) { Now::Live(c) } else {
+                            match c.expire(now, commit) { Ok(r) => Now::Done(r), Err(r) => Now::Live(r.state) }
+                        }
+                    }
+                    (Now::Live(c), Step::Cancel) => match c.cancel("ic", "x", now, commit) {
+                        Ok(r) => Now::Done(r), Err(r) => Now::Live(r.state)
+                    },
+                    (Now::Live(c), Step::Share(i)) => match c.accept(share(i), now, commit) {
+                        Err(r) => Now::Live(r.state),
+                        Ok(Accepted::Collecting(c)) => Now::Live(c),
+                        Ok(Accepted::Quorum(q)) => {
+                            prop_assert!(q.request().approvals.len() as u32 >= q.request().threshold);
+                            match q.unlock(now, |_, _| Ok((cred(), vec![])), commit) {
+                                Ok(r) => { minted += 1; Now::Done(r) }
+                                Err(r) => Now::Live(r.state),
+                            }
+                        }
+                    },
+                };
+                let r = match &st { Now::Live(c) => { prop_assert_eq!(c.shares.len(), c.request().approvals.len()); c.request().clone() } Now::Done(r) => r.clone() };
+                if let Some(before) = &committed {
+                    if before.state.is_terminal() {
+                        prop_assert_eq!(before, &r, "terminal state changed");
+                    }
+                }
+                if r.state == State::Unlocked {
+                    prop_assert!(r.approvals.len() as u32 >= r.threshold);
+                }
+                for a in &r.approvals {
+                    prop_assert!(a.at < r.deadline);
+                }
+                prop_assert!(minted <= 1);
+                committed = Some(r);
+            }
+        }
+    }
+}

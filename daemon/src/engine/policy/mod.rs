@@ -1,0 +1,548 @@
+//! The policy: who the custodians and commanders are, the threshold, scopes,
+//! windows and TTL caps, and the decisions that depend on it alone (who may
+//! open what, for how long; which SSH key a scope needs; separation of
+//! duties; the bound on open requests). Parsed from TOML once
+//! ([`file`]), validated, and stored by the ceremony as canonical JSON whose
+//! SHA-256 is the policy digest (bound into the seal, so a changed policy
+//! cannot unseal).
+
+mod file;
+
+pub use file::{check_id, parse_ssh_ed25519};
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Smallest allowed threshold: one custodian alone must never unlock.
+pub const MIN_THRESHOLD: u8 = 2;
+/// Longest credential anything may ask for (invariant 7: nothing is valid forever).
+pub const MAX_TTL_CAP: u64 = 7 * 24 * 3600;
+/// Longest collection window.
+pub const MAX_WINDOW: u64 = 7 * 24 * 3600;
+/// Default freshness window for signatures.
+pub const DEFAULT_FRESHNESS: u64 = 120;
+/// Longest reason accepted.
+pub const MAX_REASON_LEN: usize = 1024;
+/// Default backdating of SSH certificates' `valid_after`, for clock skew.
+pub const DEFAULT_CLOCK_SKEW: u64 = 120;
+/// OpenSSH certificate extensions a scope may grant.
+pub const SSH_EXTENSIONS: [&str; 5] = [
+    "permit-pty",
+    "permit-agent-forwarding",
+    "permit-port-forwarding",
+    "permit-X11-forwarding",
+    "permit-user-rc",
+];
+
+/// What an unlock mints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// An OpenSSH user certificate signed by A.
+    Ssh,
+    /// A PASETO v4.public token signed by A.
+    Token,
+}
+
+impl CredentialKind {
+    /// `ssh` or `token`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialKind::Ssh => "ssh",
+            CredentialKind::Token => "token",
+        }
+    }
+}
+
+fn both_kinds() -> Vec<CredentialKind> {
+    vec![CredentialKind::Ssh, CredentialKind::Token]
+}
+
+fn default_extensions() -> Vec<String> {
+    vec!["permit-pty".to_string()]
+}
+
+fn default_skew() -> u64 {
+    DEFAULT_CLOCK_SKEW
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Default bound on requests one commander may have collecting at once.
+pub const DEFAULT_MAX_OPEN: u32 = 3;
+
+fn default_max_open() -> u32 {
+    DEFAULT_MAX_OPEN
+}
+
+/// A custodian or commander key, as in the policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Member {
+    /// Stable id used in signatures.
+    pub id: String,
+    /// Human name.
+    #[serde(default)]
+    pub name: String,
+    /// `ssh-ed25519 AAAA…` public key (comment dropped on validation).
+    pub ssh_key: String,
+}
+
+/// A commander: a member who may open requests for some scopes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CommanderPolicy {
+    /// Identity and key.
+    #[serde(flatten)]
+    pub member: Member,
+    /// Scopes this commander may ask for.
+    pub scopes: Vec<String>,
+}
+
+/// A scope: what a credential grants.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScopePolicy {
+    /// Name, e.g. `prod-ssh`.
+    pub name: String,
+    /// SSH principals the credential carries.
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// TTL cap for this scope in seconds (defaults to the policy's cap).
+    #[serde(default)]
+    pub max_ttl_seconds: Option<u64>,
+    /// What an unlock mints (default: both).
+    #[serde(default = "both_kinds")]
+    pub credentials: Vec<CredentialKind>,
+    /// OpenSSH certificate extensions (default: `permit-pty` only; no agent forwarding).
+    #[serde(default = "default_extensions")]
+    pub ssh_extensions: Vec<String>,
+}
+
+impl ScopePolicy {
+    /// True if this scope mints `kind`.
+    pub fn mints(&self, kind: CredentialKind) -> bool {
+        self.credentials.contains(&kind)
+    }
+}
+
+/// A validated policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Policy {
+    /// Shares needed to unlock.
+    pub threshold: u8,
+    /// Seconds a request collects shares.
+    pub collection_window_seconds: u64,
+    /// Longest credential, seconds.
+    pub max_ttl_seconds: u64,
+    /// Allowed clock difference for signatures, seconds.
+    pub freshness_seconds: u64,
+    /// How far back SSH certificates' `valid_after` is set, for clock skew, seconds.
+    #[serde(default = "default_skew")]
+    pub clock_skew_seconds: u64,
+    /// Separation of duties: the requester's own share never counts toward the quorum
+    /// (a custodian who is also a commander cannot approve their own request).
+    #[serde(default = "default_true")]
+    pub separation_of_duties: bool,
+    /// Most requests one commander may have collecting at once.
+    #[serde(default = "default_max_open")]
+    pub max_open_per_commander: u32,
+    /// Custodians, in share order: custodian `i` holds the share with x = i + 1.
+    pub custodians: Vec<Member>,
+    /// Commanders.
+    pub commanders: Vec<CommanderPolicy>,
+    /// Scopes.
+    pub scopes: Vec<ScopePolicy>,
+    /// Every member's key, parsed once by `validated`. Derived from the keys
+    /// above, so not stored and not part of the digest.
+    #[serde(skip)]
+    keys: Keys,
+}
+
+/// Members' keys by id, parsed from their `ssh_key` lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Keys {
+    custodians: BTreeMap<String, VerifyingKey>,
+    commanders: BTreeMap<String, VerifyingKey>,
+}
+
+impl Policy {
+    /// The canonical JSON form (what the digest covers).
+    pub fn canonical_json(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self)
+            .map_err(|e| Error::Internal(format!("the policy cannot be encoded: {e}")))
+    }
+
+    /// SHA-256 of the canonical JSON.
+    pub fn digest(&self) -> Result<[u8; 32]> {
+        Ok(Sha256::digest(self.canonical_json()?).into())
+    }
+
+    /// The custodian with this id and their x coordinate (index + 1).
+    pub fn custodian(&self, id: &str) -> Result<(u8, &Member)> {
+        self.custodians
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.id == id)
+            // n <= 255 is checked by `validated`, so index + 1 fits in u8.
+            .map(|(i, c)| (u8::try_from(i + 1).unwrap_or(u8::MAX), c))
+            .ok_or_else(|| self.unknown_custodian(id))
+    }
+
+    /// The registered key of custodian `id`, parsed when the policy was validated.
+    pub fn custodian_key(&self, id: &str) -> Result<&VerifyingKey> {
+        self.keys
+            .custodians
+            .get(id)
+            .ok_or_else(|| self.unknown_custodian(id))
+    }
+
+    /// The registered key of commander `id`, parsed when the policy was validated.
+    pub fn commander_key(&self, id: &str) -> Result<&VerifyingKey> {
+        self.keys
+            .commanders
+            .get(id)
+            .ok_or_else(|| self.not_a_commander(id))
+    }
+
+    fn unknown_custodian(&self, id: &str) -> Error {
+        Error::UnknownCustodian {
+            id: id.to_string(),
+            known: self.custodian_ids().join(", "),
+        }
+    }
+
+    fn not_a_commander(&self, id: &str) -> Error {
+        Error::NotACommander {
+            id: id.to_string(),
+            known: self
+                .commanders
+                .iter()
+                .map(|c| c.member.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// The commander with this id.
+    pub fn commander(&self, id: &str) -> Result<&CommanderPolicy> {
+        self.commanders
+            .iter()
+            .find(|c| c.member.id == id)
+            .ok_or_else(|| self.not_a_commander(id))
+    }
+
+    /// The scope with this name.
+    pub fn scope(&self, name: &str) -> Result<&ScopePolicy> {
+        self.scopes
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| Error::UnknownScope {
+                scope: name.to_string(),
+                known: self
+                    .scopes
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Custodian ids in share order.
+    pub fn custodian_ids(&self) -> Vec<String> {
+        self.custodians.iter().map(|c| c.id.clone()).collect()
+    }
+
+    /// TTL cap for a scope.
+    pub fn ttl_cap(&self, scope: &ScopePolicy) -> u64 {
+        scope
+            .max_ttl_seconds
+            .unwrap_or(self.max_ttl_seconds)
+            .min(self.max_ttl_seconds)
+    }
+
+    /// True if custodian `custodian` is the same person as commander `requester`
+    /// (the same id, or the same key).
+    fn same_person(&self, custodian: &str, requester: &str) -> bool {
+        let ck = self
+            .custodians
+            .iter()
+            .find(|c| c.id == custodian)
+            .map(|c| c.ssh_key.as_str());
+        let rk = self
+            .commanders
+            .iter()
+            .find(|c| c.member.id == requester)
+            .map(|c| c.member.ssh_key.as_str());
+        custodian == requester || (ck.is_some() && ck == rk)
+    }
+
+    /// Checks that `commander` may open a request for `scope` with `ttl` seconds.
+    pub fn authorize_open(&self, commander: &str, scope: &str, ttl: u64) -> Result<()> {
+        let c = self.commander(commander)?;
+        let s = self.scope(scope)?;
+        if !c.scopes.iter().any(|x| x == scope) {
+            return Err(Error::ScopeNotAllowed {
+                commander: commander.to_string(),
+                scope: scope.to_string(),
+                allowed: c.scopes.join(", "),
+            });
+        }
+        if ttl == 0 {
+            return Err(Error::invalid("ttl_seconds", "must be at least 1 second"));
+        }
+        let max = self.ttl_cap(s);
+        if ttl > max {
+            return Err(Error::TtlTooLong {
+                scope: scope.to_string(),
+                requested: ttl,
+                max,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A caller's reason, trimmed: refused when longer than [`MAX_REASON_LEN`], and
+/// when empty if `required` (an open must say why; a cancel or revoke may not).
+pub fn reason(text: &str, required: bool) -> Result<&str> {
+    let t = text.trim();
+    if required && t.is_empty() {
+        return Err(Error::invalid(
+            "reason",
+            "is empty: say why emergency access is needed",
+        ));
+    }
+    if t.len() > MAX_REASON_LEN {
+        return Err(Error::invalid(
+            "reason",
+            format!("is {} bytes; at most {MAX_REASON_LEN} are kept", t.len()),
+        ));
+    }
+    Ok(if t.is_empty() { "no reason given" } else { t })
+}
+
+impl Policy {
+    /// The SSH key a request for `scope` binds: required (and normalised, comment
+    /// dropped) when the scope mints certificates, refused when it does not.
+    pub fn subject_key(&self, scope: &ScopePolicy, given: &str) -> Result<String> {
+        match (scope.mints(CredentialKind::Ssh), given.trim().is_empty()) {
+            (true, true) => Err(Error::SshKey(format!(
+                "scope `{}` mints an OpenSSH certificate, so the key to certify is needed: pass --ssh-key ~/.ssh/id_ed25519.pub",
+                scope.name
+            ))),
+            (true, false) => breakglass_formats::sshcert::normalise_subject_key(given)
+                .map_err(|e| Error::SshKey(e.to_string())),
+            (false, true) => Ok(String::new()),
+            (false, false) => Err(Error::SshKey(format!(
+                "scope `{}` mints no SSH certificate; leave the SSH key out",
+                scope.name
+            ))),
+        }
+    }
+
+    /// The bound on requests one commander keeps collecting (each holds an E_req in
+    /// memory): `open` are the ids of `commander`'s requests collecting now.
+    pub fn check_open_bound(&self, commander: &str, mut open: Vec<String>) -> Result<()> {
+        if open.len() as u64 >= u64::from(self.max_open_per_commander) {
+            open.sort();
+            return Err(Error::TooManyOpen {
+                commander: commander.to_string(),
+                open: u32::try_from(open.len()).unwrap_or(u32::MAX),
+                ids: open.join(", "),
+                limit: self.max_open_per_commander,
+            });
+        }
+        Ok(())
+    }
+
+    /// Separation of duties: refuses custodian `custodian`'s share for a request
+    /// that `requester` opened, when they are the same person and the policy says so.
+    pub fn check_separation(
+        &self,
+        request_id: &str,
+        custodian: &str,
+        requester: &str,
+    ) -> Result<()> {
+        if self.separation_of_duties && self.same_person(custodian, requester) {
+            return Err(Error::OwnRequest {
+                id: request_id.to_string(),
+                custodian: custodian.to_string(),
+                requester: requester.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    pub fn ssh_line(sk: &SigningKey) -> String {
+        let kp = ssh_key::private::Ed25519Keypair::from_seed(&sk.to_bytes());
+        ssh_key::PublicKey::from(kp.public)
+            .to_openssh()
+            .unwrap_or_default()
+    }
+
+    pub fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[i; 32])
+    }
+
+    pub fn sample_toml(n: u8, k: u8) -> String {
+        let mut s = format!(
+            "threshold = {k}\ncollection_window = \"15m\"\nmax_ttl = \"1h\"\n\n[[scopes]]\nname = \"prod-ssh\"\nprincipals = [\"root\"]\nmax_ttl = \"30m\"\n\n[[scopes]]\nname = \"prod-db\"\ncredentials = [\"token\"]\n\n"
+        );
+        for i in 1..=n {
+            s.push_str(&format!(
+                "[[custodians]]\nid = \"c{i}\"\nname = \"Custodian {i}\"\nssh_key = \"{} c{i}@example\"\n\n",
+                ssh_line(&key(i))
+            ));
+        }
+        s.push_str(&format!(
+            "[[commanders]]\nid = \"ic\"\nssh_key = \"{}\"\nscopes = [\"prod-ssh\"]\n",
+            ssh_line(&key(100))
+        ));
+        s
+    }
+
+    #[test]
+    fn parses_and_round_trips() {
+        let p = Policy::from_toml(&sample_toml(5, 3)).unwrap();
+        assert_eq!(p.threshold, 3);
+        assert_eq!(p.collection_window_seconds, 900);
+        assert_eq!(p.custodian("c2").unwrap().0, 2);
+        assert!(
+            !p.custodians[0].ssh_key.contains("example"),
+            "comment dropped"
+        );
+        let again = Policy::from_canonical_json(&p.canonical_json().unwrap()).unwrap();
+        assert_eq!(again, p);
+        assert_eq!(again.digest().unwrap(), p.digest().unwrap());
+        assert!(p.custodian_key("c2").is_ok() && p.commander_key("ic").is_ok());
+        assert!(matches!(
+            p.custodian_key("ic"),
+            Err(Error::UnknownCustodian { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_policies() {
+        let cases = [
+            (sample_toml(5, 1), "threshold 1 is below 2"),
+            (sample_toml(2, 3), "2 custodians with threshold 3"),
+            (
+                sample_toml(3, 2).replace("\"15m\"", "\"soon\""),
+                "not a duration",
+            ),
+            (
+                sample_toml(3, 2).replace("max_ttl = \"1h\"", "max_ttl = \"30d\""),
+                "max_ttl must be between",
+            ),
+            (
+                sample_toml(3, 2).replace("scopes = [\"prod-ssh\"]", "scopes = [\"nope\"]"),
+                "not defined",
+            ),
+            (
+                sample_toml(3, 2).replace("id = \"c2\"", "id = \"c1\""),
+                "appears twice",
+            ),
+            (
+                sample_toml(3, 2).replace("id = \"c2\"", "id = \"bad id\""),
+                "must be 1 to 64",
+            ),
+            (
+                sample_toml(3, 2).replace("ssh-ed25519", "ssh-rsa"),
+                "ssh_key",
+            ),
+        ];
+        for (toml, want) in cases {
+            let err = Policy::from_toml(&toml).unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn authorize_open_checks_commander_scope_and_ttl() {
+        let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
+        assert!(p.authorize_open("ic", "prod-ssh", 1800).is_ok());
+        assert!(matches!(
+            p.authorize_open("c1", "prod-ssh", 60),
+            Err(Error::NotACommander { .. })
+        ));
+        assert!(matches!(
+            p.authorize_open("ic", "prod-db", 60),
+            Err(Error::ScopeNotAllowed { .. })
+        ));
+        assert!(matches!(
+            p.authorize_open("ic", "nope", 60),
+            Err(Error::UnknownScope { .. })
+        ));
+        assert!(matches!(
+            p.authorize_open("ic", "prod-ssh", 1801),
+            Err(Error::TtlTooLong { max: 1800, .. })
+        ));
+        assert!(matches!(
+            p.authorize_open("ic", "prod-ssh", 0),
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+
+    #[test]
+    fn reasons_are_trimmed_bounded_and_required_for_open() {
+        assert_eq!(reason("  db down ", true).unwrap(), "db down");
+        assert_eq!(reason("  ", false).unwrap(), "no reason given");
+        let empty = reason(" ", true).unwrap_err().to_string();
+        assert!(empty.contains("say why"), "{empty}");
+        let long = reason(&"x".repeat(2000), false).unwrap_err().to_string();
+        assert!(long.contains("at most 1024"), "{long}");
+    }
+
+    #[test]
+    fn subject_key_follows_the_scope() {
+        let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
+        let ssh = p.scope("prod-ssh").unwrap();
+        let token = p.scope("prod-db").unwrap();
+        let line = format!("{} me@laptop", ssh_line(&key(9)));
+        assert_eq!(p.subject_key(ssh, &line).unwrap(), ssh_line(&key(9)));
+        assert!(
+            matches!(p.subject_key(ssh, " "), Err(Error::SshKey(m)) if m.contains("--ssh-key"))
+        );
+        assert_eq!(p.subject_key(token, "").unwrap(), "");
+        assert!(
+            matches!(p.subject_key(token, &line), Err(Error::SshKey(m)) if m.contains("leave the SSH key out"))
+        );
+    }
+
+    #[test]
+    fn open_bound_and_separation_of_duties() {
+        let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
+        assert!(p
+            .check_open_bound("ic", vec!["a".into(), "b".into()])
+            .is_ok());
+        assert!(matches!(
+            p.check_open_bound("ic", vec!["c".into(), "a".into(), "b".into()]),
+            Err(Error::TooManyOpen { open: 3, limit: 3, ref ids, .. }) if ids == "a, b, c"
+        ));
+        assert!(p.check_separation("r", "c1", "ic").is_ok());
+        assert!(matches!(
+            p.check_separation("r", "ic", "ic"),
+            Err(Error::OwnRequest { .. })
+        ));
+        // The same key under two ids is the same person.
+        let same_key = sample_toml(3, 2).replace(&ssh_line(&key(100)), &ssh_line(&key(1)));
+        let p = Policy::from_toml(&same_key).unwrap();
+        assert!(matches!(
+            p.check_separation("r", "c1", "ic"),
+            Err(Error::OwnRequest { .. })
+        ));
+        let off = Policy::from_toml(&format!("separation_of_duties = false\n{same_key}")).unwrap();
+        assert!(off.check_separation("r", "c1", "ic").is_ok());
+    }
+}

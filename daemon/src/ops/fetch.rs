@@ -1,0 +1,28 @@
+//! `FetchCredential`: the requester collects the encrypted credential.
+
+use breakglass_proto::signing;
+
+use super::{Daemon, Sig};
+use crate::engine::auth;
+use crate::engine::request::{Request, StoredCredential};
+use crate::error::Result;
+
+impl Daemon {
+    /// The requester's encrypted credential; the fetch is recorded.
+    pub fn fetch(&self, request_id: &str, sig: Sig) -> Result<(Request, StoredCredential)> {
+        let now = self.now();
+        let r = self.load(request_id)?;
+        let payload = signing::fetch_credential(
+            &self.meta.daemon_id,
+            &r.id,
+            &r.digest,
+            &sig.signer_id,
+            sig.signed_at,
+        );
+        let who = auth::authenticate_commander(self.policy(), &sig.by(), &payload, now)?;
+        let (cred, recs) = r.fetch(who.id(), now)?;
+        let cred = cred.clone();
+        self.commit(&[], recs)?;
+        Ok((r, cred))
+    }
+}

@@ -1,0 +1,156 @@
+//! Start, the expiry sweep, and stop.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, Notify};
+
+use super::{system_rng, Clock, Daemon, Live, Rng};
+use crate::crypto::daemon_key::DaemonKey;
+use crate::engine::event::{Event, Record};
+use crate::error::{Error, Result};
+use crate::store::{keyfile, Checkpointer, Route, Store};
+
+/// Why a request left collecting by a restart was cancelled.
+const RESTARTED: &str = "the daemon restarted; its ephemeral key and the shares collected so far were wiped: open a new request";
+
+/// Why a request collecting at shutdown was cancelled.
+const STOPPED: &str =
+    "the daemon shut down; shares collected so far were wiped: open a new request";
+
+impl Daemon {
+    /// Opens the state directory, cancels requests a previous run left collecting
+    /// (their E_req died with it), and records the start.
+    pub fn start(state_dir: &Path, clock: Clock) -> Result<Daemon> {
+        Daemon::start_with(
+            Store::open(state_dir)?,
+            state_dir,
+            clock,
+            system_rng(),
+            Vec::new(),
+        )
+    }
+
+    /// As [`Daemon::start`], on an opened store and with webhook routes for the outbox.
+    pub fn start_on(
+        store: Store,
+        state_dir: &Path,
+        clock: Clock,
+        routes: Vec<Route>,
+    ) -> Result<Daemon> {
+        Daemon::start_with(store, state_dir, clock, system_rng(), routes)
+    }
+
+    /// As [`Daemon::start_on`], with an injected RNG (tests seed it).
+    pub fn start_with(
+        mut store: Store,
+        state_dir: &Path,
+        clock: Clock,
+        rng: Rng,
+        routes: Vec<Route>,
+    ) -> Result<Daemon> {
+        let key = DaemonKey::new(keyfile::read_daemon_key(state_dir)?);
+        let meta = store.meta()?;
+        let commitments = store.commitments()?;
+        for c in &meta.policy.custodians {
+            if !commitments.contains_key(&c.id) {
+                return Err(Error::StateCorrupt {
+                    path: store.path().to_path_buf(),
+                    why: format!("no share commitment for custodian `{}`", c.id),
+                });
+            }
+        }
+        store.set_checkpointer(Checkpointer {
+            daemon_id: meta.daemon_id.clone(),
+            key: key.signing().clone(),
+        });
+        store.set_routes(routes);
+        let now = clock();
+        let mut records = Vec::new();
+        let mut abandoned = Vec::new();
+        for r in store.requests()? {
+            if let Some((r, recs)) = r.abandon(now, RESTARTED) {
+                abandoned.push(r);
+                records.extend(recs);
+            }
+        }
+        records.push(Record {
+            time: now,
+            actor: "daemon".into(),
+            request_id: None,
+            event: Event::DaemonStarted {
+                policy_digest: hex::encode(meta.policy_digest),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+        });
+        store.commit(&abandoned.iter().collect::<Vec<_>>(), records)?;
+        let (events, _) = broadcast::channel(1024);
+        Ok(Daemon {
+            meta,
+            commitments,
+            store,
+            key,
+            live: Mutex::new(Live {
+                requests: HashMap::new(),
+                rng,
+            }),
+            clock,
+            events,
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Expires collecting requests whose window has passed; returns their ids.
+    pub fn sweep(&self) -> Result<Vec<String>> {
+        let now = self.now();
+        let mut live = self.lock()?;
+        let due: Vec<String> = live
+            .requests
+            .iter()
+            .filter(|(_, c)| c.is_due(now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut expired = Vec::new();
+        for id in due {
+            let Some(c) = live.requests.remove(&id) else {
+                continue;
+            };
+            match c.expire(now, |r, recs| self.commit_one(r, recs)) {
+                Ok(_) => expired.push(id),
+                Err(refused) => {
+                    // Kept for the next sweep; no share is admitted after the deadline meanwhile.
+                    live.requests.insert(id, refused.state);
+                    return Err(refused.error);
+                }
+            }
+        }
+        drop(live);
+        super::scrub_stack();
+        Ok(expired)
+    }
+
+    /// Wipes all memory-only secrets, cancels what was collecting, records the stop.
+    pub fn shutdown(&self) -> Result<()> {
+        let now = self.now();
+        let mut live = self.lock()?;
+        let mut closed = Vec::new();
+        let mut records = Vec::new();
+        for (_, c) in live.requests.drain() {
+            // Each state drops (and wipes) here, whether or not the commit below succeeds.
+            let (r, recs) = c.abandon(now, STOPPED);
+            closed.push(r);
+            records.extend(recs);
+        }
+        drop(live);
+        records.push(Record {
+            time: now,
+            actor: "daemon".into(),
+            request_id: None,
+            event: Event::DaemonStopped,
+        });
+        let done = self.commit(&closed.iter().collect::<Vec<_>>(), records);
+        super::scrub_stack();
+        done
+    }
+}

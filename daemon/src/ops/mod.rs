@@ -1,0 +1,253 @@
+//! The daemon's operations, independent of the transport, one file each:
+//! decode (done by `server`) → load → decide (the engine, pure) → crypto → one
+//! store commit. The gRPC handlers in `server` only translate to and from this.
+//!
+//! Memory-only state (invariants 1 and 3): the live map holds one
+//! [`Collecting`] per collecting request, which owns E_req and the verified
+//! shares. A state leaves the map when it unlocks, is cancelled, expires or
+//! the daemon stops, and dropping it wipes what it owns. State-changing calls
+//! are serialised by one lock (the map and the injected RNG sit under it), so
+//! two shares completing a quorum at the same instant mint exactly once.
+
+mod cancel;
+mod fetch;
+mod lifecycle;
+mod open;
+mod read;
+mod revoke;
+mod submit;
+mod unlock;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ed25519_dalek::VerifyingKey;
+use rand_core::CryptoRngCore;
+use tokio::sync::{broadcast, Notify};
+
+use crate::crypto::daemon_key::DaemonKey;
+use crate::engine::auth::{self, Actor, SignedBy};
+use crate::engine::collecting::Collecting;
+use crate::engine::event::{Event, Record};
+use crate::engine::policy::Policy;
+use crate::engine::request::Request;
+use crate::engine::share::Commitment;
+use crate::error::{Error, Result};
+use crate::store::audit::AuditEntry;
+use crate::store::{Meta, Store};
+use breakglass_formats::keys::AuthorityPublic;
+
+pub use open::OpenCall;
+pub use revoke::RevocationList;
+pub use submit::{Progress, SubmitCall};
+
+/// Seconds since the epoch; injected so tests control time.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Randomness (E_req, SSH certificate nonces); injected so tests can seed it.
+pub type Rng = Box<dyn CryptoRngCore + Send>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    })
+}
+
+/// The operating system's RNG.
+pub fn system_rng() -> Rng {
+    Box::new(rand_core::OsRng)
+}
+
+/// A signature as received from a caller.
+#[derive(Debug, Clone)]
+pub struct Sig {
+    /// Signer id.
+    pub signer_id: String,
+    /// Signing time.
+    pub signed_at: u64,
+    /// Signature bytes.
+    pub signature: Vec<u8>,
+}
+
+impl Sig {
+    fn by(&self) -> SignedBy<'_> {
+        SignedBy {
+            signer_id: &self.signer_id,
+            signed_at: self.signed_at,
+            signature: &self.signature,
+        }
+    }
+}
+
+/// What the lock guards: the live states and the RNG that makes their keys.
+struct Live {
+    requests: HashMap<String, Collecting>,
+    rng: Rng,
+}
+
+/// The daemon.
+pub struct Daemon {
+    meta: Meta,
+    commitments: BTreeMap<String, Commitment>,
+    store: Store,
+    key: DaemonKey,
+    live: Mutex<Live>,
+    clock: Clock,
+    events: broadcast::Sender<AuditEntry>,
+    wake: Arc<Notify>,
+}
+
+impl Daemon {
+    /// Commits and then tells watchers and the webhook outbox.
+    fn commit(&self, requests: &[&Request], records: Vec<Record>) -> Result<()> {
+        let entries = self.store.commit(requests, records)?;
+        let any = !entries.is_empty();
+        for e in entries {
+            // No receiver is fine: nobody is watching.
+            let _ = self.events.send(e);
+        }
+        if any {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// `commit` for one request, in the shape the engine's transitions take.
+    fn commit_one(&self, r: &Request, records: Vec<Record>) -> Result<()> {
+        self.commit(&[r], records)
+    }
+
+    /// Live audit entries, as they are committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<AuditEntry> {
+        self.events.subscribe()
+    }
+
+    /// Notified after every commit (the webhook sender waits on it).
+    pub fn wake(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Records that a drill ran against this daemon.
+    pub fn record_drill(&self, note: &str) -> Result<()> {
+        let now = self.now();
+        self.commit(
+            &[],
+            vec![Record {
+                time: now,
+                actor: "drill".into(),
+                request_id: None,
+                event: Event::Drill { note: note.into() },
+            }],
+        )
+    }
+
+    /// Current time from the injected clock.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// The ceremony output and policy.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.meta.policy
+    }
+
+    /// The daemon's public key D.
+    pub fn daemon_public(&self) -> VerifyingKey {
+        self.key.public()
+    }
+
+    /// D's signature over the request's current view.
+    pub fn sign_view(&self, r: &Request) -> [u8; 64] {
+        self.key.sign_view(r)
+    }
+
+    /// The authority public key A.
+    pub fn authority(&self) -> Result<AuthorityPublic> {
+        AuthorityPublic::from_bytes(&self.meta.authority_public).map_err(|e| Error::StateCorrupt {
+            path: self.store.path().to_path_buf(),
+            why: e.to_string(),
+        })
+    }
+
+    /// The store (for audit reads).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Live>> {
+        // A poisoned lock means a panic mid-operation; refuse rather than guess at the state.
+        self.live.lock().map_err(|_| {
+            Error::Internal("a previous operation panicked; restart the daemon".into())
+        })
+    }
+
+    /// A stored request by id (the id's shape is checked first).
+    fn load(&self, id: &str) -> Result<Request> {
+        if id.is_empty() || id.len() > 64 {
+            return Err(Error::invalid(
+                "request_id",
+                "must be a request id like `req-0123456789abcdef`",
+            ));
+        }
+        self.store
+            .request(id)?
+            .ok_or_else(|| Error::RequestNotFound { id: id.to_string() })
+    }
+
+    /// The live state of a collecting request, taken out of the map (the caller
+    /// puts back whatever state comes out of the transition). A request that is
+    /// not live is closed or unknown, and the error says which.
+    fn take_live(&self, live: &mut Live, id: &str) -> Result<Collecting> {
+        match live.requests.remove(id) {
+            Some(c) => Ok(c),
+            None => {
+                let r = self.load(id)?;
+                if r.state.is_terminal() {
+                    Err(r.closed_error())
+                } else {
+                    Err(Error::Internal(format!(
+                        "request `{id}` is stored as collecting but its ephemeral key is gone"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Authenticates a call that the request's requester or any custodian may make.
+    fn requester_or_custodian(
+        &self,
+        r: &Request,
+        sig: &Sig,
+        payload: &[u8],
+        now: u64,
+        deny: impl FnOnce(String, String) -> Error,
+    ) -> Result<Actor> {
+        let actor = auth::authenticate_any(self.policy(), &sig.by(), payload, now)?;
+        if let Actor::Commander(c) = &actor {
+            if c.id() != r.requester {
+                return Err(deny(r.id.clone(), c.id().to_string()));
+            }
+        }
+        Ok(actor)
+    }
+}
+
+/// Overwrites the calling thread's recent stack with zeros. Libraries (x25519,
+/// ed25519, PASETO, OpenSSH signing) leave copies of keys in their stack frames;
+/// the operations that touch secrets call this before returning, so nothing of
+/// E_req, R, S or A outlives the call in a worker thread's stack (invariant 3).
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut buf = [0u8; 256 * 1024];
+    zeroize::Zeroize::zeroize(&mut buf[..]);
+    std::hint::black_box(&buf);
+}

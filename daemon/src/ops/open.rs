@@ -1,0 +1,92 @@
+//! `OpenRequest`: a commander asks for emergency access.
+
+use breakglass_proto::signing::{self, NONCE_LEN};
+
+use super::{Daemon, Sig};
+use crate::engine::auth;
+use crate::engine::collecting::{Collecting, OpenParams};
+use crate::engine::request::Request;
+use crate::error::{Error, Result};
+
+/// A commander's open call.
+#[derive(Debug, Clone)]
+pub struct OpenCall {
+    /// Scope.
+    pub scope: String,
+    /// Reason.
+    pub reason: String,
+    /// TTL.
+    pub ttl_seconds: u64,
+    /// OpenSSH public key to certify (required when the scope mints SSH certificates).
+    pub ssh_public_key: String,
+    /// Client nonce.
+    pub nonce: Vec<u8>,
+    /// Signature.
+    pub sig: Sig,
+}
+
+impl Daemon {
+    /// Opens a request.
+    pub fn open(&self, call: OpenCall) -> Result<Request> {
+        if call.nonce.len() != NONCE_LEN {
+            return Err(Error::invalid(
+                "nonce",
+                format!(
+                    "is {} bytes; must be {NONCE_LEN} random bytes",
+                    call.nonce.len()
+                ),
+            ));
+        }
+        let now = self.now();
+        let policy = self.policy();
+        let payload = signing::open_request(
+            &self.meta.daemon_id,
+            &call.sig.signer_id,
+            &call.scope,
+            &call.reason,
+            call.ttl_seconds,
+            &call.ssh_public_key,
+            &call.nonce,
+            call.sig.signed_at,
+        );
+        let who = auth::authenticate_commander(policy, &call.sig.by(), &payload, now)?;
+        policy.authorize_open(who.id(), &call.scope, call.ttl_seconds)?;
+        let ssh_public_key =
+            policy.subject_key(policy.scope(&call.scope)?, &call.ssh_public_key)?;
+        let id = signing::request_id(&payload);
+        let mut live = self.lock()?;
+        if self.store.request(&id)?.is_some() {
+            return Err(Error::RequestExists { id });
+        }
+        policy.check_open_bound(
+            who.id(),
+            live.requests
+                .values()
+                .filter(|c| c.request().requester == who.id())
+                .map(|c| c.request().id.clone())
+                .collect(),
+        )?;
+        let (collecting, records) = Collecting::open(
+            OpenParams {
+                id: id.clone(),
+                daemon_id: self.meta.daemon_id.clone(),
+                requester: who.id().to_string(),
+                scope: call.scope,
+                reason: call.reason,
+                ttl_seconds: call.ttl_seconds,
+                window_seconds: policy.collection_window_seconds,
+                threshold: u32::from(policy.threshold),
+                ssh_public_key,
+            },
+            live.rng.as_mut(),
+            now,
+        )?;
+        // Persisted first: if the commit fails, the new E_req drops (wiped) here.
+        self.commit_one(collecting.request(), records)?;
+        let r = collecting.request().clone();
+        live.requests.insert(id, collecting);
+        drop(live);
+        super::scrub_stack();
+        Ok(r)
+    }
+}

@@ -1,0 +1,88 @@
+//! The unlock's crypto: rebuild R from the quorum, open the seal, derive A,
+//! mint what the scope says, and encrypt the bundle to the requester. Every
+//! secret here (R, S, A, the bundle in clear) is wiped when it drops at the
+//! end of this function, whatever happens.
+
+use rand_core::CryptoRngCore;
+use zeroize::Zeroizing;
+
+use super::Daemon;
+use crate::crypto::authority::AuthorityKey;
+use crate::crypto::credential::{self, Grant, SshParams};
+use crate::crypto::{seal, shamir};
+use crate::engine::policy::CredentialKind;
+use crate::engine::request::{Request, StoredCredential};
+use crate::engine::share::VerifiedShare;
+use crate::error::{Error, Result};
+use breakglass_formats::envelope::encrypt_to_ssh;
+
+impl Daemon {
+    /// Mints the credential of `r` from its quorum of `shares`.
+    pub(super) fn mint(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        r: &Request,
+        shares: &[VerifiedShare],
+        now: u64,
+    ) -> Result<(StoredCredential, Vec<String>)> {
+        let root = shamir::combine(shares, r.threshold)?;
+        let seed = seal::unseal(
+            &root,
+            &self.meta.seal,
+            &self.meta.ceremony_id,
+            &self.meta.policy_digest,
+        )?;
+        drop(root);
+        let a = AuthorityKey::derive(&seed);
+        drop(seed);
+        if a.public().to_bytes() != self.meta.authority_public {
+            return Err(Error::Reconstruction(
+                "the rebuilt authority key is not the published one".into(),
+            ));
+        }
+        let policy = self.policy();
+        let scope = policy.scope(&r.scope)?;
+        let approvers: Vec<String> = r.approvals.iter().map(|x| x.custodian.clone()).collect();
+        let bundle = credential::mint(
+            &a,
+            rng,
+            &Grant {
+                daemon_id: &self.meta.daemon_id,
+                request_id: &r.id,
+                requester: &r.requester,
+                scope: &r.scope,
+                principals: &scope.principals,
+                reason: &r.reason,
+                approvers: &approvers,
+                now,
+                ttl_seconds: r.ttl_seconds,
+                token: scope.mints(CredentialKind::Token),
+                ssh: if scope.mints(CredentialKind::Ssh) {
+                    Some(SshParams {
+                        public_key: &r.ssh_public_key,
+                        extensions: &scope.ssh_extensions,
+                        clock_skew: policy.clock_skew_seconds,
+                    })
+                } else {
+                    None
+                },
+            },
+        )?;
+        drop(a);
+        let requester = policy.commander(&r.requester)?;
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&bundle).map_err(|e| Error::Internal(e.to_string()))?,
+        );
+        let sealed = encrypt_to_ssh(&requester.member.ssh_key, &plain)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok((
+            StoredCredential {
+                expires_at: bundle.expires_at,
+                sealed,
+                ssh_serial: bundle.ssh_serial,
+                ssh_key_id: bundle.ssh_key_id.clone(),
+            },
+            bundle.kinds(),
+        ))
+    }
+}

@@ -1,0 +1,79 @@
+//! One-line, plain-text summaries of audit entries, for terminals (`audit
+//! tail`) and for people reading notifications. No markup: the daemon's
+//! webhooks add their Slack decoration on top.
+
+use super::chain::AuditEntry;
+use super::event::Event;
+
+/// A one-line, plain-text summary of an entry.
+pub fn summary(e: &AuditEntry) -> String {
+    let req = e.request_id.as_deref().unwrap_or("-");
+    match &e.event {
+        Event::RequestOpened {
+            requester,
+            scope,
+            reason,
+            ttl_seconds,
+            ..
+        } => format!(
+            "breakglass: {requester} asks for emergency access to {scope} for {ttl_seconds}s ({req}): {reason}"
+        ),
+        Event::ShareAccepted {
+            custodian,
+            accepted,
+            threshold,
+        } => format!("breakglass: {custodian} approved {req} ({accepted}/{threshold})"),
+        Event::ShareRejected { custodian, reason } => {
+            format!("breakglass: share from {custodian} rejected for {req}: {reason}")
+        }
+        Event::QuorumReached { approvers } => format!(
+            "breakglass: quorum reached for {req} (approved by {})",
+            approvers.join(", ")
+        ),
+        Event::CredentialMinted { expires_at, kinds } => format!(
+            "breakglass: credential minted for {req} ({}), expires at {expires_at}",
+            kinds.join(" + ")
+        ),
+        Event::CredentialFetched { by } => {
+            format!("breakglass: {by} fetched the credential of {req}")
+        }
+        Event::CredentialRevoked { by, reason } => {
+            format!("breakglass: {by} revoked the credential of {req}: {reason}")
+        }
+        Event::RequestCancelled { by, reason } => {
+            format!("breakglass: {by} cancelled {req}: {reason}")
+        }
+        Event::RequestExpired { accepted } => {
+            format!("breakglass: {req} expired with {accepted} approvals")
+        }
+        other => format!("breakglass: {} (entry {})", other.kind(), e.seq),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{chain, Record};
+
+    #[test]
+    fn plain_text_without_markup() {
+        let rec = Record {
+            time: 1,
+            actor: "ic".into(),
+            request_id: Some("req-1".into()),
+            event: Event::RequestOpened {
+                requester: "ic".into(),
+                scope: "prod-ssh".into(),
+                reason: "db down".into(),
+                ttl_seconds: 600,
+                deadline: 900,
+                digest: "00".into(),
+            },
+        };
+        let (e, _) = chain(1, &[0; 32], rec).unwrap();
+        assert_eq!(
+            summary(&e),
+            "breakglass: ic asks for emergency access to prod-ssh for 600s (req-1): db down"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! breakglass-formats: everything a custodian, a commander or a downstream
+//! verifier reads or writes, with no server, no storage and no HTTP client.
+//!
+//! - [`envelope`]: age envelopes to ssh-ed25519 keys and the custodian's share file.
+//! - [`keys`]: the authority public key A in its three spellings, and registered ssh-ed25519 keys.
+//! - [`credential`]: the credential bundle and offline verification of its PASETO token.
+//! - [`sshcert`]: OpenSSH user certificates (verification, key id, serial) and KRLs.
+//! - [`revocation`]: the revocation list entries the daemon signs and the JSON list verifiers read.
+//! - [`verify`]: what `breakglass credential verify` does with a file: recognise it, verify it, check revocation.
+//! - [`audit`]: audit events and entries, the hash chain and its checkpoints, plain-text summaries.
+//!
+//! `breakglass-proto` stays the wire contract (messages, signed payloads,
+//! share transport); this crate is what lives in files and in people's hands.
+//! Each area has its own documented error enum.
+
+pub mod audit;
+pub mod credential;
+pub mod envelope;
+pub mod keys;
+pub mod revocation;
+pub mod sshcert;
+pub mod time;
+pub mod verify;
