@@ -213,7 +213,8 @@ impl Request {
         }
     }
 
-    /// Revokes the minted credential. `by` must be the requester or a custodian (checked by the caller).
+    /// Revokes the minted credential. `by` must be the requester or a custodian
+    /// (checked by the caller); `reason` comes from [`super::policy::reason`].
     pub fn revoke(&self, by: &str, reason: &str, now: u64) -> Result<(Request, Vec<Record>)> {
         if self.state != State::Unlocked || self.credential.is_none() {
             return Err(Error::NoCredential {
@@ -228,11 +229,6 @@ impl Request {
                 at: r.at,
             });
         }
-        let reason = if reason.trim().is_empty() {
-            "no reason given"
-        } else {
-            reason.trim()
-        };
         let mut r = self.clone();
         r.revocation = Some(Revocation {
             at: now,

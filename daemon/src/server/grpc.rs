@@ -4,8 +4,6 @@ use std::sync::Arc;
 
 use std::pin::Pin;
 
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request as GrpcRequest, Response, Status};
 
@@ -16,73 +14,14 @@ use super::status::to_status;
 use super::view::view;
 use crate::error::{Error, Result};
 use crate::ops::{Daemon, OpenCall, Sig, SubmitCall};
-use crate::store::audit::AuditEntry;
 
 /// A server stream of results.
 pub type ResultStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Audit entries read per store transaction when streaming.
-const AUDIT_BATCH: usize = 512;
-
-/// An entry as the wire carries it; an entry that cannot be encoded is an
-/// error for the stream, never an empty record.
-fn record(e: &AuditEntry) -> Result<pb::AuditRecord, Status> {
-    serde_json::to_string(e)
-        .map(|json| pb::AuditRecord { seq: e.seq, json })
-        .map_err(|why| {
-            to_status(&Error::Internal(format!(
-                "audit entry {} cannot be encoded: {why}",
-                e.seq
-            )))
-        })
-}
-
-/// Sends entries `from..=to` (or to the end if `to` is None) from the store; returns the last seq sent.
-async fn backfill(
-    d: &Arc<Daemon>,
-    tx: &mpsc::Sender<Result<pb::AuditRecord, Status>>,
-    mut from: u64,
-    to: Option<u64>,
-) -> Option<u64> {
-    let mut last = from.saturating_sub(1);
-    loop {
-        let dd = d.clone();
-        let batch = tokio::task::spawn_blocking(move || dd.store().audit(from, AUDIT_BATCH)).await;
-        let batch = match batch {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                let _ = tx.send(Err(to_status(&e))).await;
-                return None;
-            }
-            Err(e) => {
-                let _ = tx
-                    .send(Err(to_status(&Error::Internal(e.to_string()))))
-                    .await;
-                return None;
-            }
-        };
-        if batch.is_empty() {
-            return Some(last);
-        }
-        for e in &batch {
-            if to.is_some_and(|t| e.seq > t) {
-                return Some(last);
-            }
-            let sent = record(e);
-            let failed = sent.is_err();
-            if tx.send(sent).await.is_err() || failed {
-                return None;
-            }
-            last = e.seq;
-        }
-        from = last + 1;
-    }
-}
-
 /// The `breakglass.v1.BreakGlass` service.
 #[derive(Clone)]
 pub struct BreakGlassService {
-    daemon: Arc<Daemon>,
+    pub(super) daemon: Arc<Daemon>,
     limiter: Arc<Limiter>,
     mtls: bool,
 }
@@ -139,7 +78,7 @@ impl BreakGlassService {
     }
 
     /// Runs a daemon operation on the blocking pool (it signs, decrypts and fsyncs).
-    async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Daemon) -> Result<T> + Send + 'static,
     ) -> Result<T, Status> {
@@ -377,14 +316,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::AuditExportRequest>,
     ) -> Result<Response<Self::AuditExportStream>, Status> {
-        let since = req.into_inner().since.max(1);
-        let d = self.daemon.clone();
-        let head = self.run(|d| d.store().audit_head()).await?;
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            backfill(&d, &tx, since, Some(head)).await;
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        self.export_stream(req.into_inner().since).await
     }
 
     type WatchAuditStream = ResultStream<pb::AuditRecord>;
@@ -393,45 +325,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::WatchAuditRequest>,
     ) -> Result<Response<Self::WatchAuditStream>, Status> {
-        let since = req.into_inner().since;
-        let d = self.daemon.clone();
-        // Subscribe before reading the head, so nothing committed in between is missed.
-        let mut live = d.subscribe();
-        let head = self.run(|d| d.store().audit_head()).await?;
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            let mut last = if since == 0 {
-                head
-            } else {
-                match backfill(&d, &tx, since, Some(head)).await {
-                    // The last entry sent, or `since - 1` if there was none yet.
-                    Some(l) => l,
-                    None => return,
-                }
-            };
-            loop {
-                match live.recv().await {
-                    Ok(e) => {
-                        if e.seq > last {
-                            let sent = record(&e);
-                            let failed = sent.is_err();
-                            if tx.send(sent).await.is_err() || failed {
-                                return;
-                            }
-                            last = e.seq;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        match backfill(&d, &tx, last + 1, None).await {
-                            Some(l) => last = l,
-                            None => return,
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        self.watch_audit_stream(req.into_inner().since).await
     }
 
     type WatchRequestStream = ResultStream<pb::RequestView>;
@@ -440,47 +334,6 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::WatchRequestRequest>,
     ) -> Result<Response<Self::WatchRequestStream>, Status> {
-        let id = req.into_inner().id;
-        let d = self.daemon.clone();
-        let mut live = d.subscribe();
-        let first = {
-            let id = id.clone();
-            self.run(move |d| d.get(&id)).await?
-        };
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            let mut current = first;
-            loop {
-                if tx.send(Ok(view(&d, &current))).await.is_err() || current.state.is_terminal() {
-                    return;
-                }
-                // Wait for an entry about this request (or a lag, after which we re-read).
-                loop {
-                    match live.recv().await {
-                        Ok(e) if e.request_id.as_deref() == Some(id.as_str()) => break,
-                        Ok(_) => continue,
-                        Err(broadcast::error::RecvError::Lagged(_)) => break,
-                        Err(broadcast::error::RecvError::Closed) => return,
-                    }
-                }
-                let (dd, idd) = (d.clone(), id.clone());
-                match tokio::task::spawn_blocking(move || dd.get(&idd)).await {
-                    Ok(Ok(r)) => current = r,
-                    Ok(Err(e)) => {
-                        let _ = tx.send(Err(to_status(&e))).await;
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(to_status(&Error::Internal(format!(
-                                "worker failed: {e}"
-                            )))))
-                            .await;
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        self.watch_request_stream(req.into_inner().id).await
     }
 }

@@ -5,6 +5,7 @@
 pub mod grpc;
 pub mod limit;
 pub mod status;
+mod stream;
 pub mod tls;
 mod view;
 

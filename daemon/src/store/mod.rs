@@ -12,11 +12,16 @@
 pub use breakglass_formats::audit;
 
 pub mod keyfile;
+mod log;
+use log::append_in;
+mod outbox;
+
+pub use outbox::OutboxState;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::engine::event::Record;
 use crate::engine::policy::Policy;
@@ -91,17 +96,6 @@ impl Route {
     fn wants(&self, kind: &str) -> bool {
         self.kinds.contains("*") || self.kinds.contains(kind)
     }
-}
-
-/// Delivery state of one outbox item.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct OutboxState {
-    /// Attempts so far.
-    pub attempts: u32,
-    /// Earliest time of the next attempt.
-    pub next_at: u64,
-    /// Last error, if any.
-    pub last_error: String,
 }
 
 /// The redb store.
@@ -356,151 +350,4 @@ impl Store {
         tx.commit().map_err(storage)?;
         Ok(entries)
     }
-
-    /// Appends audit records alone.
-    pub fn append(&self, records: Vec<Record>) -> Result<Vec<AuditEntry>> {
-        self.commit(&[], records)
-    }
-
-    /// One audit entry.
-    pub fn audit_entry(&self, seq: u64) -> Result<Option<AuditEntry>> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let t = tx.open_table(AUDIT).map_err(storage)?;
-        let v = t.get(seq).map_err(storage)?;
-        v.map(|v| serde_json::from_slice(v.value()).map_err(storage))
-            .transpose()
-    }
-
-    /// Sequence number of the newest entry (0 if none).
-    pub fn audit_head(&self) -> Result<u64> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let t = tx.open_table(AUDIT).map_err(storage)?;
-        let last = t
-            .last()
-            .map_err(storage)?
-            .map(|(k, _)| k.value())
-            .unwrap_or(0);
-        Ok(last)
-    }
-
-    /// Outbox items due at `now`, oldest first, at most `limit`.
-    pub fn outbox_due(&self, now: u64, limit: usize) -> Result<Vec<(u64, String, OutboxState)>> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let t = tx.open_table(OUTBOX).map_err(storage)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(storage)? {
-            let (k, v) = row.map_err(storage)?;
-            let st: OutboxState = serde_json::from_slice(v.value()).map_err(storage)?;
-            if st.next_at <= now {
-                let (seq, name) = k.value();
-                out.push((seq, name.to_string(), st));
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Number of pending outbox items.
-    pub fn outbox_len(&self) -> Result<u64> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        tx.open_table(OUTBOX)
-            .map_err(storage)?
-            .len()
-            .map_err(storage)
-    }
-
-    /// Removes a delivered item.
-    pub fn outbox_done(&self, seq: u64, name: &str) -> Result<()> {
-        let tx = self.db.begin_write().map_err(storage)?;
-        {
-            let mut t = tx.open_table(OUTBOX).map_err(storage)?;
-            t.remove((seq, name)).map_err(storage)?;
-        }
-        tx.commit().map_err(storage)
-    }
-
-    /// Records a failed attempt.
-    pub fn outbox_retry(&self, seq: u64, name: &str, st: &OutboxState) -> Result<()> {
-        let tx = self.db.begin_write().map_err(storage)?;
-        {
-            let mut t = tx.open_table(OUTBOX).map_err(storage)?;
-            t.insert(
-                (seq, name),
-                serde_json::to_vec(st).map_err(storage)?.as_slice(),
-            )
-            .map_err(storage)?;
-        }
-        tx.commit().map_err(storage)
-    }
-
-    /// Audit entries with `seq >= since`, at most `limit`.
-    pub fn audit(&self, since: u64, limit: usize) -> Result<Vec<AuditEntry>> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let t = tx.open_table(AUDIT).map_err(storage)?;
-        let mut out = Vec::new();
-        for row in t.range(since..).map_err(storage)?.take(limit) {
-            let (_, v) = row.map_err(storage)?;
-            out.push(serde_json::from_slice(v.value()).map_err(storage)?);
-        }
-        Ok(out)
-    }
-}
-
-fn append_in(
-    audit: &mut redb::Table<'_, u64, &[u8]>,
-    records: Vec<Record>,
-    checkpointer: Option<&Checkpointer>,
-) -> Result<Vec<AuditEntry>> {
-    if records.is_empty() {
-        return Ok(Vec::new());
-    }
-    // The head comes from the last entry: no scan, so start-up and appends stay
-    // constant-time as the log grows.
-    let (mut seq, mut prev) = match audit.last().map_err(storage)? {
-        Some((k, v)) => {
-            let e: AuditEntry = serde_json::from_slice(v.value()).map_err(storage)?;
-            let mut h = [0u8; 32];
-            hex::decode_to_slice(&e.hash, &mut h).map_err(storage)?;
-            (k.value(), h)
-        }
-        None => (0, [0u8; 32]),
-    };
-    let time = records.last().map(|r| r.time).unwrap_or(0);
-    let checkpoint = checkpointer.is_some() && records.iter().any(|r| r.event.wants_checkpoint());
-    let mut out = Vec::with_capacity(records.len() + 1);
-    let mut push = |r: Record, seq: &mut u64, prev: &mut [u8; 32]| -> Result<()> {
-        *seq += 1;
-        let (entry, h) = audit::chain(*seq, prev, r).map_err(|e| Error::Internal(e.to_string()))?;
-        audit
-            .insert(
-                *seq,
-                serde_json::to_vec(&entry).map_err(storage)?.as_slice(),
-            )
-            .map_err(storage)?;
-        *prev = h;
-        out.push(entry);
-        Ok(())
-    };
-    for r in records {
-        push(r, &mut seq, &mut prev)?;
-    }
-    if let (true, Some(c)) = (checkpoint, checkpointer) {
-        use ed25519_dalek::Signer;
-        let payload = breakglass_proto::signing::audit_checkpoint(&c.daemon_id, seq, &prev);
-        let rec = Record {
-            time,
-            actor: "daemon".into(),
-            request_id: None,
-            event: crate::engine::event::Event::Checkpoint {
-                daemon_id: c.daemon_id.clone(),
-                seq,
-                head: hex::encode(prev),
-                signature: hex::encode(c.key.sign(&payload).to_bytes()),
-            },
-        };
-        push(rec, &mut seq, &mut prev)?;
-    }
-    Ok(out)
 }

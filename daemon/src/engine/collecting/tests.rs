@@ -1,0 +1,311 @@
+//! Tests of the parent module.
+
+use super::*;
+use crate::engine::auth::AuthenticatedCustodian;
+use crate::engine::share::tests::verified;
+use proptest::prelude::*;
+use rand::SeedableRng;
+
+pub const T0: u64 = 1_000_000;
+
+pub fn params() -> OpenParams {
+    OpenParams {
+        id: "req-1".into(),
+        daemon_id: "d".into(),
+        requester: "ic".into(),
+        scope: "prod-ssh".into(),
+        reason: "db down".into(),
+        ttl_seconds: 600,
+        window_seconds: 900,
+        threshold: 3,
+        ssh_public_key: String::new(),
+    }
+}
+
+pub fn opened() -> Collecting {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let (c, recs) = Collecting::open(params(), &mut rng, T0).unwrap();
+    assert_eq!(recs.len(), 1);
+    assert!(matches!(recs[0].event, Event::RequestOpened { .. }));
+    c
+}
+
+fn share(i: u8) -> VerifiedShare {
+    verified(&AuthenticatedCustodian::for_tests(&format!("c{i}"), i))
+}
+
+fn cred() -> StoredCredential {
+    StoredCredential {
+        expires_at: T0 + 600,
+        sealed: vec![1],
+        ssh_serial: None,
+        ssh_key_id: None,
+    }
+}
+
+fn ok(_: &Request, _: Vec<Record>) -> Result<()> {
+    Ok(())
+}
+
+fn fail(_: &Request, _: Vec<Record>) -> Result<()> {
+    Err(Error::Storage("disk full".into()))
+}
+
+fn more(a: std::result::Result<Accepted, Refused<Collecting>>) -> Collecting {
+    match a {
+        Ok(Accepted::Collecting(c)) => c,
+        _ => panic!("expected collecting"),
+    }
+}
+
+fn quorum(a: std::result::Result<Accepted, Refused<Collecting>>) -> QuorumReached {
+    match a {
+        Ok(Accepted::Quorum(q)) => q,
+        _ => panic!("expected a quorum"),
+    }
+}
+
+#[test]
+fn open_sets_deadline_digest_and_a_fresh_key() {
+    let c = opened();
+    let r = c.request();
+    assert_eq!(r.state, State::Collecting);
+    assert_eq!(r.deadline, T0 + 900);
+    assert_ne!(r.digest, [0; 32]);
+    assert_eq!(
+        PublicKey::from(c.ephemeral.as_ref()).to_bytes(),
+        r.ephemeral_public
+    );
+    let mut other = rand::rngs::StdRng::seed_from_u64(8);
+    let (d, _) = Collecting::open(params(), &mut other, T0).unwrap();
+    assert_ne!(d.request().ephemeral_public, r.ephemeral_public);
+}
+
+#[test]
+fn open_rejects_empty_and_long_reason() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    for bad in ["  ".to_string(), "x".repeat(2000)] {
+        let mut p = params();
+        p.reason = bad;
+        assert!(matches!(
+            Collecting::open(p, &mut rng, T0),
+            Err(Error::InvalidArgument {
+                field: "reason",
+                ..
+            })
+        ));
+    }
+}
+
+/// Invariant 2: only the share that brings the count to `threshold` reaches a
+/// quorum, and only a quorum unlocks.
+#[test]
+fn collecting_to_unlocked() {
+    let c = more(opened().accept(share(1), T0 + 1, ok));
+    let c = more(c.accept(share(2), T0 + 2, ok));
+    assert_eq!(c.shares.len(), 2);
+    let q = quorum(c.accept(share(3), T0 + 3, ok));
+    assert_eq!(q.request().approvals.len(), 3);
+    let mut kept = Vec::new();
+    let u = q
+        .unlock(
+            T0 + 3,
+            |_, shares| {
+                assert_eq!(shares.len(), 3);
+                Ok((cred(), vec!["paseto".into()]))
+            },
+            |_, recs| {
+                kept = recs;
+                Ok(())
+            },
+        )
+        .ok()
+        .unwrap();
+    assert_eq!(u.state, State::Unlocked);
+    let kinds: Vec<&str> = kept.iter().map(|r| r.event.kind()).collect();
+    assert_eq!(
+        kinds,
+        ["share_accepted", "quorum_reached", "credential_minted"]
+    );
+}
+
+/// Nothing lost: a failed commit leaves the state as it was, with its shares.
+#[test]
+fn failed_commit_keeps_the_state() {
+    let c = more(opened().accept(share(1), T0 + 1, ok));
+    let back = match c.accept(share(2), T0 + 2, fail) {
+        Err(r) => r.state,
+        Ok(_) => panic!("accepted despite a failed commit"),
+    };
+    assert_eq!(back.request().approvals.len(), 1);
+    assert_eq!(back.shares.len(), 1);
+    let c = more(back.accept(share(2), T0 + 2, ok));
+    let q = quorum(c.accept(share(3), T0 + 3, ok));
+    let back = match q.unlock(T0 + 3, |_, _| Ok((cred(), vec![])), fail) {
+        Err(r) => r.state,
+        Ok(_) => panic!("unlocked despite a failed commit"),
+    };
+    assert_eq!(back.request().approvals.len(), 2);
+    assert_eq!(back.shares.len(), 2);
+    let q = quorum(back.accept(share(3), T0 + 4, ok));
+    let failed = q.unlock(T0 + 4, |_, _| Err(Error::Reconstruction("bad".into())), ok);
+    assert!(matches!(
+        failed,
+        Err(Refused {
+            error: Error::Reconstruction(_),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn duplicate_custodian_refused() {
+    let c = more(opened().accept(share(1), T0, ok));
+    let p =
+        crate::engine::policy::Policy::from_toml(&crate::engine::policy::tests::sample_toml(3, 2))
+            .unwrap();
+    assert!(matches!(
+        c.admit(&p, "c1", T0),
+        Err(Error::DuplicateShare { .. })
+    ));
+    assert!(matches!(
+        c.accept(share(1), T0, ok),
+        Err(Refused {
+            error: Error::DuplicateShare { .. },
+            ..
+        })
+    ));
+}
+
+/// Invariant 7 (time-boxed): no share is admitted at or after the deadline,
+/// and expiry happens only then.
+#[test]
+fn window_and_expiry_with_injected_clock() {
+    let p =
+        crate::engine::policy::Policy::from_toml(&crate::engine::policy::tests::sample_toml(3, 2))
+            .unwrap();
+    let c = opened();
+    assert!(c.admit(&p, "c1", T0 + 899).is_ok());
+    assert!(matches!(
+        c.admit(&p, "c1", T0 + 900),
+        Err(Error::WindowClosed { .. })
+    ));
+    let c = match c.expire(T0 + 899, ok) {
+        Err(r) => r.state,
+        Ok(_) => panic!("expired early"),
+    };
+    let mut kept = Vec::new();
+    let e = c
+        .expire(T0 + 900, |_, recs| {
+            kept = recs;
+            Ok(())
+        })
+        .ok()
+        .unwrap();
+    assert_eq!(e.state, State::Expired);
+    assert!(matches!(
+        kept[0].event,
+        Event::RequestExpired { accepted: 0 }
+    ));
+    assert!(matches!(
+        e.closed_error(),
+        Error::RequestClosed {
+            state: "expired",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn cancel_and_abandon() {
+    let c = opened().cancel("ic", "resolved", T0 + 5, ok).ok().unwrap();
+    assert_eq!(c.state, State::Cancelled);
+    assert_eq!(c.close_reason, "cancelled by ic: resolved");
+    let (a, recs) = opened().abandon(T0 + 1, "daemon stopped");
+    assert_eq!(a.state, State::Cancelled);
+    assert!(matches!(recs[0].event, Event::RequestCancelled { .. }));
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Share(u8),
+    Cancel,
+    Tick(u64),
+    Expire,
+    FailNext,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (1u8..=6).prop_map(Step::Share),
+        Just(Step::Cancel),
+        (0u64..400).prop_map(Step::Tick),
+        Just(Step::Expire),
+        Just(Step::FailNext),
+    ]
+}
+
+#[allow(clippy::large_enum_variant)]
+enum Now {
+    Live(Collecting),
+    Done(Request),
+}
+
+proptest! {
+    /// Invariants 2 and 7 under random event sequences, with failing commits:
+    /// never more than one credential, never an unlock below threshold,
+    /// terminal states stay terminal, nothing accepted after the deadline,
+    /// and the live state always matches what was last committed.
+    #[test]
+    fn random_sequences_keep_invariants(steps in proptest::collection::vec(step(), 0..40)) {
+        let mut st = Now::Live(opened());
+        let mut now = T0;
+        let mut minted = 0;
+        let mut fail_next = false;
+        let mut committed: Option<Request> = None;
+        for s in steps {
+            let fail = fail_next;
+            let commit = move |_: &Request, _: Vec<Record>| -> Result<()> {
+                if fail { Err(Error::Storage("x".into())) } else { Ok(()) }
+            };
+            st = match (st, s) {
+                (st, Step::Tick(d)) => { now += d; st }
+                (st, Step::FailNext) => { fail_next = !fail_next; st }
+                (Now::Done(r), _) => Now::Done(r),
+                (Now::Live(c), Step::Expire) => {
+                    if !c.is_due(now) { Now::Live(c) } else {
+                        match c.expire(now, commit) { Ok(r) => Now::Done(r), Err(r) => Now::Live(r.state) }
+                    }
+                }
+                (Now::Live(c), Step::Cancel) => match c.cancel("ic", "x", now, commit) {
+                    Ok(r) => Now::Done(r), Err(r) => Now::Live(r.state)
+                },
+                (Now::Live(c), Step::Share(i)) => match c.accept(share(i), now, commit) {
+                    Err(r) => Now::Live(r.state),
+                    Ok(Accepted::Collecting(c)) => Now::Live(c),
+                    Ok(Accepted::Quorum(q)) => {
+                        prop_assert!(q.request().approvals.len() as u32 >= q.request().threshold);
+                        match q.unlock(now, |_, _| Ok((cred(), vec![])), commit) {
+                            Ok(r) => { minted += 1; Now::Done(r) }
+                            Err(r) => Now::Live(r.state),
+                        }
+                    }
+                },
+            };
+            let r = match &st { Now::Live(c) => { prop_assert_eq!(c.shares.len(), c.request().approvals.len()); c.request().clone() } Now::Done(r) => r.clone() };
+            if let Some(before) = &committed {
+                if before.state.is_terminal() {
+                    prop_assert_eq!(before, &r, "terminal state changed");
+                }
+            }
+            if r.state == State::Unlocked {
+                prop_assert!(r.approvals.len() as u32 >= r.threshold);
+            }
+            for a in &r.approvals {
+                prop_assert!(a.at < r.deadline);
+            }
+            prop_assert!(minted <= 1);
+            committed = Some(r);
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Tests of the parent module.
+
+use super::*;
+use ed25519_dalek::SigningKey;
+
+pub fn ssh_line(sk: &SigningKey) -> String {
+    let kp = ssh_key::private::Ed25519Keypair::from_seed(&sk.to_bytes());
+    ssh_key::PublicKey::from(kp.public)
+        .to_openssh()
+        .unwrap_or_default()
+}
+
+pub fn key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[i; 32])
+}
+
+pub fn sample_toml(n: u8, k: u8) -> String {
+    let mut s = format!(
+        "threshold = {k}\ncollection_window = \"15m\"\nmax_ttl = \"1h\"\n\n[[scopes]]\nname = \"prod-ssh\"\nprincipals = [\"root\"]\nmax_ttl = \"30m\"\n\n[[scopes]]\nname = \"prod-db\"\ncredentials = [\"token\"]\n\n"
+    );
+    for i in 1..=n {
+        s.push_str(&format!(
+            "[[custodians]]\nid = \"c{i}\"\nname = \"Custodian {i}\"\nssh_key = \"{} c{i}@example\"\n\n",
+            ssh_line(&key(i))
+        ));
+    }
+    s.push_str(&format!(
+        "[[commanders]]\nid = \"ic\"\nssh_key = \"{}\"\nscopes = [\"prod-ssh\"]\n",
+        ssh_line(&key(100))
+    ));
+    s
+}
+
+#[test]
+fn parses_and_round_trips() {
+    let p = Policy::from_toml(&sample_toml(5, 3)).unwrap();
+    assert_eq!(p.threshold, 3);
+    assert_eq!(p.collection_window_seconds, 900);
+    assert_eq!(p.custodian("c2").unwrap().0, 2);
+    assert!(
+        !p.custodians[0].ssh_key.contains("example"),
+        "comment dropped"
+    );
+    let again = Policy::from_canonical_json(&p.canonical_json().unwrap()).unwrap();
+    assert_eq!(again, p);
+    assert_eq!(again.digest().unwrap(), p.digest().unwrap());
+    assert!(p.custodian_key("c2").is_ok() && p.commander_key("ic").is_ok());
+    assert!(matches!(
+        p.custodian_key("ic"),
+        Err(Error::UnknownCustodian { .. })
+    ));
+}
+
+#[test]
+fn rejects_bad_policies() {
+    let cases = [
+        (sample_toml(5, 1), "threshold 1 is below 2"),
+        (sample_toml(2, 3), "2 custodians with threshold 3"),
+        (
+            sample_toml(3, 2).replace("\"15m\"", "\"soon\""),
+            "not a duration",
+        ),
+        (
+            sample_toml(3, 2).replace("max_ttl = \"1h\"", "max_ttl = \"30d\""),
+            "max_ttl must be between",
+        ),
+        (
+            sample_toml(3, 2).replace("scopes = [\"prod-ssh\"]", "scopes = [\"nope\"]"),
+            "not defined",
+        ),
+        (
+            sample_toml(3, 2).replace("id = \"c2\"", "id = \"c1\""),
+            "appears twice",
+        ),
+        (
+            sample_toml(3, 2).replace("id = \"c2\"", "id = \"bad id\""),
+            "must be 1 to 64",
+        ),
+        (
+            sample_toml(3, 2).replace("ssh-ed25519", "ssh-rsa"),
+            "ssh_key",
+        ),
+    ];
+    for (toml, want) in cases {
+        let err = Policy::from_toml(&toml).unwrap_err().to_string();
+        assert!(err.contains(want), "{err:?} should contain {want:?}");
+    }
+}
+
+#[test]
+fn authorize_open_checks_commander_scope_and_ttl() {
+    let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
+    assert!(p.authorize_open("ic", "prod-ssh", 1800).is_ok());
+    assert!(matches!(
+        p.authorize_open("c1", "prod-ssh", 60),
+        Err(Error::NotACommander { .. })
+    ));
+    assert!(matches!(
+        p.authorize_open("ic", "prod-db", 60),
+        Err(Error::ScopeNotAllowed { .. })
+    ));
+    assert!(matches!(
+        p.authorize_open("ic", "nope", 60),
+        Err(Error::UnknownScope { .. })
+    ));
+    assert!(matches!(
+        p.authorize_open("ic", "prod-ssh", 1801),
+        Err(Error::TtlTooLong { max: 1800, .. })
+    ));
+    assert!(matches!(
+        p.authorize_open("ic", "prod-ssh", 0),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+#[test]
+fn reasons_are_trimmed_bounded_and_required_for_open() {
+    assert_eq!(reason("  db down ", true).unwrap(), "db down");
+    assert_eq!(reason("  ", false).unwrap(), "no reason given");
+    let empty = reason(" ", true).unwrap_err().to_string();
+    assert!(empty.contains("say why"), "{empty}");
+    let long = reason(&"x".repeat(2000), false).unwrap_err().to_string();
+    assert!(long.contains("at most 1024"), "{long}");
+}
+
+#[test]
+fn subject_key_follows_the_scope() {
+    let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
+    let ssh = p.scope("prod-ssh").unwrap();
+    let token = p.scope("prod-db").unwrap();
+    let line = format!("{} me@laptop", ssh_line(&key(9)));
+    assert_eq!(p.subject_key(ssh, &line).unwrap(), ssh_line(&key(9)));
+    assert!(matches!(p.subject_key(ssh, " "), Err(Error::SshKey(m)) if m.contains("--ssh-key")));
+    assert_eq!(p.subject_key(token, "").unwrap(), "");
+    assert!(
+        matches!(p.subject_key(token, &line), Err(Error::SshKey(m)) if m.contains("leave the SSH key out"))
+    );
+}
+
+#[test]
+fn open_bound_and_separation_of_duties() {
+    let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
+    assert!(p
+        .check_open_bound("ic", vec!["a".into(), "b".into()])
+        .is_ok());
+    assert!(matches!(
+        p.check_open_bound("ic", vec!["c".into(), "a".into(), "b".into()]),
+        Err(Error::TooManyOpen { open: 3, limit: 3, ref ids, .. }) if ids == "a, b, c"
+    ));
+    assert!(p.check_separation("r", "c1", "ic").is_ok());
+    assert!(matches!(
+        p.check_separation("r", "ic", "ic"),
+        Err(Error::OwnRequest { .. })
+    ));
+    // The same key under two ids is the same person.
+    let same_key = sample_toml(3, 2).replace(&ssh_line(&key(100)), &ssh_line(&key(1)));
+    let p = Policy::from_toml(&same_key).unwrap();
+    assert!(matches!(
+        p.check_separation("r", "c1", "ic"),
+        Err(Error::OwnRequest { .. })
+    ));
+    let off = Policy::from_toml(&format!("separation_of_duties = false\n{same_key}")).unwrap();
+    assert!(off.check_separation("r", "c1", "ic").is_ok());
+}
