@@ -135,9 +135,12 @@ impl Recorder {
     }
 }
 
+/// The drill policy's clock skew: how far the credential's start is backdated.
+const DRILL_CLOCK_SKEW: u64 = 120;
+
 fn policy_toml(custodians: &[Identity], commander: &Identity, k: u8) -> String {
     let mut s = format!(
-        "threshold = {k}\ncollection_window = \"10m\"\nmax_ttl = \"1h\"\n\n[[scopes]]\nname = \"drill\"\nprincipals = [\"breakglass-drill\"]\nmax_ttl = \"30m\"\n\n"
+        "threshold = {k}\ncollection_window = \"10m\"\nmax_ttl = \"1h\"\nclock_skew = \"{DRILL_CLOCK_SKEW}s\"\n\n[[scopes]]\nname = \"drill\"\nprincipals = [\"breakglass-drill\"]\nmax_ttl = \"30m\"\n\n"
     );
     for (i, c) in custodians.iter().enumerate() {
         s.push_str(&format!(
@@ -609,9 +612,10 @@ fn check_token(
             opts.threshold
         ));
     }
-    if v.expires_at.saturating_sub(v.issued_at) > opts.ttl_seconds {
+    // iat and nbf are backdated by the policy's clock skew, like the certificate.
+    if v.expires_at.saturating_sub(v.issued_at) > opts.ttl_seconds + DRILL_CLOCK_SKEW {
         return Err(format!(
-            "token lives {}s, more than the {}s asked",
+            "token lives {}s, more than the {}s asked plus {DRILL_CLOCK_SKEW}s of clock skew",
             v.expires_at - v.issued_at,
             opts.ttl_seconds
         ));

@@ -234,6 +234,19 @@ pub enum Error {
         /// What is missing.
         why: String,
     },
+    /// A state file or directory others may write: refused, since anyone who can
+    /// write it can replace the seal, the policy or the daemon key.
+    #[error("{path} is mode {mode:o}, writable by {who}; run `chmod {fix} {path}` (and check who changed it) before serving")]
+    UnsafePermissions {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// "group", "others" or "group and others".
+        who: &'static str,
+        /// The mode to set.
+        fix: &'static str,
+    },
     /// The state directory is damaged.
     #[error("{path}: breakglass state is damaged: {why}; restore it from backup (the shares alone cannot rebuild it)")]
     StateCorrupt {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use breakglass_daemon::{
-    harden_process, init, load_or_create, routes, run_webhooks, run_with, system_clock, Config,
-    Daemon, ServeOptions, Store,
+    check_modes, harden_process, init, load_or_create, routes, run_webhooks, run_with,
+    system_clock, Config, Daemon, ServeOptions, Store,
 };
 
 /// Every heap block is zeroed when it is freed (invariant 3): a library that
@@ -138,6 +138,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             client_ca,
         } => {
             harden_process().log();
+            Store::require(&state)?;
+            for w in check_modes(&state)? {
+                eprintln!("warning: {w}");
+            }
             let config = match &config {
                 Some(p) => Config::load(p)?,
                 None => Config::default(),
@@ -149,6 +153,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
+            // TLS material is checked before the state is touched: a bad key must not
+            // write `daemon_started` or cancel collecting requests.
+            let tls = load_or_create(&state, tls_cert.as_deref(), tls_key.as_deref(), &tls_names)?;
             let store = Store::open(&state)?;
             let hooks = config.webhooks(&store.meta()?.policy)?;
             let daemon = Arc::new(Daemon::start_on(
@@ -157,7 +164,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 system_clock(),
                 routes(&hooks),
             )?);
-            let tls = load_or_create(&state, tls_cert.as_deref(), tls_key.as_deref(), &tls_names)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

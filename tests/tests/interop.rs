@@ -454,6 +454,7 @@ async fn pyseto_verifies_the_token_and_rejects_a_foreign_one() {
             approvers: &approvers,
             now: breakglass_client::api::unix_now(),
             ttl_seconds: 600,
+            clock_skew: 120,
             token: true,
             ssh: None,
         },

@@ -97,3 +97,92 @@ fn serve_without_daemon_key_refuses() {
     assert!(!ok);
     assert!(err.contains("daemon.key is missing"), "{err}");
 }
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn set_mode(p: &std::path::Path, m: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+/// Invariant 1 (no secret at rest beyond the seal): the state is private from
+/// the start: the directory 0700, the store and the daemon key 0600.
+#[test]
+fn init_makes_the_state_private() {
+    let fx = Fixture::new(3, 2, "15m");
+    assert_eq!(mode(&fx.state), 0o700);
+    assert_eq!(mode(&fx.state.join("state.redb")), 0o600);
+    assert_eq!(mode(&fx.state.join("daemon.key")), 0o600);
+}
+
+/// Invariant 8 (the seal, policy and D are what the ceremony made): a state
+/// others may write is refused at start, naming the path and the fix; nothing
+/// is written.
+#[test]
+fn serve_refuses_state_others_can_write() {
+    let fx = Fixture::new(3, 2, "15m");
+    let before = std::fs::read(fx.state.join("state.redb")).unwrap();
+    set_mode(&fx.state.join("daemon.key"), 0o666);
+    let (ok, _, err) = serve_once(&fx.state, &[]);
+    assert!(!ok);
+    let key = fx.state.join("daemon.key");
+    assert!(
+        err.contains(&format!(
+            "{} is mode 666, writable by group and others; run `chmod 600 {}`",
+            key.display(),
+            key.display()
+        )),
+        "{err}"
+    );
+    assert!(std::fs::read(fx.state.join("state.redb")).unwrap() == before);
+    set_mode(&key, 0o600);
+    set_mode(&fx.state, 0o770);
+    let (ok, _, err) = serve_once(&fx.state, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("is mode 770, writable by group; run `chmod 700"),
+        "{err}"
+    );
+}
+
+/// Readable by others is served, with a warning that says how to fix it.
+#[test]
+fn serve_warns_about_state_others_can_read() {
+    let mut fx = Fixture::new(3, 2, "15m");
+    let key = fx.state.join("daemon.key");
+    set_mode(&key, 0o644);
+    fx.start();
+    let stderr = fx.stop_and_stderr();
+    assert!(
+        stderr.contains(&format!(
+            "warning: {} is mode 644, readable by group and others; run `chmod 600 {}`",
+            key.display(),
+            key.display()
+        )),
+        "{stderr}"
+    );
+}
+
+/// A self-signed TLS key deleted while its certificate stays is reported as such,
+/// not as an unrelated file error, and nothing is written.
+#[test]
+fn serve_names_a_missing_tls_key() {
+    let mut fx = Fixture::new(3, 2, "15m");
+    fx.start();
+    fx.stop();
+    std::fs::remove_file(fx.state.join("tls").join("key.pem")).unwrap();
+    let before = std::fs::read(fx.state.join("state.redb")).unwrap();
+    let (ok, _, err) = serve_once(&fx.state, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("key.pem is missing but") && err.contains("cert.pem is there"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read(fx.state.join("state.redb")).unwrap() == before,
+        "the state was written before the TLS material was checked"
+    );
+}

@@ -43,6 +43,10 @@ pub struct Grant<'a> {
     pub now: u64,
     /// Lifetime.
     pub ttl_seconds: u64,
+    /// How far the start of validity is backdated, for verifiers whose clock is
+    /// behind the daemon's: the token's `iat`/`nbf` and the certificate's
+    /// `valid_after` are `now - clock_skew`; the end stays `now + ttl`.
+    pub clock_skew: u64,
     /// Mint a PASETO token.
     pub token: bool,
     /// Mint an OpenSSH certificate for this key.
@@ -56,8 +60,6 @@ pub struct SshParams<'a> {
     pub public_key: &'a str,
     /// Extensions from the scope.
     pub extensions: &'a [String],
-    /// How far `valid_after` is backdated.
-    pub clock_skew: u64,
 }
 
 /// Mints what the grant asks for with A and returns the bundle.
@@ -85,7 +87,7 @@ pub fn mint(
                     extensions: s.extensions,
                     key_id: key_id.clone(),
                     serial,
-                    valid_after: g.now.saturating_sub(s.clock_skew),
+                    valid_after: g.now.saturating_sub(g.clock_skew),
                     valid_before: expires_at,
                 },
             )?;
@@ -123,8 +125,11 @@ fn mint_token(a: &AuthorityKey, g: &Grant<'_>, expires_at: u64) -> Result<String
         .map_err(err)?;
     claims.subject(g.requester).map_err(err)?;
     claims.token_identifier(g.request_id).map_err(err)?;
-    claims.issued_at(&rfc3339(g.now)?).map_err(err)?;
-    claims.not_before(&rfc3339(g.now)?).map_err(err)?;
+    // Backdated like the certificate: a verifier whose clock is up to
+    // `clock_skew` behind the daemon's accepts the token at once.
+    let start = rfc3339(g.now.saturating_sub(g.clock_skew))?;
+    claims.issued_at(&start).map_err(err)?;
+    claims.not_before(&start).map_err(err)?;
     claims.expiration(&rfc3339(expires_at)?).map_err(err)?;
     claims.add_additional("scope", g.scope).map_err(err)?;
     claims
@@ -169,12 +174,14 @@ mod tests {
             approvers,
             now: 1_800_000_000,
             ttl_seconds: 600,
+            clock_skew: 120,
             token: true,
             ssh: None,
         }
     }
 
-    /// Invariant 7: the token carries exp = iat + ttl and fails after it; tampering fails the signature.
+    /// Invariant 7: the token carries exp = now + ttl and fails after it, starts clock_skew
+    /// early like the certificate; tampering fails the signature.
     #[test]
     fn mint_and_verify() {
         let a = AuthorityKey::derive(&AuthoritySeed::generate());
@@ -194,8 +201,12 @@ mod tests {
             verify(&pubkey, &token, 1_800_000_600),
             Err(VerifyError::Expired { .. })
         ));
+        // Backdated by clock_skew (120 s): a verifier 120 s behind the daemon accepts it.
+        assert_eq!(v.not_before, 1_800_000_000 - 120);
+        assert_eq!(v.issued_at, 1_800_000_000 - 120);
+        assert!(verify(&pubkey, &token, 1_800_000_000 - 120).is_ok());
         assert!(matches!(
-            verify(&pubkey, &token, 1_799_999_999),
+            verify(&pubkey, &token, 1_800_000_000 - 121),
             Err(VerifyError::NotYetValid { .. })
         ));
         let other = AuthorityPublic(AuthorityKey::derive(&AuthoritySeed::generate()).public());
@@ -254,7 +265,6 @@ mod tests {
         let ssh = SshParams {
             public_key: &key,
             extensions: &ext,
-            clock_skew: 120,
         };
         let g = Grant {
             token: false,

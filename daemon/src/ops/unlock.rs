@@ -56,12 +56,12 @@ impl Daemon {
                 approvers: &approvers,
                 now,
                 ttl_seconds: r.ttl_seconds,
+                clock_skew: policy.clock_skew_seconds,
                 token: scope.mints(CredentialKind::Token),
                 ssh: if scope.mints(CredentialKind::Ssh) {
                     Some(SshParams {
                         public_key: &r.ssh_public_key,
                         extensions: &scope.ssh_extensions,
-                        clock_skew: policy.clock_skew_seconds,
                     })
                 } else {
                     None

@@ -34,6 +34,7 @@ pub fn to_status(e: &Error) -> Status {
         Error::Policy(_)
         | Error::StateMissing { .. }
         | Error::StateCorrupt { .. }
+        | Error::UnsafePermissions { .. }
         | Error::AlreadyInitialised { .. }
         | Error::Reconstruction(_)
         | Error::Internal(_)

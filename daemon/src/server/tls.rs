@@ -59,6 +59,24 @@ pub fn load_or_create(
             let dir = state_dir.join("tls");
             let cert_path = dir.join("cert.pem");
             let key_path = dir.join("key.pem");
+            match (cert_path.exists(), key_path.exists()) {
+                (true, false) | (false, true) => {
+                    let (have, missing) = if cert_path.exists() {
+                        (&cert_path, &key_path)
+                    } else {
+                        (&key_path, &cert_path)
+                    };
+                    return Err(Error::StateCorrupt {
+                        path: dir.clone(),
+                        why: format!(
+                            "{} is missing but {} is there: restore it, or delete both to make a new self-signed certificate (clients pinning the old fingerprint must then pin the new one)",
+                            missing.display(),
+                            have.display()
+                        ),
+                    });
+                }
+                _ => {}
+            }
             if cert_path.exists() && key_path.exists() {
                 let cert_pem = read(&cert_path)?;
                 return Ok(TlsMaterial {

@@ -13,9 +13,11 @@ pub use breakglass_formats::audit;
 
 pub mod keyfile;
 mod log;
+mod modes;
 use log::append_in;
 mod outbox;
 
+pub use modes::check_modes;
 pub use outbox::OutboxState;
 
 use std::collections::BTreeMap;
@@ -119,6 +121,8 @@ impl Store {
                 path: state_dir.to_path_buf(),
             });
         }
+        // Made private first (0600), then initialised by redb in place.
+        crate::ceremony::write_new_private(&path, &[])?;
         let db = Database::create(&path).map_err(storage)?;
         let store = Store {
             db,
@@ -159,8 +163,9 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens an initialised state directory.
-    pub fn open(state_dir: &Path) -> Result<Store> {
+    /// Checks that `state_dir` holds an initialised daemon, without opening
+    /// or writing anything (run before anything else at start).
+    pub fn require(state_dir: &Path) -> Result<()> {
         let missing = |why: &str| Error::StateMissing {
             path: state_dir.to_path_buf(),
             why: why.to_string(),
@@ -168,10 +173,16 @@ impl Store {
         if !state_dir.is_dir() {
             return Err(missing("the directory does not exist"));
         }
-        let path = state_dir.join(DB_FILE);
-        if !path.is_file() {
+        if !state_dir.join(DB_FILE).is_file() {
             return Err(missing(&format!("{DB_FILE} is missing")));
         }
+        Ok(())
+    }
+
+    /// Opens an initialised state directory.
+    pub fn open(state_dir: &Path) -> Result<Store> {
+        Store::require(state_dir)?;
+        let path = state_dir.join(DB_FILE);
         let corrupt = |why: String| Error::StateCorrupt {
             path: path.clone(),
             why,

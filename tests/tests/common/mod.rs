@@ -297,6 +297,14 @@ impl Fixture {
         d.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
+    /// SIGTERM and wait; returns what the daemon wrote to stderr.
+    pub fn stop_and_stderr(&mut self) -> String {
+        let log = self.daemon.as_ref().map(|d| d.log.clone());
+        self.stop();
+        log.map(|l| std::fs::read_to_string(format!("{}.stderr", l.display())).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     pub fn conn_args(&self) -> Vec<String> {
         let d = self.daemon.as_ref().unwrap();
         vec![
