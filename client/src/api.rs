@@ -368,20 +368,32 @@ impl Client {
         Ok(v)
     }
 
-    /// Requests, verified.
+    /// The newest requests (one page of 100), verified.
     pub async fn list(&mut self, collecting_only: bool) -> Result<Vec<pb::RequestView>> {
+        Ok(self.list_page(collecting_only, 0, "").await?.0)
+    }
+
+    /// One page of requests, newest first, verified, and the token of the next
+    /// (older) page, empty after the last.
+    pub async fn list_page(
+        &mut self,
+        collecting_only: bool,
+        limit: u32,
+        page_token: &str,
+    ) -> Result<(Vec<pb::RequestView>, String)> {
         let rs = self
             .rpc
             .list_requests(pb::ListRequestsRequest {
                 collecting_only,
-                limit: 0,
+                limit,
+                page_token: page_token.to_string(),
             })
             .await?
             .into_inner();
         for v in &rs.requests {
             self.check_view(v)?;
         }
-        Ok(rs.requests)
+        Ok((rs.requests, rs.next_page_token))
     }
 
     /// Decrypts and checks a share file for this daemon with `me`'s key.

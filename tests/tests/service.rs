@@ -24,12 +24,18 @@ struct InProcess {
     daemon: Arc<Daemon>,
     clock: Arc<AtomicU64>,
     client: Client,
+    server: tokio::task::JoinHandle<breakglass_daemon::Result<()>>,
 }
 
 impl InProcess {
     /// Starts the fixture's state with the clock at the real time (so the
     /// client's signatures are fresh) and the RNG seeded with `seed`.
     async fn start(fx: &Fixture, seed: u64) -> InProcess {
+        InProcess::start_limited(fx, seed, Limits::default()).await
+    }
+
+    /// As [`InProcess::start`], with the given rate limits.
+    async fn start_limited(fx: &Fixture, seed: u64, limits: Limits) -> InProcess {
         let clock = Arc::new(AtomicU64::new(unix_now()));
         let c = clock.clone();
         let daemon = Arc::new(
@@ -43,17 +49,36 @@ impl InProcess {
             .unwrap(),
         );
         let (client_io, server_io) = tokio::io::duplex(1 << 16);
-        tokio::spawn(serve_duplex_insecure(
-            daemon.clone(),
-            server_io,
-            Limits::default(),
-        ));
+        let server = tokio::spawn(serve_duplex_insecure(daemon.clone(), server_io, limits));
         let client = Client::over_duplex(client_io).await.unwrap();
         InProcess {
             daemon,
             clock,
             client,
+            server,
         }
+    }
+
+    /// Closes the connection, waits for the server to end, and drops the daemon
+    /// (releasing the state directory).
+    async fn stop(self) {
+        let InProcess {
+            daemon,
+            client,
+            server,
+            ..
+        } = self;
+        drop(client);
+        server.await.unwrap().unwrap();
+        // The connection's last tasks let go of their clones shortly after.
+        for _ in 0..200 {
+            if Arc::strong_count(&daemon) == 1 {
+                return;
+            }
+            tokio::task::yield_now().await;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("the daemon is still shared after the server ended");
     }
 
     fn set_clock(&self, t: u64) {
@@ -208,4 +233,169 @@ async fn ephemeral_keys_come_from_the_injected_rng() {
     }
     assert_eq!(publics[0], publics[1]);
     assert_ne!(publics[0], publics[2]);
+}
+
+/// Opens `n` requests one second apart (ic three, then ic2), newest last.
+async fn open_many(fx: &Fixture, d: &mut InProcess, n: usize) -> Vec<pb::RequestView> {
+    let (ic, ic2) = (
+        load(&fx.commander_key("ic")),
+        load(&fx.commander_key("ic2")),
+    );
+    let mut out = Vec::new();
+    for i in 0..n {
+        d.set_clock(unix_now() + i as u64);
+        let (me, as_id) = if i < 3 {
+            (&ic, None)
+        } else {
+            (&ic2, Some("ic2"))
+        };
+        let r = d
+            .client
+            .open(
+                me,
+                as_id,
+                "prod-ssh",
+                &format!("page {i}"),
+                60,
+                &me.ssh_public(),
+            )
+            .await
+            .unwrap();
+        out.push(r);
+    }
+    out
+}
+
+/// Bounded reads: `ListRequests` pages newest first through the requests-by-time
+/// index, each page at most `limit`, with a token for the next; the collecting
+/// filter reads the collecting index.
+#[tokio::test]
+async fn list_requests_pages_newest_first() {
+    let fx = Fixture::new(3, 2, "15m");
+    let mut d = InProcess::start(&fx, 5).await;
+    let opened = open_many(&fx, &mut d, 5).await;
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let (page, next) = d.client.list_page(false, 2, &token).await.unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.into_iter().map(|r| r.id));
+        pages += 1;
+        if next.is_empty() {
+            break;
+        }
+        token = next;
+    }
+    let newest_first: Vec<String> = opened.iter().rev().map(|r| r.id.clone()).collect();
+    assert_eq!(seen, newest_first);
+    assert_eq!(pages, 3);
+
+    let ic = load(&fx.commander_key("ic"));
+    d.client
+        .cancel(&ic, None, &opened[0].id, "done")
+        .await
+        .unwrap();
+    let (collecting, next) = d.client.list_page(true, 10, "").await.unwrap();
+    assert_eq!(collecting.len(), 4);
+    assert!(next.is_empty());
+    assert!(collecting.iter().all(|r| r.id != opened[0].id));
+}
+
+/// Invariant 9: a page token the daemon did not give is refused with its own message.
+#[tokio::test]
+async fn list_requests_refuses_a_foreign_page_token() {
+    let fx = Fixture::new(3, 2, "15m");
+    let mut d = InProcess::start(&fx, 6).await;
+    for bad in ["x", "12", "abc:req-1", "5:"] {
+        let r = d
+            .client
+            .rpc()
+            .list_requests(pb::ListRequestsRequest {
+                collecting_only: false,
+                limit: 1,
+                page_token: bad.into(),
+            })
+            .await;
+        assert_status(
+            r,
+            Code::InvalidArgument,
+            "page_token: is not a token this daemon gave",
+        );
+    }
+}
+
+/// Unsigned reads have their own rate limit (RESOURCE_EXHAUSTED when spent),
+/// separate from the one on approvals.
+#[tokio::test]
+async fn unsigned_reads_are_rate_limited() {
+    let fx = Fixture::new(3, 2, "15m");
+    let limits = Limits {
+        global_per_second: 0.001,
+        global_burst: 4.0,
+        ..Limits::default()
+    };
+    let mut d = InProcess::start_limited(&fx, 7, limits).await;
+    let mut refused = None;
+    for _ in 0..10 {
+        if let Err(e) = d
+            .client
+            .rpc()
+            .get_revocations(pb::GetRevocationsRequest {})
+            .await
+        {
+            refused = Some(e);
+            break;
+        }
+    }
+    let e = refused.expect("reads were never limited");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+}
+
+/// A store made before the indexes existed is indexed once when opened: its
+/// collecting requests are found at start and its requests list in order.
+#[tokio::test]
+async fn a_store_without_indexes_is_indexed_when_opened() {
+    let fx = Fixture::new(3, 2, "15m");
+    let ids: Vec<String> = {
+        let mut d = InProcess::start(&fx, 8).await;
+        let ids = open_many(&fx, &mut d, 2)
+            .await
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        d.stop().await;
+        ids
+    };
+    {
+        // Take the indexes away, as in a state written by an older daemon.
+        let db = redb::Database::open(fx.state.join("state.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        for t in [
+            "requests_by_opened",
+            "requests_collecting",
+            "requests_revoked",
+        ] {
+            tx.delete_table(redb::TableDefinition::<&str, u8>::new(t))
+                .ok();
+        }
+        {
+            let mut meta = tx
+                .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+                .unwrap();
+            meta.remove("indexes").unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let store = Store::open(&fx.state).unwrap();
+    let collecting: Vec<String> = store
+        .collecting_requests()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(collecting.len(), 2, "{collecting:?}");
+    let (page, _) = store.requests_page(false, None, 10).unwrap();
+    let listed: Vec<String> = page.into_iter().map(|r| r.id).collect();
+    assert_eq!(listed, ids.iter().rev().cloned().collect::<Vec<_>>());
 }

@@ -69,7 +69,7 @@ impl Daemon {
         let now = clock();
         let mut records = Vec::new();
         let mut abandoned = Vec::new();
-        for r in store.requests()? {
+        for r in store.collecting_requests()? {
             if let Some((r, recs)) = r.abandon(now, RESTARTED) {
                 abandoned.push(r);
                 records.extend(recs);
@@ -98,6 +98,7 @@ impl Daemon {
             clock,
             events,
             wake: Arc::new(Notify::new()),
+            stopping: tokio::sync::watch::channel(false).0,
         })
     }
 

@@ -99,6 +99,7 @@ pub struct Daemon {
     clock: Clock,
     events: broadcast::Sender<AuditEntry>,
     wake: Arc<Notify>,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Daemon {
@@ -124,6 +125,17 @@ impl Daemon {
     /// Live audit entries, as they are committed.
     pub fn subscribe(&self) -> broadcast::Receiver<AuditEntry> {
         self.events.subscribe()
+    }
+
+    /// Becomes true when the daemon starts to stop: streams end on it, so
+    /// connected watchers do not hold the shutdown.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Tells every stream to end (the first step of a shutdown).
+    pub fn begin_stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Notified after every commit (the webhook sender waits on it).

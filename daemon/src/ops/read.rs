@@ -1,8 +1,9 @@
 //! Unsigned reads: `GetRequest` and `ListRequests`.
 
 use super::Daemon;
-use crate::engine::request::{Request, State};
+use crate::engine::request::Request;
 use crate::error::Result;
+use crate::store::Cursor;
 
 impl Daemon {
     /// One request.
@@ -10,13 +11,14 @@ impl Daemon {
         self.load(id)
     }
 
-    /// Requests, newest first.
-    pub fn list(&self, collecting_only: bool, limit: usize) -> Result<Vec<Request>> {
-        let mut all = self.store.requests()?;
-        if collecting_only {
-            all.retain(|r| r.state == State::Collecting);
-        }
-        all.truncate(limit);
-        Ok(all)
+    /// Up to `limit` requests older than `before` (or the newest), newest
+    /// first, read through the index, and where the next page starts.
+    pub fn list(
+        &self,
+        collecting_only: bool,
+        before: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<Request>, Option<Cursor>)> {
+        self.store.requests_page(collecting_only, before, limit)
     }
 }

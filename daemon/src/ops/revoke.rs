@@ -46,7 +46,7 @@ impl Daemon {
     pub fn revocations(&self) -> Result<RevocationList> {
         let mut items: Vec<RevokedItem> = self
             .store
-            .requests()?
+            .revoked_requests()?
             .into_iter()
             .filter_map(|r| {
                 let rev = r.revocation?;

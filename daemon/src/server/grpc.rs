@@ -14,6 +14,7 @@ use super::status::to_status;
 use super::view::view;
 use crate::error::{Error, Result};
 use crate::ops::{Daemon, OpenCall, Sig, SubmitCall};
+use crate::store::Cursor;
 
 /// A server stream of results.
 pub type ResultStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -23,6 +24,7 @@ pub type ResultStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
 pub struct BreakGlassService {
     pub(super) daemon: Arc<Daemon>,
     limiter: Arc<Limiter>,
+    reads: Arc<Limiter>,
     mtls: bool,
 }
 
@@ -40,13 +42,27 @@ pub fn cert_identity(der: &[u8]) -> Option<String> {
 }
 
 impl BreakGlassService {
-    /// Wraps a started daemon.
-    pub fn new(daemon: Arc<Daemon>, limiter: Arc<Limiter>, mtls: bool) -> Self {
+    /// Wraps a started daemon. `limiter` charges state-changing calls, `reads`
+    /// the unsigned reads (each its own buckets, so reads cannot starve approvals).
+    pub fn new(
+        daemon: Arc<Daemon>,
+        limiter: Arc<Limiter>,
+        reads: Arc<Limiter>,
+        mtls: bool,
+    ) -> Self {
         BreakGlassService {
             daemon,
             limiter,
+            reads,
             mtls,
         }
+    }
+
+    /// The rate limit of unsigned reads, per peer and global.
+    pub(super) fn admit_read<T>(&self, req: &GrpcRequest<T>) -> Result<(), Status> {
+        self.reads
+            .admit(req.remote_addr().map(|a| a.ip()))
+            .map_err(|e| to_status(&e))
     }
 
     /// Rate limits (cheapest check: before decoding anything else), then, with mutual
@@ -88,6 +104,29 @@ impl BreakGlassService {
             .map_err(|e| to_status(&Error::Internal(format!("worker failed: {e}"))))?
             .map_err(|e| to_status(&e))
     }
+}
+
+/// A `page_token` as `ListRequests` handed it out (`opened_at:id`), or none.
+fn page_token(t: &str) -> Result<Option<Cursor>, Status> {
+    if t.is_empty() {
+        return Ok(None);
+    }
+    t.split_once(':')
+        .and_then(|(at, id)| {
+            let ok = !id.is_empty() && id.len() <= 64;
+            Some(Cursor {
+                opened_at: at.parse().ok()?,
+                id: id.to_string(),
+            })
+            .filter(|_| ok)
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            to_status(&Error::invalid(
+                "page_token",
+                "is not a token this daemon gave: pass the next_page_token of the previous page, or nothing for the newest",
+            ))
+        })
 }
 
 fn sig(s: Option<pb::Signature>) -> Result<Sig, Status> {
@@ -190,6 +229,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::GetRequestRequest>,
     ) -> Result<Response<pb::RequestView>, Status> {
+        self.admit_read(&req)?;
         let id = req.into_inner().id;
         let v = self.run(move |d| d.get(&id).map(|r| view(d, &r))).await?;
         Ok(Response::new(v))
@@ -199,15 +239,22 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::ListRequestsRequest>,
     ) -> Result<Response<pb::ListRequestsResponse>, Status> {
+        self.admit_read(&req)?;
         let m = req.into_inner();
         let limit = if m.limit == 0 { 100 } else { m.limit.min(1000) } as usize;
-        let requests = self
+        let before = page_token(&m.page_token)?;
+        let (requests, next) = self
             .run(move |d| {
-                d.list(m.collecting_only, limit)
-                    .map(|rs| rs.iter().map(|r| view(d, r)).collect())
+                d.list(m.collecting_only, before.as_ref(), limit)
+                    .map(|(rs, next)| (rs.iter().map(|r| view(d, r)).collect(), next))
             })
             .await?;
-        Ok(Response::new(pb::ListRequestsResponse { requests }))
+        Ok(Response::new(pb::ListRequestsResponse {
+            requests,
+            next_page_token: next
+                .map(|c| format!("{}:{}", c.opened_at, c.id))
+                .unwrap_or_default(),
+        }))
     }
 
     async fn submit_share(
@@ -282,8 +329,9 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
 
     async fn get_revocations(
         &self,
-        _: GrpcRequest<pb::GetRevocationsRequest>,
+        req: GrpcRequest<pb::GetRevocationsRequest>,
     ) -> Result<Response<pb::GetRevocationsResponse>, Status> {
+        self.admit_read(&req)?;
         let out = self
             .run(move |d| {
                 let list = d.revocations()?;
@@ -316,6 +364,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::AuditExportRequest>,
     ) -> Result<Response<Self::AuditExportStream>, Status> {
+        self.admit_read(&req)?;
         self.export_stream(req.into_inner().since).await
     }
 
@@ -325,6 +374,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::WatchAuditRequest>,
     ) -> Result<Response<Self::WatchAuditStream>, Status> {
+        self.admit_read(&req)?;
         self.watch_audit_stream(req.into_inner().since).await
     }
 
@@ -334,6 +384,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::WatchRequestRequest>,
     ) -> Result<Response<Self::WatchRequestStream>, Status> {
+        self.admit_read(&req)?;
         self.watch_request_stream(req.into_inner().id).await
     }
 }

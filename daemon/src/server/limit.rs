@@ -78,6 +78,11 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// Another limiter with the same limits and its own, full buckets.
+    pub fn same_limits(&self) -> Limiter {
+        Limiter::new(self.limits)
+    }
+
     /// A limiter with full buckets.
     pub fn new(limits: Limits) -> Limiter {
         let now = Instant::now();

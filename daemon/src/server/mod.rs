@@ -23,6 +23,9 @@ use crate::error::{Error, Result};
 use crate::ops::Daemon;
 use tls::TlsMaterial;
 
+/// How long a shutdown waits for calls in flight before closing connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Largest message accepted: calls are small, so junk is cut off early.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -48,8 +51,9 @@ fn service(
     limiter: Arc<limit::Limiter>,
     mtls: bool,
 ) -> pb::break_glass_server::BreakGlassServer<grpc::BreakGlassService> {
+    let reads = Arc::new(limiter.same_limits());
     pb::break_glass_server::BreakGlassServer::new(grpc::BreakGlassService::new(
-        daemon, limiter, mtls,
+        daemon, limiter, reads, mtls,
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
@@ -132,7 +136,18 @@ pub async fn run_with(
         })
     };
 
-    let served = Server::builder()
+    // On the signal, streams are told to end; the server then waits for calls in
+    // flight, but never longer than SHUTDOWN_GRACE, whatever clients do.
+    let (signalled, mut signal) = tokio::sync::watch::channel(false);
+    let graceful = {
+        let d = daemon.clone();
+        async move {
+            shutdown.await;
+            d.begin_stop();
+            signalled.send_replace(true);
+        }
+    };
+    let server = Server::builder()
         .tls_config(tls_config)
         .map_err(|e| Error::Internal(format!("TLS configuration: {e}")))?
         .add_service(health)
@@ -140,9 +155,21 @@ pub async fn run_with(
         .add_service(svc)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await;
+            graceful,
+        );
+    let served = tokio::select! {
+        served = server => served,
+        _ = async {
+            let _ = signal.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!(
+                grace_seconds = SHUTDOWN_GRACE.as_secs(),
+                "clients still connected after the shutdown grace period; closing them"
+            );
+            Ok(())
+        }
+    };
     let _ = stop_sweeper.send(true);
     let _ = sweeper.await;
     let d = daemon.clone();

@@ -75,6 +75,11 @@ async fn backfill(
     }
 }
 
+/// How a live stream ends when the daemon stops: the client sees why.
+fn stopping_status() -> Status {
+    Status::unavailable("breakglassd is shutting down; reconnect when it is back")
+}
+
 impl BreakGlassService {
     /// `AuditExport`: entries from `since` up to the head when the call came.
     pub(super) async fn export_stream(
@@ -99,6 +104,7 @@ impl BreakGlassService {
         let d = self.daemon.clone();
         // Subscribe before reading the head, so nothing committed in between is missed.
         let mut live = d.subscribe();
+        let mut stopping = d.stopping();
         let head = self.run(|d| d.store().audit_head()).await?;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
@@ -112,7 +118,14 @@ impl BreakGlassService {
                 }
             };
             loop {
-                match live.recv().await {
+                let got = tokio::select! {
+                    got = live.recv() => got,
+                    () = async { let _ = stopping.wait_for(|s| *s).await; } => {
+                        let _ = tx.send(Err(stopping_status())).await;
+                        return;
+                    }
+                };
+                match got {
                     Ok(e) => {
                         if e.seq > last {
                             let sent = record(&e);
@@ -143,6 +156,7 @@ impl BreakGlassService {
     ) -> Result<Response<ResultStream<pb::RequestView>>, Status> {
         let d = self.daemon.clone();
         let mut live = d.subscribe();
+        let mut stopping = d.stopping();
         let first = {
             let id = id.clone();
             self.run(move |d| d.get(&id)).await?
@@ -156,7 +170,14 @@ impl BreakGlassService {
                 }
                 // Wait for an entry about this request (or a lag, after which we re-read).
                 loop {
-                    match live.recv().await {
+                    let got = tokio::select! {
+                        got = live.recv() => got,
+                        () = async { let _ = stopping.wait_for(|s| *s).await; } => {
+                            let _ = tx.send(Err(stopping_status())).await;
+                            return;
+                        }
+                    };
+                    match got {
                         Ok(e) if e.request_id.as_deref() == Some(id.as_str()) => break,
                         Ok(_) => continue,
                         Err(broadcast::error::RecvError::Lagged(_)) => break,

@@ -11,12 +11,14 @@
 
 pub use breakglass_formats::audit;
 
+mod index;
 pub mod keyfile;
 mod log;
 mod modes;
 use log::append_in;
 mod outbox;
 
+pub use index::Cursor;
 pub use modes::check_modes;
 pub use outbox::OutboxState;
 
@@ -159,6 +161,7 @@ impl Store {
             let mut audit = tx.open_table(AUDIT).map_err(storage)?;
             append_in(&mut audit, first, None)?;
         }
+        index::create(&tx)?;
         tx.commit().map_err(storage)?;
         Ok(store)
     }
@@ -223,6 +226,7 @@ impl Store {
             Error::Storage(why) => corrupt(why),
             other => other,
         })?;
+        store.ensure_indexes()?;
         Ok(store)
     }
 
@@ -338,6 +342,7 @@ impl Store {
                     serde_json::to_vec(r).map_err(storage)?.as_slice(),
                 )
                 .map_err(storage)?;
+                index::index(&tx, r)?;
             }
             let mut audit = tx.open_table(AUDIT).map_err(storage)?;
             entries = append_in(&mut audit, records, self.checkpointer.as_ref())?;
