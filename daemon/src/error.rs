@@ -234,6 +234,22 @@ pub enum Error {
         /// What is missing.
         why: String,
     },
+    /// Another process holds the state open (redb's lock).
+    #[error("{path} is in use by another breakglassd (it holds the store's lock{holder}); stop that one first, or give this one another --state")]
+    StateLocked {
+        /// The store file.
+        path: PathBuf,
+        /// ", PID n" when it could be found, else empty.
+        holder: String,
+    },
+    /// The state cannot be read by this user.
+    #[error("{path}: permission denied for {user}; run breakglassd as the user that owns the state (or fix its ownership)")]
+    StateUnreadable {
+        /// The file or directory.
+        path: PathBuf,
+        /// Who we are (uid, and name when known).
+        user: String,
+    },
     /// A state file or directory others may write: refused, since anyone who can
     /// write it can replace the seal, the policy or the daemon key.
     #[error("{path} is mode {mode:o}, writable by {who}; run `chmod {fix} {path}` (and check who changed it) before serving")]

@@ -399,3 +399,48 @@ async fn a_store_without_indexes_is_indexed_when_opened() {
     let listed: Vec<String> = page.into_iter().map(|r| r.id).collect();
     assert_eq!(listed, ids.iter().rev().cloned().collect::<Vec<_>>());
 }
+
+/// Invariant 6 (the log is a faithful record): when the daemon's clock goes
+/// back, the log says so (`clock_went_back`) before the entry with the earlier
+/// time, and the chain still verifies.
+#[tokio::test]
+async fn a_clock_going_back_is_recorded() {
+    let fx = Fixture::new(3, 2, "15m");
+    let mut d = InProcess::start(&fx, 11).await;
+    let ic = load(&fx.commander_key("ic"));
+    let now = unix_now();
+    d.set_clock(now + 60);
+    d.client
+        .open(
+            &ic,
+            None,
+            "prod-ssh",
+            "before the step",
+            60,
+            &ic.ssh_public(),
+        )
+        .await
+        .unwrap();
+    d.set_clock(now);
+    d.client
+        .open(
+            &ic,
+            None,
+            "prod-ssh",
+            "after the step",
+            60,
+            &ic.ssh_public(),
+        )
+        .await
+        .unwrap();
+    let log = d.client.audit_export(1).await.unwrap();
+    let kinds: Vec<&str> = log.iter().map(|e| e.event.kind()).collect();
+    let i = kinds
+        .iter()
+        .position(|k| *k == "clock_went_back")
+        .expect("not recorded");
+    assert_eq!(kinds[i + 1], "request_opened", "{kinds:?}");
+    assert_eq!(log[i].time, now);
+    assert!(log[i - 1].time == now + 60, "{kinds:?}");
+    breakglass_formats::audit::verify_log(&log, None).unwrap();
+}

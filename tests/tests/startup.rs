@@ -186,3 +186,86 @@ fn serve_names_a_missing_tls_key() {
         "the state was written before the TLS material was checked"
     );
 }
+
+/// A state another daemon serves is reported as in use, not as damaged.
+#[test]
+fn serve_on_a_state_in_use_says_so() {
+    let mut fx = Fixture::new(3, 2, "15m");
+    fx.start();
+    let (ok, _, err) = serve_once(&fx.state, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("is in use by another breakglassd") && err.contains("stop that one first"),
+        "{err}"
+    );
+    assert!(!err.contains("damaged"), "{err}");
+    assert!(fx.stop());
+}
+
+/// A truncated store is refused as damaged with a clear message, never a panic,
+/// and left as it was.
+#[test]
+fn serve_on_a_truncated_store_refuses_without_a_panic() {
+    let fx = Fixture::new(3, 2, "15m");
+    let db = fx.state.join("state.redb");
+    let full = std::fs::read(&db).unwrap();
+    let cut = full[..full.len() / 3].to_vec();
+    std::fs::write(&db, &cut).unwrap();
+    let out = std::process::Command::new(common::bin("breakglassd"))
+        .args([
+            "serve",
+            "--state",
+            fx.state.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("breakglass state is damaged"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        std::fs::read(&db).unwrap() == cut,
+        "a damaged store is not rewritten"
+    );
+}
+
+/// A stored request that does not decode is reported as damage to the state,
+/// not as a failure to write the audit log.
+#[test]
+fn a_corrupt_stored_request_is_reported_as_damage() {
+    let mut fx = Fixture::new(3, 2, "15m");
+    fx.start();
+    let id = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let mut client = fx.client().await;
+            let ic = common::load(&fx.commander_key("ic"));
+            client
+                .open(&ic, None, "prod-ssh", "to be damaged", 60, &ic.ssh_public())
+                .await
+                .unwrap()
+                .id
+        })
+    };
+    fx.kill9();
+    {
+        let db = redb::Database::open(fx.state.join("state.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx
+                .open_table(redb::TableDefinition::<&str, &[u8]>::new("requests"))
+                .unwrap();
+            t.insert(id.as_str(), b"{not json".as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let (ok, _, err) = serve_once(&fx.state, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("breakglass state is damaged: a stored request does not decode"),
+        "{err}"
+    );
+    assert!(!err.contains("audit log could not be written"), "{err}");
+}

@@ -35,6 +35,8 @@ pub fn to_status(e: &Error) -> Status {
         | Error::StateMissing { .. }
         | Error::StateCorrupt { .. }
         | Error::UnsafePermissions { .. }
+        | Error::StateLocked { .. }
+        | Error::StateUnreadable { .. }
         | Error::AlreadyInitialised { .. }
         | Error::Reconstruction(_)
         | Error::Internal(_)

@@ -85,7 +85,10 @@ impl Store {
                 let mut out = Vec::new();
                 for row in t.iter().map_err(storage)? {
                     let (_, v) = row.map_err(storage)?;
-                    out.push(serde_json::from_slice(v.value()).map_err(storage)?);
+                    out.push(
+                        serde_json::from_slice(v.value())
+                            .map_err(|e| super::corrupt_record(&self.path, "request", e))?,
+                    );
                 }
                 out
             };
@@ -106,7 +109,10 @@ impl Store {
         for row in col.iter().map_err(storage)? {
             let (id, _) = row.map_err(storage)?;
             if let Some(v) = t.get(id.value()).map_err(storage)? {
-                out.push(serde_json::from_slice(v.value()).map_err(storage)?);
+                out.push(
+                    serde_json::from_slice(v.value())
+                        .map_err(|e| super::corrupt_record(&self.path, "request", e))?,
+                );
             }
         }
         Ok(out)
@@ -144,7 +150,10 @@ impl Store {
                 break;
             }
             if let Some(v) = t.get(id).map_err(storage)? {
-                out.push(serde_json::from_slice(v.value()).map_err(storage)?);
+                out.push(
+                    serde_json::from_slice(v.value())
+                        .map_err(|e| super::corrupt_record(&self.path, "request", e))?,
+                );
             }
         }
         Ok((out, next))
@@ -159,7 +168,10 @@ impl Store {
         for row in rev.iter().map_err(storage)? {
             let (k, _) = row.map_err(storage)?;
             if let Some(v) = t.get(k.value().1).map_err(storage)? {
-                out.push(serde_json::from_slice(v.value()).map_err(storage)?);
+                out.push(
+                    serde_json::from_slice(v.value())
+                        .map_err(|e| super::corrupt_record(&self.path, "request", e))?,
+                );
             }
         }
         Ok(out)

@@ -19,8 +19,11 @@ impl Store {
         let tx = self.db.begin_read().map_err(storage)?;
         let t = tx.open_table(AUDIT).map_err(storage)?;
         let v = t.get(seq).map_err(storage)?;
-        v.map(|v| serde_json::from_slice(v.value()).map_err(storage))
-            .transpose()
+        v.map(|v| {
+            serde_json::from_slice(v.value())
+                .map_err(|e| super::corrupt_record(&self.path, "audit entry", e))
+        })
+        .transpose()
     }
 
     /// Sequence number of the newest entry (0 if none).
@@ -42,7 +45,10 @@ impl Store {
         let mut out = Vec::new();
         for row in t.range(since..).map_err(storage)?.take(limit) {
             let (_, v) = row.map_err(storage)?;
-            out.push(serde_json::from_slice(v.value()).map_err(storage)?);
+            out.push(
+                serde_json::from_slice(v.value())
+                    .map_err(|e| super::corrupt_record(&self.path, "audit entry", e))?,
+            );
         }
         Ok(out)
     }
@@ -59,14 +65,16 @@ pub(super) fn append_in(
     }
     // The head comes from the last entry: no scan, so start-up and appends stay
     // constant-time as the log grows.
-    let (mut seq, mut prev) = match audit.last().map_err(storage)? {
+    let (mut seq, mut prev, last_time) = match audit.last().map_err(storage)? {
         Some((k, v)) => {
-            let e: AuditEntry = serde_json::from_slice(v.value()).map_err(storage)?;
+            let e: AuditEntry = serde_json::from_slice(v.value()).map_err(|e| {
+                super::corrupt_record(std::path::Path::new(super::DB_FILE), "audit entry", e)
+            })?;
             let mut h = [0u8; 32];
             hex::decode_to_slice(&e.hash, &mut h).map_err(storage)?;
-            (k.value(), h)
+            (k.value(), h, e.time)
         }
-        None => (0, [0u8; 32]),
+        None => (0, [0u8; 32], 0),
     };
     let time = records.last().map(|r| r.time).unwrap_or(0);
     let checkpoint = checkpointer.is_some() && records.iter().any(|r| r.event.wants_checkpoint());
@@ -84,7 +92,26 @@ pub(super) fn append_in(
         out.push(entry);
         Ok(())
     };
+    let mut last_time = last_time;
     for r in records {
+        if r.time < last_time {
+            tracing::warn!(
+                previous = last_time,
+                now = r.time,
+                "the clock went back; the audit log records it"
+            );
+            let note = Record {
+                time: r.time,
+                actor: "daemon".into(),
+                request_id: None,
+                event: crate::engine::event::Event::ClockWentBack {
+                    previous: last_time,
+                    now: r.time,
+                },
+            };
+            push(note, &mut seq, &mut prev)?;
+        }
+        last_time = r.time;
         push(r, &mut seq, &mut prev)?;
     }
     if let (true, Some(c)) = (checkpoint, checkpointer) {

@@ -110,6 +110,32 @@ pub struct Store {
     routes: Vec<Route>,
 }
 
+/// Who this process runs as, for permission errors.
+fn whoami() -> String {
+    #[cfg(target_os = "linux")]
+    {
+        let uid = rustix::process::getuid().as_raw();
+        return format!("uid {uid}");
+    }
+    #[allow(unreachable_code)]
+    "this user".to_string()
+}
+
+fn unreadable(path: &Path) -> Error {
+    Error::StateUnreadable {
+        path: path.to_path_buf(),
+        user: whoami(),
+    }
+}
+
+/// A stored record that does not decode: damage, not a storage failure.
+fn corrupt_record(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::StateCorrupt {
+        path: path.to_path_buf(),
+        why: format!("a stored {what} does not decode ({e})"),
+    }
+}
+
 fn storage(e: impl std::fmt::Display) -> Error {
     Error::Storage(e.to_string())
 }
@@ -173,11 +199,29 @@ impl Store {
             path: state_dir.to_path_buf(),
             why: why.to_string(),
         };
-        if !state_dir.is_dir() {
-            return Err(missing("the directory does not exist"));
+        let db = state_dir.join(DB_FILE);
+        for (path, what) in [(state_dir, "the directory does not exist"), (&db, "")] {
+            match std::fs::metadata(path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(unreadable(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(missing(if what.is_empty() {
+                        "state.redb is missing"
+                    } else {
+                        what
+                    }));
+                }
+                Err(e) => return Err(Error::io(path, e)),
+            }
         }
-        if !state_dir.join(DB_FILE).is_file() {
-            return Err(missing(&format!("{DB_FILE} is missing")));
+        // Metadata can be read where contents cannot: try the file itself.
+        if let Err(e) = std::fs::File::open(&db) {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                return Err(unreadable(&db));
+            }
+            return Err(Error::io(&db, e));
         }
         Ok(())
     }
@@ -190,13 +234,41 @@ impl Store {
             path: path.clone(),
             why,
         };
-        let db = Database::open(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::StateCorrupt {
-                path: path.clone(),
-                why: "another breakglassd already has this state open".into(),
-            },
-            other => corrupt(format!("{other}")),
-        })?;
+        // redb can panic on a truncated or overwritten file; that is damage to
+        // report, not a crash (the default hook is silenced for this one call).
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let opened = std::panic::catch_unwind(|| Database::open(&path));
+        std::panic::set_hook(hook);
+        let db = match opened {
+            Err(_) => {
+                return Err(corrupt(
+                    "the store file is truncated or overwritten (redb cannot read its header)"
+                        .into(),
+                ))
+            }
+            Ok(Ok(db)) => db,
+            Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+                return Err(Error::StateLocked {
+                    path: path.clone(),
+                    holder: String::new(),
+                })
+            }
+            Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))))
+                if e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                return Err(Error::StateLocked {
+                    path: path.clone(),
+                    holder: String::new(),
+                })
+            }
+            Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))))
+                if e.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                return Err(unreadable(&path))
+            }
+            Ok(Err(other)) => return Err(corrupt(format!("{other}"))),
+        };
         Store::from_db(db, path)
     }
 
@@ -312,8 +384,10 @@ impl Store {
         let tx = self.db.begin_read().map_err(storage)?;
         let t = tx.open_table(REQUESTS).map_err(storage)?;
         let v = t.get(id).map_err(storage)?;
-        v.map(|v| serde_json::from_slice(v.value()).map_err(storage))
-            .transpose()
+        v.map(|v| {
+            serde_json::from_slice(v.value()).map_err(|e| corrupt_record(&self.path, "request", e))
+        })
+        .transpose()
     }
 
     /// All requests, newest first.
@@ -323,7 +397,10 @@ impl Store {
         let mut out: Vec<Request> = Vec::new();
         for row in t.iter().map_err(storage)? {
             let (_, v) = row.map_err(storage)?;
-            out.push(serde_json::from_slice(v.value()).map_err(storage)?);
+            out.push(
+                serde_json::from_slice(v.value())
+                    .map_err(|e| corrupt_record(&self.path, "request", e))?,
+            );
         }
         out.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then_with(|| a.id.cmp(&b.id)));
         Ok(out)

@@ -102,6 +102,14 @@ pub enum Event {
         /// What the drill did.
         note: String,
     },
+    /// The daemon's clock went back: the next entry's time is earlier than the
+    /// previous entry's. Written before that entry, so the log says so.
+    ClockWentBack {
+        /// Time of the previous entry.
+        previous: u64,
+        /// The earlier time now.
+        now: u64,
+    },
     /// The daemon key D signed the log up to `seq` (its head hash `head`).
     Checkpoint {
         /// Daemon id (bound into the signature).
@@ -116,7 +124,7 @@ pub enum Event {
 }
 
 /// Every event kind, as it appears in the `kind` field of the JSON.
-pub const EVENT_KINDS: [&str; 15] = [
+pub const EVENT_KINDS: [&str; 16] = [
     "ceremony",
     "daemon_started",
     "daemon_stopped",
@@ -130,6 +138,7 @@ pub const EVENT_KINDS: [&str; 15] = [
     "request_cancelled",
     "request_expired",
     "drill",
+    "clock_went_back",
     "checkpoint",
     "*",
 ];
@@ -151,6 +160,7 @@ impl Event {
             Event::RequestCancelled { .. } => "request_cancelled",
             Event::RequestExpired { .. } => "request_expired",
             Event::Drill { .. } => "drill",
+            Event::ClockWentBack { .. } => "clock_went_back",
             Event::Checkpoint { .. } => "checkpoint",
         }
     }
