@@ -165,6 +165,17 @@ pub fn init(
             &state_dir.join(DAEMON_KEY_FILE),
             hex::encode(d.to_bytes()).as_bytes(),
         )?;
+        let integrity = crate::crypto::integrity::sign(
+            crate::crypto::integrity::statement(
+                &daemon_id,
+                &ceremony_id,
+                &digest,
+                &sealed,
+                &commitments,
+                &authority.0.to_bytes(),
+            ),
+            &d,
+        )?;
         let g = Genesis {
             daemon_id: daemon_id.clone(),
             ceremony_id: ceremony_id.clone(),
@@ -172,6 +183,7 @@ pub fn init(
             seal: sealed.clone(),
             authority_public: authority.0.to_bytes(),
             commitments,
+            integrity,
         };
         let rec = Record {
             time: now,

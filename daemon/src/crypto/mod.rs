@@ -6,6 +6,7 @@
 pub mod authority;
 pub mod credential;
 pub mod daemon_key;
+pub mod integrity;
 pub mod seal;
 pub mod secret;
 pub mod shamir;

@@ -8,9 +8,13 @@ use tokio::sync::{broadcast, Notify};
 
 use super::{system_rng, Clock, Daemon, Live, Rng};
 use crate::crypto::daemon_key::DaemonKey;
+use crate::crypto::integrity;
 use crate::engine::event::{Event, Record};
 use crate::error::{Error, Result};
 use crate::store::{keyfile, Checkpointer, Route, Store};
+
+/// How many of the newest audit entries are verified at every start.
+const AUDIT_TAIL_CHECKED: u64 = 64;
 
 /// Why a request left collecting by a restart was cancelled.
 const RESTARTED: &str = "the daemon restarted; its ephemeral key and the shares collected so far were wiped: open a new request";
@@ -61,6 +65,42 @@ impl Daemon {
                 });
             }
         }
+        // Everything an unlock depends on is what the ceremony signed with this D.
+        let now_statement = integrity::statement(
+            &meta.daemon_id,
+            &meta.ceremony_id,
+            &meta.policy_digest,
+            &meta.seal,
+            &commitments,
+            &meta.authority_public,
+        );
+        match store.integrity()? {
+            Some(signed) => {
+                integrity::check(&signed, &now_statement, &key.public()).map_err(|why| {
+                    Error::StateCorrupt {
+                        path: store.path().to_path_buf(),
+                        why,
+                    }
+                })?
+            }
+            None => {
+                tracing::warn!(
+                    "this state has no integrity record (made before breakglass recorded one); recording it now"
+                );
+                store.set_integrity(&integrity::sign(now_statement, key.signing())?)?;
+            }
+        }
+        // The newest entries chain to the head, and their checkpoints are D's.
+        let head = store.audit_head()?;
+        let tail = store.audit(
+            head.saturating_sub(AUDIT_TAIL_CHECKED - 1).max(1),
+            AUDIT_TAIL_CHECKED as usize,
+        )?;
+        breakglass_formats::audit::verify_log(&tail, Some((&key.public(), &meta.daemon_id)))
+            .map_err(|e| Error::StateCorrupt {
+                path: store.path().to_path_buf(),
+                why: format!("the newest audit entries do not verify ({e}); check the whole log with `breakglass audit verify`"),
+            })?;
         store.set_checkpointer(Checkpointer {
             daemon_id: meta.daemon_id.clone(),
             key: key.signing().clone(),

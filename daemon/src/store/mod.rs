@@ -41,6 +41,9 @@ const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// Pending webhook deliveries: (audit seq, webhook name) → [`OutboxState`] JSON.
 const OUTBOX: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("outbox");
 
+/// Meta key of D's signed integrity statement.
+const INTEGRITY: &str = "integrity";
+
 /// File name of the store inside the state directory.
 pub const DB_FILE: &str = "state.redb";
 /// File name of the daemon key inside the state directory.
@@ -60,6 +63,8 @@ pub struct Genesis {
     pub authority_public: [u8; 32],
     /// Per custodian.
     pub commitments: BTreeMap<String, Commitment>,
+    /// D's signed integrity statement over all of the above.
+    pub integrity: crate::crypto::integrity::Signed,
 }
 
 /// The ceremony's output as loaded at start.
@@ -174,6 +179,13 @@ impl Store {
             meta.insert("seal", g.seal.as_slice()).map_err(storage)?;
             meta.insert("authority_public", g.authority_public.as_slice())
                 .map_err(storage)?;
+            meta.insert(
+                INTEGRITY,
+                serde_json::to_vec(&g.integrity)
+                    .map_err(storage)?
+                    .as_slice(),
+            )
+            .map_err(storage)?;
             let mut com = tx.open_table(COMMITMENTS).map_err(storage)?;
             for (id, c) in &g.commitments {
                 com.insert(
@@ -360,6 +372,33 @@ impl Store {
             seal: get("seal")?,
             authority_public: arr("authority_public")?,
         })
+    }
+
+    /// D's signed integrity statement, if the state has one (states made before
+    /// it existed get one at their first start).
+    pub fn integrity(&self) -> Result<Option<crate::crypto::integrity::Signed>> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let t = tx.open_table(META).map_err(storage)?;
+        let v = t.get(INTEGRITY).map_err(storage)?;
+        v.map(|v| {
+            serde_json::from_slice(v.value())
+                .map_err(|e| corrupt_record(&self.path, "integrity record", e))
+        })
+        .transpose()
+    }
+
+    /// Records the integrity statement of a state that had none.
+    pub fn set_integrity(&self, signed: &crate::crypto::integrity::Signed) -> Result<()> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = tx.open_table(META).map_err(storage)?;
+            t.insert(
+                INTEGRITY,
+                serde_json::to_vec(signed).map_err(storage)?.as_slice(),
+            )
+            .map_err(storage)?;
+        }
+        tx.commit().map_err(storage)
     }
 
     /// Share commitments by custodian id.
