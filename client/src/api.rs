@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ed25519_dalek::{Signature, VerifyingKey};
 use tonic::transport::Channel;
 
-use breakglass_formats::audit::AuditEntry;
+use breakglass_formats::audit::{AuditEntry, ExportTrailer};
 use breakglass_formats::credential::CredentialBundle;
 use breakglass_formats::envelope::{self, ShareFile};
 use breakglass_proto::pb::break_glass_client::BreakGlassClient;
@@ -535,16 +535,37 @@ impl Client {
 impl Client {
     /// The audit log from `since` to its current end, each entry parsed.
     pub async fn audit_export(&mut self, since: u64) -> Result<Vec<AuditEntry>> {
+        Ok(self.audit_export_signed(since).await?.0)
+    }
+
+    /// The audit log from `since` and the trailer D signed over the head it was
+    /// cut at (absent only if the daemon predates trailers).
+    pub async fn audit_export_signed(
+        &mut self,
+        since: u64,
+    ) -> Result<(Vec<AuditEntry>, Option<ExportTrailer>)> {
         let mut stream = self
             .rpc
             .audit_export(pb::AuditExportRequest { since })
             .await?
             .into_inner();
         let mut out = Vec::new();
+        let mut trailer = None;
         while let Some(r) = stream.message().await? {
-            out.push(parse_record(&r)?);
+            match r.trailer {
+                Some(t) => {
+                    trailer = Some(ExportTrailer {
+                        daemon_id: t.daemon_id,
+                        seq: t.seq,
+                        head_hash: hex::encode(&t.head_hash),
+                        generated_at: t.generated_at,
+                        signature: hex::encode(&t.daemon_signature),
+                    })
+                }
+                None => out.push(parse_record(&r)?),
+            }
         }
-        Ok(out)
+        Ok((out, trailer))
     }
 
     /// The sequence number of the last audit entry now (0 if the log is empty).

@@ -145,6 +145,10 @@ pub(crate) enum AuditCmd {
         /// With --file: the daemon id the checkpoints must name.
         #[arg(long)]
         daemon_id: Option<String>,
+        /// With --file: accept an export without its signed trailer (verifies only
+        /// what is there; a cut-off tail cannot be detected).
+        #[arg(long)]
+        allow_partial: bool,
     },
     /// Write the log as JSON Lines (one event per line) for a SIEM.
     Export {

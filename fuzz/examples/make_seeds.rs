@@ -9,7 +9,7 @@ use std::path::Path;
 use breakglass_formats::audit::{chain, parse_jsonl, verify_log};
 use breakglass_formats::audit::{Event, Record};
 use breakglass_formats::credential::{CredentialBundle, BUNDLE_FORMAT};
-use breakglass_formats::envelope::{encrypt_to_ssh, ShareFile, SHARE_FILE_FORMAT};
+use breakglass_formats::envelope::{encrypt_to_ssh, ShareFile};
 use breakglass_formats::revocation::{RevocationListJson, RevokedItem, REVOCATIONS_FORMAT};
 use breakglass_fuzz::calls::{check, Kind, Outcome};
 use breakglass_fuzz::fixture::*;

@@ -1,7 +1,7 @@
 //! The audit log, as `breakglass audit verify` reads an export: the input is
 //! split into JSON lines and each is deserialized as a `store::audit::AuditEntry`
 //! (both leniently, skipping bad lines, and with `store::audit::parse_jsonl`),
-//! then `store::audit::verify_chain` and `verify_log` (chain start, checkpoints,
+//! then `verify_chain` and `verify_log` (chain start, checkpoints,
 //! checkpoint signatures under the fixture daemon key D) run over the entries.
 //!
 //! A second pass re-hashes the same entries with `store::audit::chain`, keeping
@@ -11,7 +11,7 @@
 #![no_main]
 
 use breakglass_formats::audit::{
-    chain, parse_jsonl, verify_chain, verify_log, AuditEntry, ChainError,
+    chain, parse_export, parse_jsonl, verify_chain, verify_log, AuditEntry, ChainError,
 };
 use breakglass_formats::audit::{Event, Record};
 use breakglass_fuzz::fixture::{daemon_key, DAEMON_ID};
@@ -26,6 +26,11 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(entries) = parse_jsonl(text) {
             let _ = verify_log(&entries, None);
             let _ = verify_log(&entries, anchor);
+        }
+        // As `audit verify --file` reads an export: entries, then the signed trailer.
+        if let Ok((entries, Some(trailer))) = parse_export(text) {
+            let _ = trailer.check(&entries, None);
+            let _ = trailer.check(&entries, anchor);
         }
     }
     let entries: Vec<AuditEntry> = data

@@ -29,6 +29,24 @@ pub const DOMAIN_REVOCATION_LIST: &str = "breakglass/v1/revocation-list";
 /// Domain of the daemon's audit checkpoints.
 pub const DOMAIN_AUDIT_CHECKPOINT: &str = "breakglass/v1/audit-checkpoint";
 
+/// Domain of D's signature over the end of an audit export.
+pub const DOMAIN_AUDIT_EXPORT: &str = "breakglass/v1/audit-export";
+
+/// What D signs at the end of an export: the head it was cut at, and when.
+pub fn audit_export_trailer(
+    daemon_id: &str,
+    seq: u64,
+    head: &[u8; 32],
+    generated_at: u64,
+) -> Vec<u8> {
+    Payload::new(DOMAIN_AUDIT_EXPORT)
+        .str(daemon_id)
+        .u64(seq)
+        .field(head)
+        .u64(generated_at)
+        .finish()
+}
+
 /// What the daemon key D signs to vouch for the audit log up to entry `seq` with hash `head`.
 pub fn audit_checkpoint(daemon_id: &str, seq: u64, head: &[u8; 32]) -> Vec<u8> {
     Payload::new(DOMAIN_AUDIT_CHECKPOINT)

@@ -171,7 +171,9 @@ async fn tampering_in_the_store_or_an_export_is_detected_and_named() {
     let (ok, _, err) = verify_file(&write("reordered.jsonl", &reordered));
     assert!(!ok && err.contains("entry 6 follows entry 4"), "{err}");
     // Rewrite the whole chain after an edit (recomputing every hash): only the checkpoint catches it.
-    let mut entries: Vec<breakglass_formats::audit::AuditEntry> = lines
+    let trailer_line = lines.last().unwrap().clone();
+    assert!(trailer_line.starts_with("{\"trailer\":"), "{trailer_line}");
+    let mut entries: Vec<breakglass_formats::audit::AuditEntry> = lines[..lines.len() - 1]
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -195,6 +197,53 @@ async fn tampering_in_the_store_or_an_export_is_detected_and_named() {
     assert!(
         !ok && err.contains("checkpoint at entry") && err.contains("does not verify"),
         "{err}"
+    );
+    // Cut the tail (the last entries and the trailer stay consistent as a chain):
+    // the signed trailer says where the export really ended.
+    let mut cut = lines[..lines.len() - 3].to_vec();
+    cut.push(trailer_line.clone());
+    let (ok, _, err) = verify_file(&write("cut.jsonl", &cut));
+    assert!(
+        !ok && err.contains("the export was cut: it ends at entry"),
+        "{err}"
+    );
+    // Edit an entry, recompute the chain, drop everything from the next checkpoint
+    // on: every remaining checkpoint verifies, only the trailer catches it.
+    let checkpoint_after_5 = rechained
+        .iter()
+        .position(|l| {
+            l.contains("\"kind\":\"checkpoint\"")
+                && serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+                    > 5
+        })
+        .unwrap();
+    let mut dropped = rechained[..checkpoint_after_5].to_vec();
+    dropped.push(trailer_line.clone());
+    let (ok, _, err) = verify_file(&write("dropped.jsonl", &dropped));
+    assert!(!ok && err.contains("the export was cut"), "{err}");
+    // Without a trailer the file is refused unless the reader accepts a partial export.
+    let partial = write("partial.jsonl", &lines[..lines.len() - 1]);
+    let (ok, _, err) = verify_file(&partial);
+    assert!(
+        !ok && err.contains("the export has no signed trailer"),
+        "{err}"
+    );
+    let (ok, out, err) = run(
+        "breakglass",
+        &[
+            "audit",
+            "verify",
+            "--file",
+            partial.to_str().unwrap(),
+            "--allow-partial",
+        ],
+        &[],
+    );
+    assert!(
+        ok && out.contains("warning: no signed trailer"),
+        "{out}{err}"
     );
 
     // In the store: edit, then delete, then reorder: each is found when the daemon

@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context};
 use ed25519_dalek::VerifyingKey;
 
 use breakglass_client::api::{parse_record, Client};
-use breakglass_formats::audit::{self, AuditEntry};
+use breakglass_formats::audit::{self, AuditEntry, ExportTrailer, TrailerError, TrailerLine};
 
 use crate::cli::{AuditCmd, Conn};
 use crate::cmd::conn::connect;
@@ -20,25 +20,80 @@ pub(crate) async fn run(conn: &Conn, ac: AuditCmd) -> anyhow::Result<()> {
             file: Some(f),
             daemon_key,
             daemon_id,
+            allow_partial,
         } => {
-            let entries = read_export(&f)?;
+            let (entries, trailer) = read_export_signed(&f)?;
             let key = daemon_key.as_deref().map(parse_daemon_key).transpose()?;
-            verify(&entries, key.as_ref(), daemon_id.as_deref())
+            verify(&entries, key.as_ref(), daemon_id.as_deref())?;
+            check_trailer(
+                &entries,
+                trailer.as_ref(),
+                key.as_ref(),
+                daemon_id.as_deref(),
+                allow_partial,
+            )
         }
         AuditCmd::Verify { file: None, .. } => {
             let mut c = connect(conn).await?;
-            let entries = c.audit_export(1).await?;
-            verify(&entries, Some(c.daemon_key()), Some(&c.info().daemon_id))
+            let (entries, trailer) = c.audit_export_signed(1).await?;
+            let id = c.info().daemon_id.clone();
+            verify(&entries, Some(c.daemon_key()), Some(&id))?;
+            check_trailer(
+                &entries,
+                trailer.as_ref(),
+                Some(c.daemon_key()),
+                Some(&id),
+                false,
+            )
         }
         AuditCmd::Export { since, out } => export(&mut connect(conn).await?, since, out).await,
         AuditCmd::Tail { follow, lines } => tail(&mut connect(conn).await?, follow, lines).await,
     }
 }
 
-/// An export (JSON Lines) read from a file.
+/// An export (JSON Lines) read from a file, without its trailer.
 pub(crate) fn read_export(f: &Path) -> anyhow::Result<Vec<AuditEntry>> {
+    Ok(read_export_signed(f)?.0)
+}
+
+/// An export read from a file: its entries and its signed trailer, if any.
+fn read_export_signed(f: &Path) -> anyhow::Result<(Vec<AuditEntry>, Option<ExportTrailer>)> {
     let text = std::fs::read_to_string(f).with_context(|| f.display().to_string())?;
-    audit::parse_jsonl(&text).map_err(|e| anyhow!("{}: {e}", f.display()))
+    audit::parse_export(&text).map_err(|e| anyhow!("{}: {e}", f.display()))
+}
+
+/// Checks that the entries end exactly at the head D signed in the trailer.
+fn check_trailer(
+    entries: &[AuditEntry],
+    trailer: Option<&ExportTrailer>,
+    key: Option<&VerifyingKey>,
+    id: Option<&str>,
+    allow_partial: bool,
+) -> anyhow::Result<()> {
+    let Some(t) = trailer else {
+        if allow_partial {
+            println!(
+                "warning: no signed trailer (--allow-partial): a cut-off tail would not be noticed"
+            );
+            return Ok(());
+        }
+        bail!("audit log does not verify: {}", TrailerError::Missing);
+    };
+    let anchor = key.zip(id);
+    t.check(entries, anchor)
+        .map_err(|e| anyhow!("audit log does not verify: {e}"))?;
+    if anchor.is_some() {
+        println!(
+            "ok: complete up to entry {}, as the daemon signed at {}",
+            t.seq, t.generated_at
+        );
+    } else {
+        println!(
+            "ok: ends at entry {} as its trailer says (trailer signature not checked: give --daemon-key and --daemon-id)",
+            t.seq
+        );
+    }
+    Ok(())
 }
 
 /// `--daemon-key`: D as 64 hex digits, as `breakglass info` prints it.
@@ -78,10 +133,15 @@ fn verify(
 
 /// `audit export`: JSON Lines to `out`, or to standard output.
 async fn export(c: &mut Client, since: u64, out: Option<PathBuf>) -> anyhow::Result<()> {
-    let entries = c.audit_export(since).await?;
+    let (entries, trailer) = c.audit_export_signed(since).await?;
     let mut text = String::new();
     for e in &entries {
         text.push_str(&serde_json::to_string(e)?);
+        text.push('\n');
+    }
+    // The last line: the head D signed, so a shortened file is evident.
+    if let Some(t) = trailer {
+        text.push_str(&serde_json::to_string(&TrailerLine { trailer: t })?);
         text.push('\n');
     }
     match out {

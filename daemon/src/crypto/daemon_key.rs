@@ -55,6 +55,24 @@ impl DaemonKey {
         self.0.sign(&payload).to_bytes()
     }
 
+    /// D's signature over the end of an audit export (`signing::audit_export_trailer`).
+    pub fn sign_export_trailer(
+        &self,
+        daemon_id: &str,
+        seq: u64,
+        head: &[u8; 32],
+        generated_at: u64,
+    ) -> [u8; 64] {
+        self.0
+            .sign(&signing::audit_export_trailer(
+                daemon_id,
+                seq,
+                head,
+                generated_at,
+            ))
+            .to_bytes()
+    }
+
     /// D's signature over a revocation list (`signing::revocation_list`).
     pub fn sign_revocations(
         &self,

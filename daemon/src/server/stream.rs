@@ -24,7 +24,11 @@ const AUDIT_BATCH: usize = 512;
 /// error for the stream, never an empty record.
 fn record(e: &AuditEntry) -> Result<pb::AuditRecord, Status> {
     serde_json::to_string(e)
-        .map(|json| pb::AuditRecord { seq: e.seq, json })
+        .map(|json| pb::AuditRecord {
+            seq: e.seq,
+            json,
+            trailer: None,
+        })
         .map_err(|why| {
             to_status(&Error::Internal(format!(
                 "audit entry {} cannot be encoded: {why}",
@@ -89,9 +93,19 @@ impl BreakGlassService {
         let since = since.max(1);
         let d = self.daemon.clone();
         let head = self.run(|d| d.store().audit_head()).await?;
+        let trailer = self.run(move |d| d.export_trailer(head)).await?;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
-            backfill(&d, &tx, since, Some(head)).await;
+            // The signed trailer ends a complete export, and only a complete one.
+            if backfill(&d, &tx, since, Some(head)).await.is_some() {
+                let _ = tx
+                    .send(Ok(pb::AuditRecord {
+                        seq: 0,
+                        json: String::new(),
+                        trailer: Some(trailer),
+                    }))
+                    .await;
+            }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
