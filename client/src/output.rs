@@ -9,6 +9,26 @@ use breakglass_client::review;
 use breakglass_formats::audit;
 use breakglass_proto::pb;
 
+/// Stored text as it may be shown on a terminal: control characters, DEL and
+/// bidirectional overrides are written as `\u{..}` escapes, so text from a
+/// caller can never move the cursor, hide lines or reorder what a custodian
+/// reads (the daemon refuses them; this guards logs from older versions too).
+pub(crate) fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        );
+        if c.is_control() || bidi {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `30m`, `1h 30m`: a number of seconds for people.
 pub(crate) fn duration(secs: u64) -> String {
     humantime::format_duration(Duration::from_secs(secs)).to_string()
@@ -38,9 +58,9 @@ pub(crate) fn print_request(v: &pb::RequestView) {
     let now = unix_now();
     println!("request   {}", v.id);
     println!("state     {}", state_name(v.state));
-    println!("requester {}", v.requester);
-    println!("scope     {}", v.scope);
-    println!("reason    {}", v.reason);
+    println!("requester {}", shown(&v.requester));
+    println!("scope     {}", shown(&v.scope));
+    println!("reason    {}", shown(&v.reason));
     println!("ttl       {}", duration(v.ttl_seconds));
     println!("opened    {}", ago(v.opened_at, now));
     println!("deadline  {}", ago(v.deadline, now));
@@ -51,9 +71,20 @@ pub(crate) fn print_request(v: &pb::RequestView) {
         approvers(v).join(", ")
     );
     if !v.close_reason.is_empty() {
-        println!("closed    {} ({})", ago(v.closed_at, now), v.close_reason);
+        println!(
+            "closed    {} ({})",
+            ago(v.closed_at, now),
+            shown(&v.close_reason)
+        );
     }
-    if v.credential_expires_at != 0 {
+    if v.revoked_at != 0 {
+        println!(
+            "revoked   {} by {}: {}",
+            ago(v.revoked_at, now),
+            shown(&v.revoked_by),
+            shown(&v.revoke_reason)
+        );
+    } else if v.credential_expires_at != 0 {
         println!("credential expires {}", ago(v.credential_expires_at, now));
     }
 }
@@ -66,9 +97,13 @@ pub(crate) fn request_row(v: &pb::RequestView) -> String {
         state_name(v.state),
         v.approvals.len(),
         v.threshold,
-        v.requester,
-        v.scope,
-        v.reason
+        shown(&v.requester),
+        shown(&v.scope),
+        if v.revoked_at != 0 {
+            format!("[revoked] {}", shown(&v.reason))
+        } else {
+            shown(&v.reason)
+        }
     )
 }
 
@@ -182,5 +217,21 @@ mod tests {
             progress_line(&v, 1001),
             "req-1 · expired · 0/2 shares · window closed"
         );
+    }
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::shown;
+
+    /// Stored control characters are printed as escapes, never sent to the terminal.
+    #[test]
+    fn escapes_terminal_control() {
+        assert_eq!(shown("disk \u{1b}[2K full"), "disk \\u{1b}[2K full");
+        assert_eq!(
+            shown("a\u{202e}b\u{9b}c\u{7f}"),
+            "a\\u{202e}b\\u{9b}c\\u{7f}"
+        );
+        assert_eq!(shown("plain: ünïcode ✓"), "plain: ünïcode ✓");
     }
 }

@@ -234,6 +234,18 @@ pub enum Error {
         /// What is missing.
         why: String,
     },
+    /// The credential was revoked; it is not handed out again.
+    #[error("the credential of request `{id}` was revoked by {by} at {at} ({reason}); it must not be used: open a new request")]
+    CredentialRevoked {
+        /// Request id.
+        id: String,
+        /// Who revoked it.
+        by: String,
+        /// When, RFC 3339 UTC.
+        at: String,
+        /// Why.
+        reason: String,
+    },
     /// Another process holds the state open (redb's lock).
     #[error("{path} is in use by another breakglassd (it holds the store's lock{holder}); stop that one first, or give this one another --state")]
     StateLocked {

@@ -207,7 +207,7 @@ async fn bad_submissions_are_refused_and_change_nothing() {
     assert_eq!((p.accepted, p.unlocked), (2, false));
 
     // Invariant 6: attributed rejections (the signature verified) are in the log with the
-    // custodian; unauthenticated junk is not.
+    // custodian, whatever was wrong; unauthenticated junk is not.
     assert_eq!(
         request_events(&mut client, &req.id).await,
         vec![
@@ -217,8 +217,28 @@ async fn bad_submissions_are_refused_and_change_nothing() {
             "share_rejected",
             "share_rejected",
             "share_rejected",
+            "share_rejected",
+            "share_rejected",
             "share_accepted",
         ]
+    );
+    // Every refusal of a signed submission is on the record with its reason,
+    // the wrong-length share included (its signature is checked first).
+    let reasons: Vec<String> = client
+        .audit_export(1)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.event {
+            breakglass_formats::audit::Event::ShareRejected { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("sealed share is 105 bytes")),
+        "{reasons:?}"
     );
 }
 

@@ -240,17 +240,20 @@ async fn two_shares_give_nothing_three_give_a_verifiable_credential() {
     );
     assert_eq!(client.get(&id).await.unwrap(), before);
 
-    // Invariant 6: exactly these events, and nothing for the refused calls.
+    // Invariant 6: exactly these events; the signed-but-refused submissions (a
+    // duplicate approval, one after the unlock) are on the record too.
     assert_eq!(
         request_events(&mut client, &id).await,
         vec![
             "request_opened",
             "share_accepted",
             "share_accepted",
+            "share_rejected",
             "share_accepted",
             "quorum_reached",
             "credential_minted",
             "credential_fetched",
+            "share_rejected",
         ]
     );
 
@@ -366,12 +369,15 @@ async fn cancel_rules() {
         .unwrap();
     let v2 = client.cancel(&ic, None, &r2.id, "resolved").await.unwrap();
     assert_eq!(v2.state, pb::RequestState::Cancelled as i32);
-    for id in [&r.id, &r2.id] {
-        assert_eq!(
-            request_events(&mut client, id).await,
-            vec!["request_opened", "request_cancelled"]
-        );
-    }
+    assert_eq!(
+        request_events(&mut client, &r.id).await,
+        vec!["request_opened", "request_cancelled", "share_rejected"],
+        "the signed submission after the cancel is on the record"
+    );
+    assert_eq!(
+        request_events(&mut client, &r2.id).await,
+        vec!["request_opened", "request_cancelled"]
+    );
 }
 
 /// Revocation: the requester or a custodian may revoke, once; another commander may not; the

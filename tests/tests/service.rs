@@ -128,7 +128,14 @@ async fn window_closes_at_the_deadline_and_the_request_expires() {
     assert_eq!(d.client.get(&r.id).await.unwrap(), v);
     assert_eq!(
         request_events(&mut d.client, &r.id).await,
-        vec!["request_opened", "share_accepted", "request_expired"]
+        vec![
+            "request_opened",
+            "share_accepted",
+            "share_rejected",
+            "request_expired",
+            "share_rejected"
+        ],
+        "both signed refusals (window closed, then expired) are on the record"
     );
 }
 
@@ -443,4 +450,102 @@ async fn a_clock_going_back_is_recorded() {
     assert_eq!(log[i].time, now);
     assert!(log[i - 1].time == now + 60, "{kinds:?}");
     breakglass_formats::audit::verify_log(&log, None).unwrap();
+}
+
+/// Text from callers is data, never terminal control (what a custodian reads is
+/// what is signed): reasons with escape sequences, C1 controls, DEL or
+/// bidirectional overrides are refused with the field named, and nothing is stored.
+#[tokio::test]
+async fn control_characters_in_caller_text_are_refused() {
+    let fx = Fixture::new(3, 2, "15m");
+    let mut d = InProcess::start(&fx, 12).await;
+    let ic = load(&fx.commander_key("ic"));
+    for (bad, code) in [
+        ("disk full\u{1b}[1A\u{1b}[2Kscope prod-api", 0x1b),
+        ("routine\u{1b}[8m hidden", 0x1b),
+        ("c1 control \u{9b}2J", 0x9b),
+        ("delete \u{7f}", 0x7f),
+        ("bidi \u{202e}reversed", 0x202e),
+        ("isolate \u{2066}x\u{2069}", 0x2066),
+    ] {
+        let e = d
+            .client
+            .open(&ic, None, "prod-api", bad, 60, "")
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("INVALID_ARGUMENT"), "{bad:?}: {e}");
+        assert!(
+            e.contains(&format!(
+                "reason: contains the control character U+{code:04X}"
+            )),
+            "{bad:?}: {e}"
+        );
+    }
+    assert!(d
+        .client
+        .list_page(false, 10, "")
+        .await
+        .unwrap()
+        .0
+        .is_empty());
+    let r = d
+        .client
+        .open(&ic, None, "prod-api", "plain reason", 60, "")
+        .await
+        .unwrap();
+    let e = d
+        .client
+        .cancel(&ic, None, &r.id, "done\u{1b}]0;title\u{7}")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("reason: contains the control character U+001B"),
+        "{e}"
+    );
+    assert_eq!(d.client.get(&r.id).await.unwrap(), r, "nothing changed");
+}
+
+/// Invariant 7 (a revoked credential is not handed out again): fetching it
+/// fails, saying who revoked it, when and why; the view shows the revocation.
+#[tokio::test]
+async fn a_revoked_credential_is_not_fetched_again() {
+    let fx = Fixture::new(3, 2, "15m");
+    let mut d = InProcess::start(&fx, 13).await;
+    let ic = load(&fx.commander_key("ic"));
+    let r = d
+        .client
+        .open(&ic, None, "prod-api", "revoke then fetch", 60, "")
+        .await
+        .unwrap();
+    for i in 0..2 {
+        common::approve(&fx, &mut d.client, &r, i).await;
+    }
+    d.client.fetch(&ic, None, &r.id).await.unwrap();
+    let c1 = load(&fx.custodian_key(0));
+    let v = d
+        .client
+        .revoke(&c1, None, &r.id, "laptop stolen")
+        .await
+        .unwrap();
+    assert_eq!(v.revoked_by, "c1");
+    let e = d
+        .client
+        .fetch(&ic, None, &r.id)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.starts_with("FAILED_PRECONDITION"), "{e}");
+    assert!(
+        e.contains(&format!(
+            "the credential of request `{}` was revoked by c1 at",
+            r.id
+        )) && e.contains("(laptop stolen)")
+            && e.contains("must not be used"),
+        "{e}"
+    );
 }

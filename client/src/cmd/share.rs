@@ -13,7 +13,7 @@ use breakglass_proto::pb;
 
 use crate::cli::{Conn, ShareCmd};
 use crate::cmd::conn::{connect, load_identity};
-use crate::output::print_request;
+use crate::output::{print_request, shown};
 
 /// Runs one `share` subcommand; a refused confirmation is a failure exit with nothing sent.
 pub(crate) async fn run(conn: &Conn, sc: ShareCmd) -> anyhow::Result<ExitCode> {
@@ -63,7 +63,8 @@ async fn submit(
     if !yes
         && !confirm(&format!(
             "Approve emergency access for {} to {}?",
-            v.requester, v.scope
+            shown(&v.requester),
+            shown(&v.scope)
         ))?
     {
         println!("not approved; nothing sent");
@@ -75,7 +76,7 @@ async fn submit(
     if p.unlocked {
         println!(
             "quorum reached: the credential was minted for {}",
-            v.requester
+            shown(&v.requester)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -194,6 +194,14 @@ impl Request {
     /// The stored credential, if the request is unlocked; records the fetch.
     pub fn fetch(&self, caller: &str, now: u64) -> Result<(&StoredCredential, Vec<Record>)> {
         self.check_requester(caller, "fetch the credential of")?;
+        if let Some(r) = &self.revocation {
+            return Err(Error::CredentialRevoked {
+                id: self.id.clone(),
+                by: r.by.clone(),
+                at: breakglass_formats::time::rfc3339(r.at).unwrap_or_else(|| r.at.to_string()),
+                reason: r.reason.clone(),
+            });
+        }
         match (&self.credential, self.state) {
             (Some(c), State::Unlocked) => {
                 let rec = record(

@@ -204,6 +204,7 @@ impl Daemon {
 
     /// A stored request by id (the id's shape is checked first).
     fn load(&self, id: &str) -> Result<Request> {
+        crate::engine::policy::plain_text("request_id", id)?;
         if id.is_empty() || id.len() > 64 {
             return Err(Error::invalid(
                 "request_id",

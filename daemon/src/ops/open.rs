@@ -5,6 +5,7 @@ use breakglass_proto::signing::{self, NONCE_LEN};
 use super::{Daemon, Sig};
 use crate::engine::auth;
 use crate::engine::collecting::{Collecting, OpenParams};
+use crate::engine::policy;
 use crate::engine::request::Request;
 use crate::error::{Error, Result};
 
@@ -37,6 +38,8 @@ impl Daemon {
                 ),
             ));
         }
+        policy::plain_text("scope", &call.scope)?;
+        policy::plain_text("ssh_public_key", &call.ssh_public_key)?;
         let now = self.now();
         let policy = self.policy();
         let payload = signing::open_request(

@@ -1,15 +1,17 @@
 //! `SubmitShare`: a custodian's sealed share; the share that completes the
 //! quorum also unlocks and mints.
 //!
-//! Cheapest check first, each made once: the sealed share's shape (proto),
-//! membership (engine auth), the request's window, one share per custodian and
-//! separation of duties (engine `Collecting::admit`), then the signature, then
-//! decryption with E_req and the commitment (engine share).
+//! Each check made once: membership (engine auth, cheap, before the lock),
+//! the signature over the request's digest, then, for an authenticated
+//! custodian, the sealed share's shape (proto), the request's window, one
+//! share per custodian and separation of duties (engine `Collecting::admit`),
+//! decryption with E_req and the commitment (engine share). Every refusal
+//! after the signature verified is audited (`share_rejected`).
 
 use breakglass_proto::{signing, transport};
 
 use super::{Daemon, Live};
-use crate::engine::auth::{self, SignedBy};
+use crate::engine::auth::{self, AuthenticatedCustodian, SignedBy};
 use crate::engine::collecting::{Accepted, Collecting};
 use crate::engine::event::{Event, Record};
 use crate::engine::request::Request;
@@ -47,37 +49,52 @@ impl Daemon {
     }
 
     fn submit_inner(&self, call: &SubmitCall) -> Result<Progress> {
-        let signer = &call.sig.signer_id;
-        transport::check_sealed(&call.sealed_share).map_err(|e| Error::ShareMalformed {
-            custodian: signer.clone(),
-            why: e.to_string(),
-        })?;
         let policy = self.policy();
-        let claimed = auth::claim_custodian(policy, signer)?;
+        // Unauthenticated refusals (not a custodian, no such request, a bad
+        // signature) go to the operational log only; once the signature
+        // verifies, every refusal is on the record.
+        let claimed = auth::claim_custodian(policy, &call.sig.signer_id)?;
         let now = self.now();
         let mut live = self.lock()?;
-        let c = self.take_live(&mut live, &call.request_id)?;
-        // From here on every path puts a state back into the map or closes it.
-        let share = match self.check_share(&c, claimed, call, now) {
-            Ok(s) => s,
+        let Some(c) = live.requests.remove(&call.request_id) else {
+            let r = self.load(&call.request_id)?;
+            let who = self.authenticate(&r, claimed, call, now)?;
+            let e = if r.state.is_terminal() {
+                r.closed_error()
+            } else {
+                Error::Internal(format!(
+                    "request `{}` is stored as collecting but its ephemeral key is gone",
+                    r.id
+                ))
+            };
+            return Err(self.refused(&r.id, who.id(), e, now));
+        };
+        // From here on every path puts the state back into the map or closes it.
+        let who = match self.authenticate(c.request(), claimed, call, now) {
+            Ok(w) => w,
             Err(e) => {
                 live.requests.insert(c.request().id.clone(), c);
                 return Err(e);
             }
         };
-        self.accept(&mut live, c, share, now)
+        match self.check_share(&c, &who, call, now) {
+            Ok(share) => self.accept(&mut live, c, share, now),
+            Err(e) => {
+                let id = c.request().id.clone();
+                live.requests.insert(id.clone(), c);
+                Err(self.refused(&id, who.id(), e, now))
+            }
+        }
     }
 
-    /// Admission, signature, decryption and commitment of one share against a live request.
-    fn check_share(
+    /// Freshness and signature of a submission for `r`.
+    fn authenticate(
         &self,
-        c: &Collecting,
+        r: &Request,
         claimed: auth::ClaimedCustodian<'_>,
         call: &SubmitCall,
         now: u64,
-    ) -> Result<VerifiedShare> {
-        let r = c.request();
-        c.admit(self.policy(), claimed.id(), now)?;
+    ) -> Result<AuthenticatedCustodian> {
         let payload = signing::submit_share(
             &self.meta.daemon_id,
             &r.id,
@@ -91,31 +108,48 @@ impl Daemon {
             signed_at: call.sig.signed_at,
             signature: &call.sig.signature,
         };
-        let who = claimed.authenticate(&sig, &payload, now)?;
-        let checked = c
-            .open_share(who.id(), &call.sealed_share)
-            .and_then(|plain| {
-                let com = self.commitments.get(who.id()).ok_or_else(|| {
-                    Error::Internal(format!("no commitment for custodian `{}`", who.id()))
-                })?;
-                verify_share(&who, com, &self.meta.ceremony_id, &plain)
-            });
-        if let Err(e) = &checked {
-            // Attributed (the signature verified), so it goes in the record; the request is unchanged.
-            self.commit(
-                &[],
-                vec![Record {
-                    time: now,
-                    actor: who.id().to_string(),
-                    request_id: Some(r.id.clone()),
-                    event: Event::ShareRejected {
-                        custodian: who.id().to_string(),
-                        reason: e.to_string(),
-                    },
-                }],
-            )?;
+        claimed.authenticate(&sig, &payload, now)
+    }
+
+    /// An authenticated custodian's share, checked: its shape, the request's
+    /// window, one share per custodian, separation of duties, then decryption
+    /// with E_req and the commitment.
+    fn check_share(
+        &self,
+        c: &Collecting,
+        who: &AuthenticatedCustodian,
+        call: &SubmitCall,
+        now: u64,
+    ) -> Result<VerifiedShare> {
+        transport::check_sealed(&call.sealed_share).map_err(|e| Error::ShareMalformed {
+            custodian: who.id().to_string(),
+            why: e.to_string(),
+        })?;
+        c.admit(self.policy(), who.id(), now)?;
+        let plain = c.open_share(who.id(), &call.sealed_share)?;
+        let com = self.commitments.get(who.id()).ok_or_else(|| {
+            Error::Internal(format!("no commitment for custodian `{}`", who.id()))
+        })?;
+        verify_share(who, com, &self.meta.ceremony_id, &plain)
+    }
+
+    /// Records the refusal of an authenticated custodian's share and returns
+    /// the error to answer with (the storage error instead, if even the record
+    /// cannot be written: nothing is refused silently).
+    fn refused(&self, id: &str, custodian: &str, e: Error, now: u64) -> Error {
+        let rec = Record {
+            time: now,
+            actor: custodian.to_string(),
+            request_id: Some(id.to_string()),
+            event: Event::ShareRejected {
+                custodian: custodian.to_string(),
+                reason: e.to_string(),
+            },
+        };
+        match self.commit(&[], vec![rec]) {
+            Ok(()) => e,
+            Err(store) => store,
         }
-        checked
     }
 
     fn accept(

@@ -142,6 +142,8 @@ fn sig(s: Option<pb::Signature>) -> Result<Sig, Status> {
             "is empty",
         )));
     }
+    crate::engine::policy::plain_text("signature.signer_id", &s.signer_id)
+        .map_err(|e| to_status(&e))?;
     Ok(Sig {
         signer_id: s.signer_id,
         signed_at: s.signed_at,

@@ -27,9 +27,10 @@ pub fn to_status(e: &Error) -> Status {
         Error::RequestExists { .. }
         | Error::DuplicateShare { .. }
         | Error::AlreadyRevoked { .. } => Code::AlreadyExists,
-        Error::RequestClosed { .. } | Error::WindowClosed { .. } | Error::NoCredential { .. } => {
-            Code::FailedPrecondition
-        }
+        Error::RequestClosed { .. }
+        | Error::WindowClosed { .. }
+        | Error::NoCredential { .. }
+        | Error::CredentialRevoked { .. } => Code::FailedPrecondition,
         Error::Storage(_) => Code::Unavailable,
         Error::Policy(_)
         | Error::StateMissing { .. }

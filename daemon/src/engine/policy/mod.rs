@@ -307,9 +307,34 @@ impl Policy {
     }
 }
 
-/// A caller's reason, trimmed: refused when longer than [`MAX_REASON_LEN`], and
-/// when empty if `required` (an open must say why; a cancel or revoke may not).
+/// Text from a caller is data, never terminal control: refuses C0 and C1
+/// control characters, DEL, and the Unicode bidirectional overrides and
+/// isolates, which could make a custodian's screen show something other than
+/// what is stored and signed.
+pub fn plain_text(field: &'static str, text: &str) -> Result<()> {
+    let bidi = |c: char| {
+        matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+    };
+    match text.char_indices().find(|(_, c)| c.is_control() || bidi(*c)) {
+        None => Ok(()),
+        Some((at, c)) => Err(Error::invalid(
+            field,
+            format!(
+                "contains the control character U+{:04X} at byte {at}: send plain text (no escape sequences, no bidirectional overrides)",
+                u32::from(c)
+            ),
+        )),
+    }
+}
+
+/// A caller's reason, trimmed: refused when longer than [`MAX_REASON_LEN`], when
+/// it holds control characters ([`plain_text`]), and when empty if `required`
+/// (an open must say why; a cancel or revoke may not).
 pub fn reason(text: &str, required: bool) -> Result<&str> {
+    plain_text("reason", text)?;
     let t = text.trim();
     if required && t.is_empty() {
         return Err(Error::invalid(
