@@ -323,11 +323,15 @@ impl Client {
         Ok((v, signature))
     }
 
-    /// The revocation list, with the daemon's signature checked.
-    pub async fn revocations(&mut self) -> Result<pb::GetRevocationsResponse> {
+    /// The revocation list, with the daemon's signature checked: revoked
+    /// credentials still valid now, or every one ever revoked with `include_expired`.
+    pub async fn revocations(
+        &mut self,
+        include_expired: bool,
+    ) -> Result<pb::GetRevocationsResponse> {
         let list = self
             .rpc
-            .get_revocations(pb::GetRevocationsRequest {})
+            .get_revocations(pb::GetRevocationsRequest { include_expired })
             .await?
             .into_inner();
         let entries: Vec<signing::RevokedEntry<'_>> = list

@@ -90,6 +90,10 @@ pub(crate) enum Cmd {
         /// Where to write the JSON list of revoked token ids.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also list revoked credentials that have already expired (by default only
+        /// those still valid, which is all a verifier needs).
+        #[arg(long)]
+        include_expired: bool,
     },
     /// Open, show, list or cancel requests.
     #[command(subcommand)]

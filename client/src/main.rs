@@ -69,9 +69,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => cmd::key::keygen(&out, &comment, no_passphrase)?,
         Cmd::Info => cmd::daemon::info(conn).await?,
         Cmd::Authority { ssh, paseto } => cmd::daemon::authority(conn, ssh, paseto).await?,
-        Cmd::Revocations { krl, json } => {
-            cmd::revocations::run(conn, krl.as_deref(), json.as_deref()).await?
-        }
+        Cmd::Revocations {
+            krl,
+            json,
+            include_expired,
+        } => cmd::revocations::run(conn, krl.as_deref(), json.as_deref(), include_expired).await?,
         Cmd::Request(rc) => cmd::request::run(conn, rc).await?,
         Cmd::Share(sc) => return cmd::share::run(conn, sc).await,
         Cmd::Credential(cc) => cmd::credential::run(conn, cc).await?,

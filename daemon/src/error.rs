@@ -317,6 +317,50 @@ impl Error {
         }
     }
 
+    /// A short, stable name of the variant, for metric labels (never the
+    /// message, which carries caller text).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument { .. } => "invalid_argument",
+            Error::UnknownCustodian { .. } => "unknown_custodian",
+            Error::NotACommander { .. } => "not_a_commander",
+            Error::UnknownScope { .. } => "unknown_scope",
+            Error::ScopeNotAllowed { .. } => "scope_not_allowed",
+            Error::TtlTooLong { .. } => "ttl_too_long",
+            Error::BadSignature { .. } => "bad_signature",
+            Error::StaleSignature { .. } => "stale_signature",
+            Error::RequestNotFound { .. } => "request_not_found",
+            Error::RequestExists { .. } => "request_exists",
+            Error::RequestClosed { .. } => "request_closed",
+            Error::WindowClosed { .. } => "window_closed",
+            Error::DuplicateShare { .. } => "duplicate_share",
+            Error::ShareMalformed { .. } => "share_malformed",
+            Error::ShareCommitmentMismatch { .. } => "commitment_mismatch",
+            Error::NotRequester { .. } => "not_requester",
+            Error::NotAllowedToCancel { .. } => "not_allowed_to_cancel",
+            Error::NoCredential { .. } => "no_credential",
+            Error::AlreadyRevoked { .. } => "already_revoked",
+            Error::NotAllowedToRevoke { .. } => "not_allowed_to_revoke",
+            Error::OwnRequest { .. } => "separation_of_duties",
+            Error::TooManyOpen { .. } => "too_many_open",
+            Error::RateLimited(_) => "rate_limited",
+            Error::CertMismatch { .. } => "cert_mismatch",
+            Error::SshKey(_) => "ssh_key",
+            Error::Policy(_) => "policy",
+            Error::StateMissing { .. } => "state_missing",
+            Error::CredentialRevoked { .. } => "credential_revoked",
+            Error::StateLocked { .. } => "state_locked",
+            Error::StateUnreadable { .. } => "state_unreadable",
+            Error::UnsafePermissions { .. } => "unsafe_permissions",
+            Error::StateCorrupt { .. } => "state_corrupt",
+            Error::AlreadyInitialised { .. } => "already_initialised",
+            Error::Storage(_) => "storage",
+            Error::Reconstruction(_) => "reconstruction",
+            Error::Internal(_) => "internal",
+            Error::Io { .. } => "io",
+        }
+    }
+
     /// Shorthand for [`Error::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -43,6 +43,7 @@ mod crypto;
 pub mod engine;
 mod error;
 mod hardening;
+mod metrics;
 mod ops;
 mod server;
 mod store;
@@ -55,12 +56,14 @@ pub use crypto::credential::{mint as mint_credential, Grant, SshParams};
 pub use crypto::secret::AuthoritySeed;
 pub use error::{Error, Result};
 pub use hardening::{harden_process, HardeningReport};
+pub use metrics::{Gauges, Metrics};
 pub use ops::{
     scrub_stack, system_clock, system_rng, Clock, Daemon, OpenCall, Progress, RevocationList, Rng,
     Sig, SubmitCall,
 };
 pub use server::grpc::cert_identity;
 pub use server::limit::Limits;
+pub use server::metrics_http::serve_metrics;
 pub use server::status::to_status;
 pub use server::tls::{fingerprint, load_or_create, TlsMaterial};
 pub use server::{

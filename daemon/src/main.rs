@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use breakglass_daemon::{
     check_modes, harden_process, init, load_or_create, routes, run_webhooks, run_with,
-    system_clock, Config, Daemon, ServeOptions, Store,
+    serve_metrics, system_clock, Config, Daemon, ServeOptions, Store,
 };
 
 /// Every heap block is zeroed when it is freed (invariant 3): a library that
@@ -28,8 +28,18 @@ static ALLOC: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
     about = "breakglass quorum break-glass daemon"
 )]
 struct Cli {
+    /// Log format on stderr: `text` (colours only on a terminal) or `json`
+    /// (one object per line). The level comes from BREAKGLASS_LOG (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BREAKGLASS_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -70,18 +80,33 @@ enum Cmd {
         /// common name must be the policy id that signs the calls.
         #[arg(long)]
         client_ca: Option<PathBuf>,
+        /// Have D sign the integrity statement of a state that has none (made by a
+        /// version before breakglass recorded one). Only for a state you know is
+        /// genuine: without this flag such a state is refused at start.
+        #[arg(long)]
+        adopt_state_integrity: bool,
+        /// Serve Prometheus metrics (`/metrics`) and a write-health probe
+        /// (`/healthz`) over plain HTTP on this address, e.g. 127.0.0.1:9464.
+        /// Nothing secret is served there; keep it off public networks all the same.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
     },
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BREAKGLASS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BREAKGLASS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => fmt.json().init(),
+        LogFormat::Text => fmt
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("breakglassd: {e:#}");
@@ -136,10 +161,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tls_names,
             config,
             client_ca,
+            adopt_state_integrity,
+            metrics,
         } => {
             harden_process().log();
             Store::require(&state)?;
-            for w in check_modes(&state)? {
+            for w in check_modes(&state, tls_key.as_deref())? {
                 eprintln!("warning: {w}");
             }
             let config = match &config {
@@ -153,17 +180,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            // TLS material is checked before the state is touched: a bad key must not
-            // write `daemon_started` or cancel collecting requests.
+            // TLS material and the listening address are checked before the state
+            // is touched: a bad key or a busy port must not write `daemon_started`
+            // or cancel collecting requests.
             let tls = load_or_create(&state, tls_cert.as_deref(), tls_key.as_deref(), &tls_names)?;
-            let store = Store::open(&state)?;
-            let hooks = config.webhooks(&store.meta()?.policy)?;
-            let daemon = Arc::new(Daemon::start_on(
-                store,
-                &state,
-                system_clock(),
-                routes(&hooks),
-            )?);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -172,6 +192,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
                 let addr = listener.local_addr()?;
+                let metrics_listener =
+                    match metrics {
+                        Some(m) => Some(tokio::net::TcpListener::bind(m).await.map_err(|e| {
+                            anyhow::anyhow!("--metrics: cannot listen on {m}: {e}")
+                        })?),
+                        None => None,
+                    };
+                let store = Store::open(&state)?;
+                if adopt_state_integrity && Daemon::adopt_integrity(&store, &state)? {
+                    eprintln!(
+                        "recorded an integrity statement signed by D over the state as it is now"
+                    );
+                }
+                let hooks = config.webhooks(&store.meta()?.policy)?;
+                let daemon = Arc::new(Daemon::start_on(
+                    store,
+                    &state,
+                    system_clock(),
+                    routes(&hooks),
+                )?);
                 if tls.created {
                     println!(
                         "made a self-signed TLS certificate: {}",
@@ -180,6 +220,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 println!("tls fingerprint {}", tls.fingerprint);
                 println!("daemon id {}", daemon.meta().daemon_id);
+                if let Some(l) = metrics_listener {
+                    println!("metrics on http://{}/metrics", l.local_addr()?);
+                    tokio::spawn(serve_metrics(l, daemon.clone(), daemon.stopping()));
+                }
                 println!("breakglassd listening on {addr}");
                 std::io::stdout().flush()?;
                 let sender = tokio::spawn(run_webhooks(daemon.clone(), hooks));

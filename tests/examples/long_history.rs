@@ -241,7 +241,7 @@ async fn measure(bin: &Path, state: &Path, what: &str) {
         let t = Instant::now();
         client
             .rpc()
-            .get_revocations(breakglass_proto::pb::GetRevocationsRequest {})
+            .get_revocations(breakglass_proto::pb::GetRevocationsRequest::default())
             .await
             .unwrap();
         revs.push(ms(t.elapsed()));

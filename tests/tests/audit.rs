@@ -287,6 +287,134 @@ async fn tampering_in_the_store_or_an_export_is_detected_and_named() {
     assert!(ok, "{out}{err}");
 }
 
+/// The fixture's store on a [`FailingDisk`] (a fresh one each time it is reopened).
+fn failing_store(fx: &Fixture, fail: &Arc<AtomicBool>) -> Store {
+    let path = fx.state.join("state.redb");
+    let (p, f) = (path.clone(), fail.clone());
+    Store::open_with_backend(&path, move || {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)?;
+        Ok(FailingDisk {
+            inner: redb::backends::FileBackend::new(file).map_err(std::io::Error::other)?,
+            fail: f.clone(),
+        })
+    })
+    .unwrap()
+}
+
+/// Serving status of the BreakGlass service, as an orchestrator's probe sees it.
+async fn health(addr: &str, fp: &str) -> i32 {
+    let ch = breakglass_client::connect::channel(&breakglass_client::connect::ConnectOptions {
+        addr: addr.to_string(),
+        trust: breakglass_client::connect::Trust::fingerprint(fp).unwrap(),
+        server_name: None,
+        client_cert: None,
+    })
+    .await
+    .unwrap();
+    tonic_health::pb::health_client::HealthClient::new(ch)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "breakglass.v1.BreakGlass".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+/// Storage faults: a full disk fails calls closed (UNAVAILABLE) and turns the
+/// health service to NOT_SERVING; once space is freed the daemon reopens its
+/// store and resumes (health SERVING again) without losing the collecting
+/// request, and a stop records `daemon_stopped` and ends cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn full_disk_then_freed_space_resumes() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let fx = Fixture::new(3, 2, "15m");
+    let fail = Arc::new(AtomicBool::new(false));
+    let daemon = Arc::new(
+        Daemon::start_on(
+            failing_store(&fx, &fail),
+            &fx.state,
+            system_clock(),
+            Vec::new(),
+        )
+        .unwrap(),
+    );
+    let tls = breakglass_daemon::load_or_create(&fx.state, None, None, &[]).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let fp = tls.fingerprint.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        breakglass_daemon::run(daemon, listener, &tls, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let mut client =
+        breakglass_client::api::Client::connect(&breakglass_client::connect::ConnectOptions {
+            addr: addr.clone(),
+            trust: breakglass_client::connect::Trust::fingerprint(&fp).unwrap(),
+            server_name: None,
+            client_cert: None,
+        })
+        .await
+        .unwrap();
+    let ic = load(&fx.commander_key("ic"));
+    let r = client
+        .open(&ic, None, "prod-ssh", "full disk", 600, &ic.ssh_public())
+        .await
+        .unwrap();
+    approve(&fx, &mut client, &r, 0).await;
+    assert_eq!(health(&addr, &fp).await, ServingStatus::Serving as i32);
+
+    fail.store(true, Ordering::SeqCst);
+    let c2 = load(&fx.custodian_key(1));
+    let f = client.read_share_file(&c2, &fx.share_file("c2")).unwrap();
+    let e = client.submit(&c2, None, &r, &f).await.err().unwrap();
+    assert!(
+        matches!(&e, breakglass_client::ClientError::Status(s) if s.code() == tonic::Code::Unavailable),
+        "{e}"
+    );
+    assert_eq!(health(&addr, &fp).await, ServingStatus::NotServing as i32);
+
+    // Space is freed: the sweeper's probe reopens the store and health recovers.
+    fail.store(false, Ordering::SeqCst);
+    let mut status = 0;
+    for _ in 0..100 {
+        status = health(&addr, &fp).await;
+        if status == ServingStatus::Serving as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status,
+        ServingStatus::Serving as i32,
+        "health did not recover"
+    );
+    // The collecting request survived: the same share now completes the quorum.
+    let p = client.submit(&c2, None, &r, &f).await.unwrap();
+    assert!(p.unlocked);
+
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+    let store = Store::open(&fx.state).unwrap();
+    let head = store.audit_head().unwrap();
+    let last = store.audit(head, 1).unwrap();
+    assert!(
+        last.iter().any(|e| e.event.kind() == "daemon_stopped")
+            || store
+                .audit(head.saturating_sub(2), 3)
+                .unwrap()
+                .iter()
+                .any(|e| e.event.kind() == "daemon_stopped"),
+        "the stop was recorded"
+    );
+}
+
 /// A redb backend over a file that can be told to fail every write, like a full disk.
 #[derive(Debug)]
 struct FailingDisk {
@@ -337,16 +465,7 @@ async fn audit_write_failure_fails_closed() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let fx = Fixture::new(3, 2, "15m");
     let fail = Arc::new(AtomicBool::new(false));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(fx.state.join("state.redb"))
-        .unwrap();
-    let backend = FailingDisk {
-        inner: redb::backends::FileBackend::new(file).unwrap(),
-        fail: fail.clone(),
-    };
-    let store = Store::open_with_backend(&fx.state.join("state.redb"), backend).unwrap();
+    let store = failing_store(&fx, &fail);
     let daemon = Arc::new(Daemon::start_on(store, &fx.state, system_clock(), Vec::new()).unwrap());
     let tls = breakglass_daemon::load_or_create(&fx.state, None, None, &[]).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -240,14 +240,17 @@ async fn two_shares_give_nothing_three_give_a_verifiable_credential() {
     );
     assert_eq!(client.get(&id).await.unwrap(), before);
 
-    // Invariant 6: exactly these events; the signed-but-refused submissions (a
-    // duplicate approval, one after the unlock) are on the record too.
+    // Invariant 6: exactly these events; the signed-but-refused calls (two
+    // fetches before the unlock, a duplicate approval, one after the unlock)
+    // are on the record too.
     assert_eq!(
         request_events(&mut client, &id).await,
         vec![
             "request_opened",
             "share_accepted",
             "share_accepted",
+            "call_refused",
+            "call_refused",
             "share_rejected",
             "share_accepted",
             "quorum_reached",
@@ -371,8 +374,13 @@ async fn cancel_rules() {
     assert_eq!(v2.state, pb::RequestState::Cancelled as i32);
     assert_eq!(
         request_events(&mut client, &r.id).await,
-        vec!["request_opened", "request_cancelled", "share_rejected"],
-        "the signed submission after the cancel is on the record"
+        vec![
+            "request_opened",
+            "call_refused",
+            "request_cancelled",
+            "share_rejected"
+        ],
+        "the refused cancel of another commander and the signed submission after the cancel are on the record"
     );
     assert_eq!(
         request_events(&mut client, &r2.id).await,
@@ -553,18 +561,22 @@ async fn revocation_is_published_and_enforced_offline() {
     );
     assert!(ok, "{err}");
     // The revocation list is signed by D: the client checked it; a tampered list is refused.
-    let list = client.revocations().await.unwrap();
+    let list = client.revocations(false).await.unwrap();
     assert_eq!(list.revocations.len(), 1);
     assert_eq!(
         request_events(&mut client, &r.id).await,
         vec![
             "request_opened",
+            "call_refused",
             "share_accepted",
             "share_accepted",
             "quorum_reached",
             "credential_minted",
             "credential_fetched",
+            "call_refused",
             "credential_revoked",
-        ]
+            "call_refused",
+        ],
+        "the refused revocations (before the unlock, by another commander, twice) are on the record"
     );
 }

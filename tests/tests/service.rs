@@ -9,82 +9,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
-use breakglass_client::api::{unix_now, Client};
-use breakglass_daemon::{serve_duplex_insecure, Daemon, Limits, Store};
+use breakglass_client::api::unix_now;
+use breakglass_daemon::{Limits, Store};
 use breakglass_proto::pb;
+use common::inprocess::InProcess;
 use common::{assert_status, load, request_events, share_bytes, Fixture, Submission};
-use rand::SeedableRng;
 use tonic::Code;
-
-/// A daemon on a fake clock, and a client talking to it in memory.
-struct InProcess {
-    daemon: Arc<Daemon>,
-    clock: Arc<AtomicU64>,
-    client: Client,
-    server: tokio::task::JoinHandle<breakglass_daemon::Result<()>>,
-}
-
-impl InProcess {
-    /// Starts the fixture's state with the clock at the real time (so the
-    /// client's signatures are fresh) and the RNG seeded with `seed`.
-    async fn start(fx: &Fixture, seed: u64) -> InProcess {
-        InProcess::start_limited(fx, seed, Limits::default()).await
-    }
-
-    /// As [`InProcess::start`], with the given rate limits.
-    async fn start_limited(fx: &Fixture, seed: u64, limits: Limits) -> InProcess {
-        let clock = Arc::new(AtomicU64::new(unix_now()));
-        let c = clock.clone();
-        let daemon = Arc::new(
-            Daemon::start_with(
-                Store::open(&fx.state).unwrap(),
-                &fx.state,
-                Arc::new(move || c.load(Ordering::SeqCst)),
-                Box::new(rand::rngs::StdRng::seed_from_u64(seed)),
-                Vec::new(),
-            )
-            .unwrap(),
-        );
-        let (client_io, server_io) = tokio::io::duplex(1 << 16);
-        let server = tokio::spawn(serve_duplex_insecure(daemon.clone(), server_io, limits));
-        let client = Client::over_duplex(client_io).await.unwrap();
-        InProcess {
-            daemon,
-            clock,
-            client,
-            server,
-        }
-    }
-
-    /// Closes the connection, waits for the server to end, and drops the daemon
-    /// (releasing the state directory).
-    async fn stop(self) {
-        let InProcess {
-            daemon,
-            client,
-            server,
-            ..
-        } = self;
-        drop(client);
-        server.await.unwrap().unwrap();
-        // The connection's last tasks let go of their clones shortly after.
-        for _ in 0..200 {
-            if Arc::strong_count(&daemon) == 1 {
-                return;
-            }
-            tokio::task::yield_now().await;
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        panic!("the daemon is still shared after the server ended");
-    }
-
-    fn set_clock(&self, t: u64) {
-        self.clock.store(t, Ordering::SeqCst);
-    }
-}
 
 /// Invariant 7 (time-boxed): a share is accepted until the second before the
 /// deadline and refused from the deadline on, with the request unchanged; the
@@ -348,7 +278,7 @@ async fn unsigned_reads_are_rate_limited() {
         if let Err(e) = d
             .client
             .rpc()
-            .get_revocations(pb::GetRevocationsRequest {})
+            .get_revocations(pb::GetRevocationsRequest::default())
             .await
         {
             refused = Some(e);
@@ -548,4 +478,38 @@ async fn a_revoked_credential_is_not_fetched_again() {
             && e.contains("must not be used"),
         "{e}"
     );
+}
+
+/// Bounded reads: the default revocation list holds only revoked credentials
+/// still valid now (read through the expiry index); `include_expired` lists
+/// every revocation ever made. Both are signed by D.
+#[tokio::test]
+async fn revocations_list_only_unexpired_credentials_by_default() {
+    let fx = Fixture::new(3, 2, "15m");
+    let mut d = InProcess::start(&fx, 14).await;
+    let ic = load(&fx.commander_key("ic"));
+    let r = d
+        .client
+        .open(&ic, None, "prod-api", "revoke then expire", 60, "")
+        .await
+        .unwrap();
+    for i in 0..2 {
+        common::approve(&fx, &mut d.client, &r, i).await;
+    }
+    let c1 = load(&fx.custodian_key(0));
+    d.client
+        .revoke(&c1, None, &r.id, "laptop stolen")
+        .await
+        .unwrap();
+    let now = d.client.revocations(false).await.unwrap();
+    assert_eq!(now.revocations.len(), 1);
+    assert_eq!(now.revocations[0].request_id, r.id);
+    let expires_at = now.revocations[0].expires_at;
+
+    d.set_clock(expires_at + 1);
+    let later = d.client.revocations(false).await.unwrap();
+    assert!(later.revocations.is_empty(), "{:?}", later.revocations);
+    let all = d.client.revocations(true).await.unwrap();
+    assert_eq!(all.revocations.len(), 1);
+    assert_eq!(all.revocations[0].request_id, r.id);
 }

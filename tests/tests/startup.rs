@@ -198,6 +198,12 @@ fn serve_on_a_state_in_use_says_so() {
         err.contains("is in use by another breakglassd") && err.contains("stop that one first"),
         "{err}"
     );
+    // The holder is named by PID, so the operator knows which process to stop.
+    let pid = fx.daemon.as_ref().unwrap().child.id().to_string();
+    assert!(
+        err.contains(&format!("it holds the store's lock, PID {pid}")),
+        "{err}"
+    );
     assert!(!err.contains("damaged"), "{err}");
     assert!(fx.stop());
 }
@@ -361,4 +367,137 @@ fn an_edited_audit_entry_is_refused_at_start() {
         err.contains("the newest audit entries do not verify"),
         "{err}"
     );
+}
+
+/// Invariant 9: a TLS key that is not a key, or one that belongs to another
+/// certificate, is refused before anything is written (no `daemon_started`, no
+/// collecting request cancelled), naming the file and what to do.
+#[test]
+fn serve_refuses_bad_tls_material_before_writing() {
+    let mut fx = Fixture::new(3, 2, "15m");
+    fx.start();
+    fx.stop();
+    let key = fx.state.join("tls").join("key.pem");
+    let good = std::fs::read(&key).unwrap();
+    let before = std::fs::read(fx.state.join("state.redb")).unwrap();
+
+    std::fs::write(
+        &key,
+        b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let (ok, out, err) = serve_once(&fx.state, &[]);
+    assert!(!ok);
+    assert!(err.contains("tls key") && err.contains("key.pem"), "{err}");
+    assert!(err.contains("not a usable private key"), "{err}");
+    assert!(!out.contains("listening"), "{out}");
+
+    // A real key of another pair: parses, but does not match the certificate.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(&key, other.key_pair.serialize_pem()).unwrap();
+    let (ok, out, err) = serve_once(&fx.state, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("it does not belong to the certificate"),
+        "{err}"
+    );
+    assert!(!out.contains("listening"), "{out}");
+
+    assert!(
+        std::fs::read(fx.state.join("state.redb")).unwrap() == before,
+        "the state was written before the TLS material was checked"
+    );
+    std::fs::write(&key, good).unwrap();
+}
+
+/// A damaged daemon key file is named as such (not a generic I/O error).
+#[test]
+fn serve_names_a_corrupt_daemon_key() {
+    let fx = Fixture::new(3, 2, "15m");
+    std::fs::write(fx.state.join("daemon.key"), "not hex at all").unwrap();
+    let (ok, _, err) = serve_once(&fx.state, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("daemon.key") && err.contains("not a 32-byte hex key"),
+        "{err}"
+    );
+}
+
+/// A state this user may not read is reported as a permission problem naming
+/// the path and the user, not as missing or damaged state. As root (CI), the
+/// daemon is run as `nobody` through setpriv; otherwise the directory is made
+/// unreadable.
+#[test]
+fn serve_on_an_unreadable_state_names_the_path_and_user() {
+    let fx = Fixture::new(3, 2, "15m");
+    let root = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").unwrap().uid() == 0
+    };
+    let (ok, err) = if root {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(common::bin("breakglassd"))
+            .args([
+                "serve",
+                "--state",
+                fx.state.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .output()
+            .expect("setpriv (util-linux) is needed to run this test as root");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fx.state, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let (ok, _, err) = serve_once(&fx.state, &[]);
+        std::fs::set_permissions(&fx.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        (ok, err)
+    };
+    assert!(!ok);
+    assert!(err.contains("permission denied for"), "{err}");
+    assert!(err.contains(fx.state.to_str().unwrap()), "{err}");
+    if root {
+        assert!(err.contains("uid 65534"), "{err}");
+    }
+    assert!(
+        !err.contains("damaged") && !err.contains("missing"),
+        "{err}"
+    );
+}
+
+/// Invariant 8: deleting D's integrity statement does not downgrade the start
+/// check (it would let a seal edit through); the operator adopts a genuinely
+/// old state explicitly, and only then does it start.
+#[test]
+fn a_state_without_its_integrity_statement_is_refused_until_adopted() {
+    let fx = Fixture::new(3, 2, "15m");
+    {
+        let db = redb::Database::open(fx.state.join("state.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx
+                .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+                .unwrap();
+            t.remove("integrity").unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let (ok, _, err) = serve_once(&fx.state, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("it has no integrity statement signed by D")
+            && err.contains("--adopt-state-integrity"),
+        "{err}"
+    );
+    let store = breakglass_daemon::Store::open(&fx.state).unwrap();
+    assert!(breakglass_daemon::Daemon::adopt_integrity(&store, &fx.state).unwrap());
+    assert!(!breakglass_daemon::Daemon::adopt_integrity(&store, &fx.state).unwrap());
+    drop(store);
+    let d = breakglass_daemon::Daemon::start(&fx.state, breakglass_daemon::system_clock());
+    assert!(d.is_ok(), "an adopted state starts");
 }

@@ -19,6 +19,7 @@ pub(crate) async fn run(
     conn: &Conn,
     krl: Option<&Path>,
     json: Option<&Path>,
+    include_expired: bool,
 ) -> anyhow::Result<()> {
     let mut c = connect(conn).await?;
     if krl.is_none() && json.is_none() {
@@ -26,7 +27,7 @@ pub(crate) async fn run(
             "say where to write: --krl FILE (OpenSSH RevokedKeys) and/or --json FILE (token ids)"
         );
     }
-    let list = c.revocations().await?;
+    let list = c.revocations(include_expired).await?;
     let authority = AuthorityPublic::parse(&c.info().authority_ssh)?;
     if let Some(path) = krl {
         write_krl(path, &authority, &list)?;

@@ -7,25 +7,43 @@ use crate::engine::policy;
 use crate::engine::request::Request;
 use crate::error::{Error, Result};
 
+/// The call's name in `call_refused` records.
+const CALL: &str = "cancel_request";
+
 impl Daemon {
     /// Cancels a collecting request (its requester or any custodian).
     pub fn cancel(&self, request_id: &str, reason: &str, sig: Sig) -> Result<Request> {
         let why = policy::reason(reason, false)?;
         let now = self.now();
         let mut live = self.lock()?;
-        let c = self.take_live(&mut live, request_id)?;
+        let payload = |r: &Request| {
+            signing::cancel_request(
+                &self.meta.daemon_id,
+                &r.id,
+                &r.digest,
+                &sig.signer_id,
+                reason,
+                sig.signed_at,
+            )
+        };
+        let deny = |id, caller| Error::NotAllowedToCancel { id, caller };
+        let Some(c) = live.requests.remove(request_id) else {
+            // Not collecting: closed (or unknown). A verified caller's attempt
+            // is refused on the record.
+            let r = self.load(request_id)?;
+            let actor = self.requester_or_custodian(CALL, &r, &sig, &payload(&r), now, deny)?;
+            let e = if r.state.is_terminal() {
+                r.closed_error()
+            } else {
+                Error::Internal(format!(
+                    "request `{}` is stored as collecting but its ephemeral key is gone",
+                    r.id
+                ))
+            };
+            return Err(self.refused_call(CALL, actor.id(), Some(&r.id), e, now));
+        };
         let r = c.request();
-        let payload = signing::cancel_request(
-            &self.meta.daemon_id,
-            &r.id,
-            &r.digest,
-            &sig.signer_id,
-            reason,
-            sig.signed_at,
-        );
-        let actor = match self.requester_or_custodian(r, &sig, &payload, now, |id, caller| {
-            Error::NotAllowedToCancel { id, caller }
-        }) {
+        let actor = match self.requester_or_custodian(CALL, r, &sig, &payload(r), now, deny) {
             Ok(a) => a,
             Err(e) => {
                 live.requests.insert(r.id.clone(), c);

@@ -20,7 +20,9 @@ impl Daemon {
             sig.signed_at,
         );
         let who = auth::authenticate_commander(self.policy(), &sig.by(), &payload, now)?;
-        let (cred, recs) = r.fetch(who.id(), now)?;
+        let (cred, recs) = r
+            .fetch(who.id(), now)
+            .map_err(|e| self.refused_call("fetch_credential", who.id(), Some(&r.id), e, now))?;
         let cred = cred.clone();
         self.commit(&[], recs)?;
         Ok((r, cred))

@@ -11,6 +11,7 @@ use crate::crypto::daemon_key::DaemonKey;
 use crate::crypto::integrity;
 use crate::engine::event::{Event, Record};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::store::{keyfile, Checkpointer, Route, Store};
 
 /// How many of the newest audit entries are verified at every start.
@@ -44,6 +45,31 @@ impl Daemon {
         routes: Vec<Route>,
     ) -> Result<Daemon> {
         Daemon::start_with(store, state_dir, clock, system_rng(), routes)
+    }
+
+    /// Has D sign the integrity statement of a state that has none (made before
+    /// breakglass recorded one): the operator's explicit `--adopt-state-integrity`,
+    /// never automatic, since deleting the statement must not downgrade the start
+    /// check. Returns false (and changes nothing) if the state has one already.
+    pub fn adopt_integrity(store: &Store, state_dir: &Path) -> Result<bool> {
+        if store.integrity()?.is_some() {
+            return Ok(false);
+        }
+        let key = DaemonKey::new(keyfile::read_daemon_key(state_dir)?);
+        let meta = store.meta()?;
+        let statement = integrity::statement(
+            &meta.daemon_id,
+            &meta.ceremony_id,
+            &meta.policy_digest,
+            &meta.seal,
+            &store.commitments()?,
+            &meta.authority_public,
+        );
+        store.set_integrity(&integrity::sign(statement, key.signing())?)?;
+        tracing::warn!(
+            "recorded an integrity statement over the state as it is now (--adopt-state-integrity)"
+        );
+        Ok(true)
     }
 
     /// As [`Daemon::start_on`], with an injected RNG (tests seed it).
@@ -84,10 +110,10 @@ impl Daemon {
                 })?
             }
             None => {
-                tracing::warn!(
-                    "this state has no integrity record (made before breakglass recorded one); recording it now"
-                );
-                store.set_integrity(&integrity::sign(now_statement, key.signing())?)?;
+                return Err(Error::StateCorrupt {
+                    path: store.path().to_path_buf(),
+                    why: "it has no integrity statement signed by D (it was deleted, or the state predates breakglass recording one); if you know this state is genuine, run `breakglassd serve --adopt-state-integrity` once to have D sign what is there now".into(),
+                })
             }
         }
         // The newest entries chain to the head, and their checkpoints are D's.
@@ -101,6 +127,14 @@ impl Daemon {
                 path: store.path().to_path_buf(),
                 why: format!("the newest audit entries do not verify ({e}); check the whole log with `breakglass audit verify`"),
             })?;
+        let metrics = Arc::new(Metrics::default());
+        metrics.seed(
+            head,
+            tail.iter()
+                .rev()
+                .find(|e| e.event.kind() == "checkpoint")
+                .map_or(0, |e| e.time),
+        );
         store.set_checkpointer(Checkpointer {
             daemon_id: meta.daemon_id.clone(),
             key: key.signing().clone(),
@@ -124,7 +158,8 @@ impl Daemon {
                 version: env!("CARGO_PKG_VERSION").into(),
             },
         });
-        store.commit(&abandoned.iter().collect::<Vec<_>>(), records)?;
+        let started = store.commit(&abandoned.iter().collect::<Vec<_>>(), records)?;
+        metrics.committed(&started, |_| None);
         let (events, _) = broadcast::channel(1024);
         Ok(Daemon {
             meta,
@@ -139,12 +174,20 @@ impl Daemon {
             events,
             wake: Arc::new(Notify::new()),
             stopping: tokio::sync::watch::channel(false).0,
+            writable: tokio::sync::watch::channel(true).0,
+            metrics,
         })
     }
 
     /// Expires collecting requests whose window has passed; returns their ids.
     pub fn sweep(&self) -> Result<Vec<String>> {
+        // After a failed write, probe with a real write so the store is
+        // reopened and health returns to SERVING once the disk has room again,
+        // without waiting for a caller.
         let now = self.now();
+        if !*self.writable.borrow() {
+            self.wrote(self.store.probe_write(now))?;
+        }
         let mut live = self.lock()?;
         let due: Vec<String> = live
             .requests

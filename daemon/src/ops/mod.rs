@@ -33,6 +33,7 @@ use crate::engine::policy::Policy;
 use crate::engine::request::Request;
 use crate::engine::share::Commitment;
 use crate::error::{Error, Result};
+use crate::metrics::{Gauges, Metrics};
 use crate::store::audit::AuditEntry;
 use crate::store::{Meta, Store};
 use breakglass_formats::keys::AuthorityPublic;
@@ -100,12 +101,17 @@ pub struct Daemon {
     events: broadcast::Sender<AuditEntry>,
     wake: Arc<Notify>,
     stopping: tokio::sync::watch::Sender<bool>,
+    writable: tokio::sync::watch::Sender<bool>,
+    metrics: Arc<Metrics>,
 }
 
 impl Daemon {
     /// Commits and then tells watchers and the webhook outbox.
     fn commit(&self, requests: &[&Request], records: Vec<Record>) -> Result<()> {
-        let entries = self.store.commit(requests, records)?;
+        let entries = self.wrote(self.store.commit(requests, records))?;
+        self.metrics.committed(&entries, |id| {
+            requests.iter().find(|r| r.id == id).map(|r| r.opened_at)
+        });
         let any = !entries.is_empty();
         for e in entries {
             // No receiver is fine: nobody is watching.
@@ -131,6 +137,48 @@ impl Daemon {
     /// connected watchers do not hold the shutdown.
     pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
         self.stopping.subscribe()
+    }
+
+    /// Follows the store's health: a storage error turns `writable` false
+    /// (health NOT_SERVING), the next successful write turns it true again.
+    fn wrote<T>(&self, r: Result<T>) -> Result<T> {
+        match &r {
+            Ok(_) => {
+                self.writable
+                    .send_if_modified(|w| !std::mem::replace(w, true));
+            }
+            Err(Error::Storage(_)) => {
+                self.writable
+                    .send_if_modified(|w| std::mem::replace(w, false));
+            }
+            Err(_) => {}
+        }
+        r
+    }
+
+    /// The operational counters (the metrics listener renders them).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The figures read at scrape time: requests collecting now and whether the
+    /// store accepts writes.
+    pub fn gauges(&self) -> Gauges {
+        let collecting = self
+            .live
+            .lock()
+            .map(|l| l.requests.len() as u64)
+            .unwrap_or(0);
+        Gauges {
+            collecting,
+            writable: *self.writable.borrow(),
+        }
+    }
+
+    /// False from a failed write until a write succeeds again: the health
+    /// service reports NOT_SERVING meanwhile.
+    pub fn writable(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.writable.subscribe()
     }
 
     /// Tells every stream to end (the first step of a shutdown).
@@ -216,28 +264,11 @@ impl Daemon {
             .ok_or_else(|| Error::RequestNotFound { id: id.to_string() })
     }
 
-    /// The live state of a collecting request, taken out of the map (the caller
-    /// puts back whatever state comes out of the transition). A request that is
-    /// not live is closed or unknown, and the error says which.
-    fn take_live(&self, live: &mut Live, id: &str) -> Result<Collecting> {
-        match live.requests.remove(id) {
-            Some(c) => Ok(c),
-            None => {
-                let r = self.load(id)?;
-                if r.state.is_terminal() {
-                    Err(r.closed_error())
-                } else {
-                    Err(Error::Internal(format!(
-                        "request `{id}` is stored as collecting but its ephemeral key is gone"
-                    )))
-                }
-            }
-        }
-    }
-
-    /// Authenticates a call that the request's requester or any custodian may make.
+    /// Authenticates a call that the request's requester or any custodian may
+    /// make; a commander who is not the requester is refused on the record.
     fn requester_or_custodian(
         &self,
+        call: &'static str,
         r: &Request,
         sig: &Sig,
         payload: &[u8],
@@ -247,10 +278,56 @@ impl Daemon {
         let actor = auth::authenticate_any(self.policy(), &sig.by(), payload, now)?;
         if let Actor::Commander(c) = &actor {
             if c.id() != r.requester {
-                return Err(deny(r.id.clone(), c.id().to_string()));
+                let e = deny(r.id.clone(), c.id().to_string());
+                return Err(self.refused_call(call, c.id(), Some(&r.id), e, now));
             }
         }
         Ok(actor)
+    }
+
+    /// Records the refusal of a caller whose signature verified (`call_refused`)
+    /// and returns the error to answer with.
+    fn refused_call(
+        &self,
+        call: &'static str,
+        caller: &str,
+        request_id: Option<&str>,
+        e: Error,
+        now: u64,
+    ) -> Error {
+        let event = Event::CallRefused {
+            call: call.to_string(),
+            caller: caller.to_string(),
+            reason: e.to_string(),
+        };
+        self.audit_refusal(caller, request_id, event, e, now)
+    }
+
+    /// Writes `event` for a refusal and returns `e`, or the storage error if
+    /// even the record cannot be written: nothing is refused off the record.
+    /// Failures of the daemon itself (storage, internal) are not the caller's
+    /// and are answered as they are.
+    fn audit_refusal(
+        &self,
+        actor: &str,
+        request_id: Option<&str>,
+        event: Event,
+        e: Error,
+        now: u64,
+    ) -> Error {
+        if matches!(e, Error::Storage(_) | Error::Internal(_)) {
+            return e;
+        }
+        let rec = Record {
+            time: now,
+            actor: actor.to_string(),
+            request_id: request_id.map(str::to_string),
+            event,
+        };
+        match self.commit(&[], vec![rec]) {
+            Ok(()) => e,
+            Err(store) => store,
+        }
     }
 }
 

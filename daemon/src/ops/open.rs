@@ -26,6 +26,9 @@ pub struct OpenCall {
     pub sig: Sig,
 }
 
+/// The call's name in `call_refused` records.
+const CALL: &str = "open_request";
+
 impl Daemon {
     /// Opens a request.
     pub fn open(&self, call: OpenCall) -> Result<Request> {
@@ -53,22 +56,28 @@ impl Daemon {
             call.sig.signed_at,
         );
         let who = auth::authenticate_commander(policy, &call.sig.by(), &payload, now)?;
-        policy.authorize_open(who.id(), &call.scope, call.ttl_seconds)?;
-        let ssh_public_key =
-            policy.subject_key(policy.scope(&call.scope)?, &call.ssh_public_key)?;
+        // The signature verified: from here every refusal is on the record.
+        let refuse = |id: Option<&str>, e: Error| self.refused_call(CALL, who.id(), id, e, now);
+        let ssh_public_key = policy
+            .authorize_open(who.id(), &call.scope, call.ttl_seconds)
+            .and_then(|()| policy.subject_key(policy.scope(&call.scope)?, &call.ssh_public_key))
+            .map_err(|e| refuse(None, e))?;
         let id = signing::request_id(&payload);
         let mut live = self.lock()?;
         if self.store.request(&id)?.is_some() {
-            return Err(Error::RequestExists { id });
+            // A replay of a signed open (or the same open sent twice).
+            return Err(refuse(Some(&id), Error::RequestExists { id: id.clone() }));
         }
-        policy.check_open_bound(
-            who.id(),
-            live.requests
-                .values()
-                .filter(|c| c.request().requester == who.id())
-                .map(|c| c.request().id.clone())
-                .collect(),
-        )?;
+        policy
+            .check_open_bound(
+                who.id(),
+                live.requests
+                    .values()
+                    .filter(|c| c.request().requester == who.id())
+                    .map(|c| c.request().id.clone())
+                    .collect(),
+            )
+            .map_err(|e| refuse(None, e))?;
         let (collecting, records) = Collecting::open(
             OpenParams {
                 id: id.clone(),

@@ -19,6 +19,9 @@ pub struct RevocationList {
     pub signature: [u8; 64],
 }
 
+/// The call's name in `call_refused` records.
+const CALL: &str = "revoke_credential";
+
 impl Daemon {
     /// Revokes a minted credential (its requester or any custodian).
     pub fn revoke(&self, request_id: &str, reason: &str, sig: Sig) -> Result<Request> {
@@ -34,19 +37,22 @@ impl Daemon {
             reason,
             sig.signed_at,
         );
-        let actor = self.requester_or_custodian(&r, &sig, &payload, now, |id, caller| {
+        let actor = self.requester_or_custodian(CALL, &r, &sig, &payload, now, |id, caller| {
             Error::NotAllowedToRevoke { id, caller }
         })?;
-        let (revoked, recs) = r.revoke(actor.id(), why, now)?;
+        let (revoked, recs) = r
+            .revoke(actor.id(), why, now)
+            .map_err(|e| self.refused_call(CALL, actor.id(), Some(&r.id), e, now))?;
         self.commit_one(&revoked, recs)?;
         Ok(revoked)
     }
 
     /// The revocation list, signed by D.
-    pub fn revocations(&self) -> Result<RevocationList> {
+    pub fn revocations(&self, include_expired: bool) -> Result<RevocationList> {
+        let now = self.now();
         let mut items: Vec<RevokedItem> = self
             .store
-            .revoked_requests()?
+            .revoked_requests((!include_expired).then_some(now))?
             .into_iter()
             .filter_map(|r| {
                 let rev = r.revocation?;
@@ -67,7 +73,7 @@ impl Daemon {
                 .cmp(&b.revoked_at)
                 .then_with(|| a.request_id.cmp(&b.request_id))
         });
-        let generated_at = self.now();
+        let generated_at = now;
         let signature = self
             .key
             .sign_revocations(&self.meta.daemon_id, generated_at, &items);

@@ -13,7 +13,7 @@ use breakglass_proto::{signing, transport};
 use super::{Daemon, Live};
 use crate::engine::auth::{self, AuthenticatedCustodian, SignedBy};
 use crate::engine::collecting::{Accepted, Collecting};
-use crate::engine::event::{Event, Record};
+use crate::engine::event::Event;
 use crate::engine::request::Request;
 use crate::engine::share::{verify_share, VerifiedShare};
 use crate::error::{Error, Result};
@@ -45,6 +45,9 @@ impl Daemon {
     pub fn submit(&self, call: SubmitCall) -> Result<Progress> {
         let out = self.submit_inner(&call);
         super::scrub_stack();
+        if let Err(e) = &out {
+            self.metrics.share_refused(e.kind());
+        }
         out
     }
 
@@ -133,23 +136,14 @@ impl Daemon {
         verify_share(who, com, &self.meta.ceremony_id, &plain)
     }
 
-    /// Records the refusal of an authenticated custodian's share and returns
-    /// the error to answer with (the storage error instead, if even the record
-    /// cannot be written: nothing is refused silently).
+    /// Records the refusal of an authenticated custodian's share
+    /// (`share_rejected`) and returns the error to answer with.
     fn refused(&self, id: &str, custodian: &str, e: Error, now: u64) -> Error {
-        let rec = Record {
-            time: now,
-            actor: custodian.to_string(),
-            request_id: Some(id.to_string()),
-            event: Event::ShareRejected {
-                custodian: custodian.to_string(),
-                reason: e.to_string(),
-            },
+        let event = Event::ShareRejected {
+            custodian: custodian.to_string(),
+            reason: e.to_string(),
         };
-        match self.commit(&[], vec![rec]) {
-            Ok(()) => e,
-            Err(store) => store,
-        }
+        self.audit_refusal(custodian, Some(id), event, e, now)
     }
 
     fn accept(

@@ -9,6 +9,7 @@ use tonic::{Request as GrpcRequest, Response, Status};
 
 use breakglass_proto::pb;
 
+use super::calllog::CallLog;
 use super::limit::Limiter;
 use super::status::to_status;
 use super::view::view;
@@ -26,6 +27,7 @@ pub struct BreakGlassService {
     limiter: Arc<Limiter>,
     reads: Arc<Limiter>,
     mtls: bool,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The identity (subject common name) in a client certificate.
@@ -51,6 +53,7 @@ impl BreakGlassService {
         mtls: bool,
     ) -> Self {
         BreakGlassService {
+            metrics: daemon.metrics(),
             daemon,
             limiter,
             reads,
@@ -91,6 +94,23 @@ impl BreakGlassService {
             }
         }
         Ok(())
+    }
+
+    /// Starts the operational log line of a call.
+    fn log<T>(
+        &self,
+        method: &'static str,
+        req: &GrpcRequest<T>,
+        signature: Option<&pb::Signature>,
+        request_id: Option<&String>,
+    ) -> CallLog<'_> {
+        CallLog::begin(
+            self.metrics.as_ref(),
+            method,
+            req,
+            signature,
+            request_id.map(String::as_str),
+        )
     }
 
     /// Runs a daemon operation on the blocking pool (it signs, decrypts and fsyncs).
@@ -155,209 +175,233 @@ fn sig(s: Option<pb::Signature>) -> Result<Sig, Status> {
 impl pb::break_glass_server::BreakGlass for BreakGlassService {
     async fn get_info(
         &self,
-        _: GrpcRequest<pb::GetInfoRequest>,
+        req: GrpcRequest<pb::GetInfoRequest>,
     ) -> Result<Response<pb::GetInfoResponse>, Status> {
-        let audit_head = self.run(|d| d.store().audit_head()).await?;
-        let d = &self.daemon;
-        let m = d.meta();
-        let a = d.authority().map_err(|e| to_status(&e))?;
-        let p = &m.policy;
-        Ok(Response::new(pb::GetInfoResponse {
-            daemon_id: m.daemon_id.clone(),
-            ceremony_id: m.ceremony_id.clone(),
-            daemon_public_key: d.daemon_public().to_bytes().to_vec(),
-            authority_public_key: a.0.to_bytes().to_vec(),
-            authority_paserk: a.paserk(),
-            authority_ssh: a.ssh(),
-            threshold: u32::from(p.threshold),
-            custodians: p
-                .custodians
-                .iter()
-                .map(|c| pb::Custodian {
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                    ssh_public_key: c.ssh_key.clone(),
-                })
-                .collect(),
-            commanders: p
-                .commanders
-                .iter()
-                .map(|c| pb::Commander {
-                    id: c.member.id.clone(),
-                    name: c.member.name.clone(),
-                    scopes: c.scopes.clone(),
-                    ssh_public_key: c.member.ssh_key.clone(),
-                })
-                .collect(),
-            scopes: p
-                .scopes
-                .iter()
-                .map(|s| pb::Scope {
-                    name: s.name.clone(),
-                    principals: s.principals.clone(),
-                    max_ttl_seconds: p.ttl_cap(s),
-                    credentials: s.credentials.iter().map(|k| k.name().to_string()).collect(),
-                    ssh_extensions: s.ssh_extensions.clone(),
-                })
-                .collect(),
-            collection_window_seconds: p.collection_window_seconds,
-            max_ttl_seconds: p.max_ttl_seconds,
-            policy_digest: hex::encode(m.policy_digest),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            freshness_seconds: p.freshness_seconds,
-            audit_head,
-        }))
+        let log = self.log("GetInfo", &req, None, None);
+        if let Err(e) = self.admit_read(&req) {
+            return log.end(Err(e));
+        }
+        let audit_head = match self.run(|d| d.store().audit_head()).await {
+            Ok(h) => h,
+            Err(e) => return log.end(Err(e)),
+        };
+        let v = super::view::info(&self.daemon, audit_head).map_err(|e| to_status(&e));
+        log.end(v.map(Response::new))
     }
 
     async fn open_request(
         &self,
         req: GrpcRequest<pb::OpenRequestRequest>,
     ) -> Result<Response<pb::RequestView>, Status> {
-        self.admit(&req, req.get_ref().signature.as_ref())?;
-        let m = req.into_inner();
-        let call = OpenCall {
-            scope: m.scope,
-            reason: m.reason,
-            ttl_seconds: m.ttl_seconds,
-            ssh_public_key: m.ssh_public_key,
-            nonce: m.nonce,
-            sig: sig(m.signature)?,
-        };
-        let v = self.run(move |d| d.open(call).map(|r| view(d, &r))).await?;
-        Ok(Response::new(v))
+        let mut log = self.log("OpenRequest", &req, req.get_ref().signature.as_ref(), None);
+        let out = async {
+            self.admit(&req, req.get_ref().signature.as_ref())?;
+            let m = req.into_inner();
+            let call = OpenCall {
+                scope: m.scope,
+                reason: m.reason,
+                ttl_seconds: m.ttl_seconds,
+                ssh_public_key: m.ssh_public_key,
+                nonce: m.nonce,
+                sig: sig(m.signature)?,
+            };
+            let v = self.run(move |d| d.open(call).map(|r| view(d, &r))).await?;
+            Ok(Response::new(v))
+        }
+        .await;
+        if let Ok(v) = &out {
+            log.request(&v.get_ref().id);
+        }
+        log.end(out)
     }
 
     async fn get_request(
         &self,
         req: GrpcRequest<pb::GetRequestRequest>,
     ) -> Result<Response<pb::RequestView>, Status> {
-        self.admit_read(&req)?;
-        let id = req.into_inner().id;
-        let v = self.run(move |d| d.get(&id).map(|r| view(d, &r))).await?;
-        Ok(Response::new(v))
+        let log = self.log("GetRequest", &req, None, Some(&req.get_ref().id));
+        let out = async {
+            self.admit_read(&req)?;
+            let id = req.into_inner().id;
+            let v = self.run(move |d| d.get(&id).map(|r| view(d, &r))).await?;
+            Ok(Response::new(v))
+        }
+        .await;
+        log.end(out)
     }
 
     async fn list_requests(
         &self,
         req: GrpcRequest<pb::ListRequestsRequest>,
     ) -> Result<Response<pb::ListRequestsResponse>, Status> {
-        self.admit_read(&req)?;
-        let m = req.into_inner();
-        let limit = if m.limit == 0 { 100 } else { m.limit.min(1000) } as usize;
-        let before = page_token(&m.page_token)?;
-        let (requests, next) = self
-            .run(move |d| {
-                d.list(m.collecting_only, before.as_ref(), limit)
-                    .map(|(rs, next)| (rs.iter().map(|r| view(d, r)).collect(), next))
-            })
-            .await?;
-        Ok(Response::new(pb::ListRequestsResponse {
-            requests,
-            next_page_token: next
-                .map(|c| format!("{}:{}", c.opened_at, c.id))
-                .unwrap_or_default(),
-        }))
+        let log = self.log("ListRequests", &req, None, None);
+        let out = async {
+            self.admit_read(&req)?;
+            let m = req.into_inner();
+            let limit = if m.limit == 0 { 100 } else { m.limit.min(1000) } as usize;
+            let before = page_token(&m.page_token)?;
+            let (requests, next) = self
+                .run(move |d| {
+                    d.list(m.collecting_only, before.as_ref(), limit)
+                        .map(|(rs, next)| (rs.iter().map(|r| view(d, r)).collect(), next))
+                })
+                .await?;
+            Ok(Response::new(pb::ListRequestsResponse {
+                requests,
+                next_page_token: next
+                    .map(|c| format!("{}:{}", c.opened_at, c.id))
+                    .unwrap_or_default(),
+            }))
+        }
+        .await;
+        log.end(out)
     }
 
     async fn submit_share(
         &self,
         req: GrpcRequest<pb::SubmitShareRequest>,
     ) -> Result<Response<pb::SubmitShareResponse>, Status> {
-        self.admit(&req, req.get_ref().signature.as_ref())?;
-        let m = req.into_inner();
-        let call = SubmitCall {
-            request_id: m.request_id,
-            sealed_share: m.sealed_share,
-            sig: sig(m.signature)?,
-        };
-        let out = self
-            .run(move |d| {
-                d.submit(call).map(|p| pb::SubmitShareResponse {
-                    accepted: p.accepted,
-                    threshold: p.request.threshold,
-                    unlocked: p.unlocked,
-                    request: Some(view(d, &p.request)),
+        let log = self.log(
+            "SubmitShare",
+            &req,
+            req.get_ref().signature.as_ref(),
+            Some(&req.get_ref().request_id),
+        );
+        let out = async {
+            self.admit(&req, req.get_ref().signature.as_ref())?;
+            let m = req.into_inner();
+            let call = SubmitCall {
+                request_id: m.request_id,
+                sealed_share: m.sealed_share,
+                sig: sig(m.signature)?,
+            };
+            let out = self
+                .run(move |d| {
+                    d.submit(call).map(|p| pb::SubmitShareResponse {
+                        accepted: p.accepted,
+                        threshold: p.request.threshold,
+                        unlocked: p.unlocked,
+                        request: Some(view(d, &p.request)),
+                    })
                 })
-            })
-            .await?;
-        Ok(Response::new(out))
+                .await?;
+            Ok(Response::new(out))
+        }
+        .await;
+        log.end(out)
     }
 
     async fn cancel_request(
         &self,
         req: GrpcRequest<pb::CancelRequestRequest>,
     ) -> Result<Response<pb::RequestView>, Status> {
-        self.admit(&req, req.get_ref().signature.as_ref())?;
-        let m = req.into_inner();
-        let s = sig(m.signature)?;
-        let v = self
-            .run(move |d| d.cancel(&m.request_id, &m.reason, s).map(|r| view(d, &r)))
-            .await?;
-        Ok(Response::new(v))
+        let log = self.log(
+            "CancelRequest",
+            &req,
+            req.get_ref().signature.as_ref(),
+            Some(&req.get_ref().request_id),
+        );
+        let out = async {
+            self.admit(&req, req.get_ref().signature.as_ref())?;
+            let m = req.into_inner();
+            let s = sig(m.signature)?;
+            let v = self
+                .run(move |d| d.cancel(&m.request_id, &m.reason, s).map(|r| view(d, &r)))
+                .await?;
+            Ok(Response::new(v))
+        }
+        .await;
+        log.end(out)
     }
 
     async fn fetch_credential(
         &self,
         req: GrpcRequest<pb::FetchCredentialRequest>,
     ) -> Result<Response<pb::FetchCredentialResponse>, Status> {
-        self.admit(&req, req.get_ref().signature.as_ref())?;
-        let m = req.into_inner();
-        let s = sig(m.signature)?;
-        let out = self
-            .run(move |d| {
-                d.fetch(&m.request_id, s)
-                    .map(|(r, c)| pb::FetchCredentialResponse {
-                        request_id: r.id,
-                        encrypted_credential: c.sealed,
-                        expires_at: c.expires_at,
-                    })
-            })
-            .await?;
-        Ok(Response::new(out))
+        let log = self.log(
+            "FetchCredential",
+            &req,
+            req.get_ref().signature.as_ref(),
+            Some(&req.get_ref().request_id),
+        );
+        let out = async {
+            self.admit(&req, req.get_ref().signature.as_ref())?;
+            let m = req.into_inner();
+            let s = sig(m.signature)?;
+            let out = self
+                .run(move |d| {
+                    d.fetch(&m.request_id, s)
+                        .map(|(r, c)| pb::FetchCredentialResponse {
+                            request_id: r.id,
+                            encrypted_credential: c.sealed,
+                            expires_at: c.expires_at,
+                        })
+                })
+                .await?;
+            Ok(Response::new(out))
+        }
+        .await;
+        log.end(out)
     }
 
     async fn revoke_credential(
         &self,
         req: GrpcRequest<pb::RevokeCredentialRequest>,
     ) -> Result<Response<pb::RequestView>, Status> {
-        self.admit(&req, req.get_ref().signature.as_ref())?;
-        let m = req.into_inner();
-        let s = sig(m.signature)?;
-        let v = self
-            .run(move |d| d.revoke(&m.request_id, &m.reason, s).map(|r| view(d, &r)))
-            .await?;
-        Ok(Response::new(v))
+        let log = self.log(
+            "RevokeCredential",
+            &req,
+            req.get_ref().signature.as_ref(),
+            Some(&req.get_ref().request_id),
+        );
+        let out = async {
+            self.admit(&req, req.get_ref().signature.as_ref())?;
+            let m = req.into_inner();
+            let s = sig(m.signature)?;
+            let v = self
+                .run(move |d| d.revoke(&m.request_id, &m.reason, s).map(|r| view(d, &r)))
+                .await?;
+            Ok(Response::new(v))
+        }
+        .await;
+        log.end(out)
     }
 
     async fn get_revocations(
         &self,
         req: GrpcRequest<pb::GetRevocationsRequest>,
     ) -> Result<Response<pb::GetRevocationsResponse>, Status> {
-        self.admit_read(&req)?;
-        let out = self
-            .run(move |d| {
-                let list = d.revocations()?;
-                Ok(pb::GetRevocationsResponse {
-                    revocations: list
-                        .items
-                        .into_iter()
-                        .map(|i| pb::Revocation {
-                            request_id: i.request_id,
-                            ssh_key_id: i.ssh_key_id,
-                            ssh_serial: i.ssh_serial,
-                            revoked_at: i.revoked_at,
-                            revoked_by: i.revoked_by,
-                            reason: i.reason,
-                            expires_at: i.expires_at,
-                        })
-                        .collect(),
-                    generated_at: list.generated_at,
-                    authority_ssh: d.authority()?.ssh(),
-                    daemon_signature: list.signature.to_vec(),
+        let log = self.log("GetRevocations", &req, None, None);
+        let out = async {
+            self.admit_read(&req)?;
+            let include_expired = req.get_ref().include_expired;
+            let out = self
+                .run(move |d| {
+                    let list = d.revocations(include_expired)?;
+                    Ok(pb::GetRevocationsResponse {
+                        revocations: list
+                            .items
+                            .into_iter()
+                            .map(|i| pb::Revocation {
+                                request_id: i.request_id,
+                                ssh_key_id: i.ssh_key_id,
+                                ssh_serial: i.ssh_serial,
+                                revoked_at: i.revoked_at,
+                                revoked_by: i.revoked_by,
+                                reason: i.reason,
+                                expires_at: i.expires_at,
+                            })
+                            .collect(),
+                        generated_at: list.generated_at,
+                        authority_ssh: d.authority()?.ssh(),
+                        daemon_signature: list.signature.to_vec(),
+                    })
                 })
-            })
-            .await?;
-        Ok(Response::new(out))
+                .await?;
+            Ok(Response::new(out))
+        }
+        .await;
+        log.end(out)
     }
 
     type AuditExportStream = ResultStream<pb::AuditRecord>;
@@ -366,8 +410,13 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::AuditExportRequest>,
     ) -> Result<Response<Self::AuditExportStream>, Status> {
-        self.admit_read(&req)?;
-        self.export_stream(req.into_inner().since).await
+        let log = self.log("AuditExport", &req, None, None);
+        let out = async {
+            self.admit_read(&req)?;
+            self.export_stream(req.into_inner().since).await
+        }
+        .await;
+        log.end(out)
     }
 
     type WatchAuditStream = ResultStream<pb::AuditRecord>;
@@ -376,8 +425,13 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::WatchAuditRequest>,
     ) -> Result<Response<Self::WatchAuditStream>, Status> {
-        self.admit_read(&req)?;
-        self.watch_audit_stream(req.into_inner().since).await
+        let log = self.log("WatchAudit", &req, None, None);
+        let out = async {
+            self.admit_read(&req)?;
+            self.watch_audit_stream(req.into_inner().since).await
+        }
+        .await;
+        log.end(out)
     }
 
     type WatchRequestStream = ResultStream<pb::RequestView>;
@@ -386,7 +440,12 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         &self,
         req: GrpcRequest<pb::WatchRequestRequest>,
     ) -> Result<Response<Self::WatchRequestStream>, Status> {
-        self.admit_read(&req)?;
-        self.watch_request_stream(req.into_inner().id).await
+        let log = self.log("WatchRequest", &req, None, Some(&req.get_ref().id));
+        let out = async {
+            self.admit_read(&req)?;
+            self.watch_request_stream(req.into_inner().id).await
+        }
+        .await;
+        log.end(out)
     }
 }

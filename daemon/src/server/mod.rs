@@ -2,8 +2,10 @@
 //! health and reflection services, and the expiry sweeper. `run` takes the
 //! listener and the shutdown signal, so tests bind `127.0.0.1:0`.
 
+mod calllog;
 pub mod grpc;
 pub mod limit;
+pub mod metrics_http;
 pub mod status;
 mod stream;
 pub mod tls;
@@ -114,6 +116,28 @@ pub async fn run_with(
     // The sweeper stops between sweeps and is awaited, so no clone of the daemon
     // outlives `run_with` (a caller may reopen the state directory right after).
     let (stop_sweeper, mut stopping) = tokio::sync::watch::channel(false);
+    // The health service follows the store: NOT_SERVING while writes fail.
+    let health_follower = {
+        let mut writable = daemon.writable();
+        let reporter = reporter.clone();
+        tokio::spawn(async move {
+            while writable.changed().await.is_ok() {
+                let ok = *writable.borrow_and_update();
+                if ok {
+                    reporter
+                        .set_serving::<pb::break_glass_server::BreakGlassServer<grpc::BreakGlassService>>()
+                        .await;
+                } else {
+                    tracing::error!(
+                        "store writes fail: reporting NOT_SERVING until a write succeeds"
+                    );
+                    reporter
+                        .set_not_serving::<pb::break_glass_server::BreakGlassServer<grpc::BreakGlassService>>()
+                        .await;
+                }
+            }
+        })
+    };
     let sweeper = {
         let d = daemon.clone();
         tokio::spawn(async move {
@@ -172,6 +196,7 @@ pub async fn run_with(
     };
     let _ = stop_sweeper.send(true);
     let _ = sweeper.await;
+    health_follower.abort();
     let d = daemon.clone();
     let stopped = tokio::task::spawn_blocking(move || d.shutdown())
         .await

@@ -36,8 +36,67 @@ pub fn fingerprint(cert_pem: &[u8]) -> Result<String> {
     ))
 }
 
-/// Loads the configured certificate, or the self-signed one in `state_dir/tls`, making it if absent.
+/// Parses the chain and key and builds a rustls server configuration from
+/// them, so a damaged, foreign or mismatched key is refused before the daemon
+/// writes anything (a bad key found only at the first handshake would have
+/// already recorded `daemon_started` and cancelled collecting requests).
+fn check(cert_pem: &[u8], key_pem: &[u8], cert_path: &Path, key_path: &Path) -> Result<()> {
+    let bad_cert =
+        |why: String| Error::invalid("tls certificate", format!("{}: {why}", cert_path.display()));
+    let bad_key = |why: String| {
+        Error::invalid(
+            "tls key",
+            format!(
+                "{}: {why}; restore the key that belongs to {}, or (self-signed) delete both files to make a new pair",
+                key_path.display(),
+                cert_path.display()
+            ),
+        )
+    };
+    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad_cert(format!("unreadable PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad_cert("no CERTIFICATE block in the PEM file".into()));
+    }
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| bad_key(format!("unreadable PEM: {e}")))?
+        .ok_or_else(|| bad_key("no PRIVATE KEY block in the PEM file".into()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| bad_key(format!("not a usable private key ({e})")))?;
+    let certified = rustls::sign::CertifiedKey::new(certs, signing);
+    match certified.keys_match() {
+        Ok(()) => Ok(()),
+        // A key type rustls cannot compare is left to the handshake.
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(()),
+        Err(e) => Err(bad_key(format!(
+            "it does not belong to the certificate ({e})"
+        ))),
+    }
+}
+
+/// Loads the configured certificate, or the self-signed one in `state_dir/tls`,
+/// making it if absent, and checks that the key parses and belongs to the
+/// certificate.
 pub fn load_or_create(
+    state_dir: &Path,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    extra_names: &[String],
+) -> Result<TlsMaterial> {
+    let m = load_or_create_unchecked(state_dir, cert, key, extra_names)?;
+    let key_path = match key {
+        Some(k) => k.to_path_buf(),
+        None => state_dir.join("tls").join("key.pem"),
+    };
+    check(&m.cert_pem, &m.key_pem, &m.cert_path, &key_path)?;
+    Ok(m)
+}
+
+fn load_or_create_unchecked(
     state_dir: &Path,
     cert: Option<&Path>,
     key: Option<&Path>,

@@ -46,3 +46,55 @@ pub fn view(d: &Daemon, r: &Request) -> pb::RequestView {
             .unwrap_or_default(),
     }
 }
+
+/// The daemon's public description (`GetInfo`).
+pub fn info(d: &Daemon, audit_head: u64) -> crate::error::Result<pb::GetInfoResponse> {
+    let m = d.meta();
+    let a = d.authority()?;
+    let p = &m.policy;
+    Ok(pb::GetInfoResponse {
+        daemon_id: m.daemon_id.clone(),
+        ceremony_id: m.ceremony_id.clone(),
+        daemon_public_key: d.daemon_public().to_bytes().to_vec(),
+        authority_public_key: a.0.to_bytes().to_vec(),
+        authority_paserk: a.paserk(),
+        authority_ssh: a.ssh(),
+        threshold: u32::from(p.threshold),
+        custodians: p
+            .custodians
+            .iter()
+            .map(|c| pb::Custodian {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                ssh_public_key: c.ssh_key.clone(),
+            })
+            .collect(),
+        commanders: p
+            .commanders
+            .iter()
+            .map(|c| pb::Commander {
+                id: c.member.id.clone(),
+                name: c.member.name.clone(),
+                scopes: c.scopes.clone(),
+                ssh_public_key: c.member.ssh_key.clone(),
+            })
+            .collect(),
+        scopes: p
+            .scopes
+            .iter()
+            .map(|s| pb::Scope {
+                name: s.name.clone(),
+                principals: s.principals.clone(),
+                max_ttl_seconds: p.ttl_cap(s),
+                credentials: s.credentials.iter().map(|k| k.name().to_string()).collect(),
+                ssh_extensions: s.ssh_extensions.clone(),
+            })
+            .collect(),
+        collection_window_seconds: p.collection_window_seconds,
+        max_ttl_seconds: p.max_ttl_seconds,
+        policy_digest: hex::encode(m.policy_digest),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        freshness_seconds: p.freshness_seconds,
+        audit_head,
+    })
+}

@@ -16,6 +16,7 @@ pub fn read_daemon_key(state_dir: &Path) -> Result<SigningKey> {
             path: state_dir.to_path_buf(),
             why: format!("{DAEMON_KEY_FILE} is missing"),
         },
+        std::io::ErrorKind::PermissionDenied => super::open::unreadable(&path),
         _ => Error::io(&path, e),
     })?);
     let mut seed = Zeroizing::new([0u8; 32]);

@@ -16,7 +16,7 @@ impl Store {
 
     /// One audit entry.
     pub fn audit_entry(&self, seq: u64) -> Result<Option<AuditEntry>> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let tx = self.db()?.begin_read().map_err(storage)?;
         let t = tx.open_table(AUDIT).map_err(storage)?;
         let v = t.get(seq).map_err(storage)?;
         v.map(|v| {
@@ -28,7 +28,7 @@ impl Store {
 
     /// Sequence number of the newest entry (0 if none).
     pub fn audit_head(&self) -> Result<u64> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let tx = self.db()?.begin_read().map_err(storage)?;
         let t = tx.open_table(AUDIT).map_err(storage)?;
         let last = t
             .last()
@@ -40,7 +40,7 @@ impl Store {
 
     /// Audit entries with `seq >= since`, at most `limit`.
     pub fn audit(&self, since: u64, limit: usize) -> Result<Vec<AuditEntry>> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let tx = self.db()?.begin_read().map_err(storage)?;
         let t = tx.open_table(AUDIT).map_err(storage)?;
         let mut out = Vec::new();
         for row in t.range(since..).map_err(storage)?.take(limit) {

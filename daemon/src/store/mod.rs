@@ -15,7 +15,9 @@ mod index;
 pub mod keyfile;
 mod log;
 mod modes;
+mod open;
 use log::append_in;
+use open::Opener;
 mod outbox;
 
 pub use index::Cursor;
@@ -43,6 +45,8 @@ const OUTBOX: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("outbox
 
 /// Meta key of D's signed integrity statement.
 const INTEGRITY: &str = "integrity";
+/// Meta key the write probe rewrites after a storage error.
+const PROBE: &str = "write_probe";
 
 /// File name of the store inside the state directory.
 pub const DB_FILE: &str = "state.redb";
@@ -109,28 +113,16 @@ impl Route {
 
 /// The redb store.
 pub struct Store {
-    db: Database,
+    /// The open database; `None` only while it is being reopened.
+    db: std::sync::RwLock<Option<std::sync::Arc<Database>>>,
+    /// How to open it again after a write error (redb refuses every write
+    /// after an I/O error until the database is reopened).
+    opener: Opener,
+    /// Set by a failed write: the next call reopens first.
+    broken: std::sync::atomic::AtomicBool,
     path: PathBuf,
     checkpointer: Option<Checkpointer>,
     routes: Vec<Route>,
-}
-
-/// Who this process runs as, for permission errors.
-fn whoami() -> String {
-    #[cfg(target_os = "linux")]
-    {
-        let uid = rustix::process::getuid().as_raw();
-        return format!("uid {uid}");
-    }
-    #[allow(unreachable_code)]
-    "this user".to_string()
-}
-
-fn unreadable(path: &Path) -> Error {
-    Error::StateUnreadable {
-        path: path.to_path_buf(),
-        user: whoami(),
-    }
 }
 
 /// A stored record that does not decode: damage, not a storage failure.
@@ -157,13 +149,8 @@ impl Store {
         // Made private first (0600), then initialised by redb in place.
         crate::ceremony::write_new_private(&path, &[])?;
         let db = Database::create(&path).map_err(storage)?;
-        let store = Store {
-            db,
-            path,
-            checkpointer: None,
-            routes: Vec::new(),
-        };
-        let tx = store.db.begin_write().map_err(storage)?;
+        let store = Store::with(db, Store::file_opener(&path), path);
+        let tx = store.db()?.begin_write().map_err(storage)?;
         {
             let mut meta = tx.open_table(META).map_err(storage)?;
             meta.insert("format", b"breakglass-state/v1".as_slice())
@@ -204,116 +191,6 @@ impl Store {
         Ok(store)
     }
 
-    /// Checks that `state_dir` holds an initialised daemon, without opening
-    /// or writing anything (run before anything else at start).
-    pub fn require(state_dir: &Path) -> Result<()> {
-        let missing = |why: &str| Error::StateMissing {
-            path: state_dir.to_path_buf(),
-            why: why.to_string(),
-        };
-        let db = state_dir.join(DB_FILE);
-        for (path, what) in [(state_dir, "the directory does not exist"), (&db, "")] {
-            match std::fs::metadata(path) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                    return Err(unreadable(path));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(missing(if what.is_empty() {
-                        "state.redb is missing"
-                    } else {
-                        what
-                    }));
-                }
-                Err(e) => return Err(Error::io(path, e)),
-            }
-        }
-        // Metadata can be read where contents cannot: try the file itself.
-        if let Err(e) = std::fs::File::open(&db) {
-            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                return Err(unreadable(&db));
-            }
-            return Err(Error::io(&db, e));
-        }
-        Ok(())
-    }
-
-    /// Opens an initialised state directory.
-    pub fn open(state_dir: &Path) -> Result<Store> {
-        Store::require(state_dir)?;
-        let path = state_dir.join(DB_FILE);
-        let corrupt = |why: String| Error::StateCorrupt {
-            path: path.clone(),
-            why,
-        };
-        // redb can panic on a truncated or overwritten file; that is damage to
-        // report, not a crash (the default hook is silenced for this one call).
-        let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let opened = std::panic::catch_unwind(|| Database::open(&path));
-        std::panic::set_hook(hook);
-        let db = match opened {
-            Err(_) => {
-                return Err(corrupt(
-                    "the store file is truncated or overwritten (redb cannot read its header)"
-                        .into(),
-                ))
-            }
-            Ok(Ok(db)) => db,
-            Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
-                return Err(Error::StateLocked {
-                    path: path.clone(),
-                    holder: String::new(),
-                })
-            }
-            Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))))
-                if e.kind() == std::io::ErrorKind::WouldBlock =>
-            {
-                return Err(Error::StateLocked {
-                    path: path.clone(),
-                    holder: String::new(),
-                })
-            }
-            Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))))
-                if e.kind() == std::io::ErrorKind::PermissionDenied =>
-            {
-                return Err(unreadable(&path))
-            }
-            Ok(Err(other)) => return Err(corrupt(format!("{other}"))),
-        };
-        Store::from_db(db, path)
-    }
-
-    /// Opens an initialised store on a custom redb backend (tests use one that can fail writes).
-    pub fn open_with_backend(path: &Path, backend: impl redb::StorageBackend) -> Result<Store> {
-        let db = redb::Builder::new()
-            .create_with_backend(backend)
-            .map_err(|e| Error::StateCorrupt {
-                path: path.to_path_buf(),
-                why: e.to_string(),
-            })?;
-        Store::from_db(db, path.to_path_buf())
-    }
-
-    fn from_db(db: Database, path: PathBuf) -> Result<Store> {
-        let corrupt = |why: String| Error::StateCorrupt {
-            path: path.clone(),
-            why,
-        };
-        let store = Store {
-            db,
-            path: path.clone(),
-            checkpointer: None,
-            routes: Vec::new(),
-        };
-        store.meta().map_err(|e| match e {
-            Error::Storage(why) => corrupt(why),
-            other => other,
-        })?;
-        store.ensure_indexes()?;
-        Ok(store)
-    }
-
     /// Signs a checkpoint after quorum, revocation, start and stop events.
     pub fn set_checkpointer(&mut self, c: Checkpointer) {
         self.checkpointer = Some(c);
@@ -335,7 +212,7 @@ impl Store {
             path: self.path.clone(),
             why,
         };
-        let tx = self.db.begin_read().map_err(storage)?;
+        let tx = self.db()?.begin_read().map_err(storage)?;
         let t = tx
             .open_table(META)
             .map_err(|e| corrupt(format!("no meta table: {e}")))?;
@@ -377,7 +254,7 @@ impl Store {
     /// D's signed integrity statement, if the state has one (states made before
     /// it existed get one at their first start).
     pub fn integrity(&self) -> Result<Option<crate::crypto::integrity::Signed>> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let tx = self.db()?.begin_read().map_err(storage)?;
         let t = tx.open_table(META).map_err(storage)?;
         let v = t.get(INTEGRITY).map_err(storage)?;
         v.map(|v| {
@@ -389,21 +266,20 @@ impl Store {
 
     /// Records the integrity statement of a state that had none.
     pub fn set_integrity(&self, signed: &crate::crypto::integrity::Signed) -> Result<()> {
-        let tx = self.db.begin_write().map_err(storage)?;
-        {
+        self.write(|tx| {
             let mut t = tx.open_table(META).map_err(storage)?;
             t.insert(
                 INTEGRITY,
                 serde_json::to_vec(signed).map_err(storage)?.as_slice(),
             )
             .map_err(storage)?;
-        }
-        tx.commit().map_err(storage)
+            Ok(())
+        })
     }
 
     /// Share commitments by custodian id.
     pub fn commitments(&self) -> Result<BTreeMap<String, Commitment>> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let tx = self.db()?.begin_read().map_err(storage)?;
         let t = tx.open_table(COMMITMENTS).map_err(storage)?;
         let mut out = BTreeMap::new();
         for row in t.iter().map_err(storage)? {
@@ -420,7 +296,7 @@ impl Store {
 
     /// One request.
     pub fn request(&self, id: &str) -> Result<Option<Request>> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let tx = self.db()?.begin_read().map_err(storage)?;
         let t = tx.open_table(REQUESTS).map_err(storage)?;
         let v = t.get(id).map_err(storage)?;
         v.map(|v| {
@@ -431,7 +307,7 @@ impl Store {
 
     /// All requests, newest first.
     pub fn requests(&self) -> Result<Vec<Request>> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let tx = self.db()?.begin_read().map_err(storage)?;
         let t = tx.open_table(REQUESTS).map_err(storage)?;
         let mut out: Vec<Request> = Vec::new();
         for row in t.iter().map_err(storage)? {
@@ -448,38 +324,50 @@ impl Store {
     /// Writes requests, their audit records (plus a signed checkpoint where due) and the
     /// webhook outbox items in one durable transaction; returns the entries appended.
     pub fn commit(&self, requests: &[&Request], records: Vec<Record>) -> Result<Vec<AuditEntry>> {
-        let tx = self.db.begin_write().map_err(storage)?;
-        let entries;
-        {
-            let mut t = tx.open_table(REQUESTS).map_err(storage)?;
-            for r in requests {
-                t.insert(
-                    r.id.as_str(),
-                    serde_json::to_vec(r).map_err(storage)?.as_slice(),
-                )
-                .map_err(storage)?;
-                index::index(&tx, r)?;
-            }
-            let mut audit = tx.open_table(AUDIT).map_err(storage)?;
-            entries = append_in(&mut audit, records, self.checkpointer.as_ref())?;
-            if !self.routes.is_empty() {
-                let mut outbox = tx.open_table(OUTBOX).map_err(storage)?;
-                let fresh = serde_json::to_vec(&OutboxState {
-                    attempts: 0,
-                    next_at: 0,
-                    last_error: String::new(),
-                })
-                .map_err(storage)?;
-                for e in &entries {
-                    for r in self.routes.iter().filter(|r| r.wants(e.event.kind())) {
-                        outbox
-                            .insert((e.seq, r.name.as_str()), fresh.as_slice())
-                            .map_err(storage)?;
+        self.write(|tx| {
+            let entries;
+            {
+                let mut t = tx.open_table(REQUESTS).map_err(storage)?;
+                for r in requests {
+                    t.insert(
+                        r.id.as_str(),
+                        serde_json::to_vec(r).map_err(storage)?.as_slice(),
+                    )
+                    .map_err(storage)?;
+                    index::index(tx, r)?;
+                }
+                let mut audit = tx.open_table(AUDIT).map_err(storage)?;
+                entries = append_in(&mut audit, records, self.checkpointer.as_ref())?;
+                if !self.routes.is_empty() {
+                    let mut outbox = tx.open_table(OUTBOX).map_err(storage)?;
+                    let fresh = serde_json::to_vec(&OutboxState {
+                        attempts: 0,
+                        next_at: 0,
+                        last_error: String::new(),
+                    })
+                    .map_err(storage)?;
+                    for e in &entries {
+                        for r in self.routes.iter().filter(|r| r.wants(e.event.kind())) {
+                            outbox
+                                .insert((e.seq, r.name.as_str()), fresh.as_slice())
+                                .map_err(storage)?;
+                        }
                     }
                 }
             }
-        }
-        tx.commit().map_err(storage)?;
-        Ok(entries)
+            Ok(entries)
+        })
+    }
+
+    /// A small durable write that needs fresh pages, as a real call would:
+    /// after a write error it proves (or disproves) that writes work again,
+    /// so health does not report SERVING while the disk is still full.
+    pub fn probe_write(&self, now: u64) -> Result<()> {
+        self.write(|tx| {
+            let mut t = tx.open_table(META).map_err(storage)?;
+            t.insert(PROBE, now.to_be_bytes().as_slice())
+                .map_err(storage)?;
+            Ok(())
+        })
     }
 }

@@ -7,25 +7,28 @@ use std::path::{Path, PathBuf};
 use super::{DAEMON_KEY_FILE, DB_FILE};
 use crate::error::{Error, Result};
 
-/// The files whose modes are checked, with the mode they are created with.
-fn checked(state_dir: &Path) -> Vec<(PathBuf, &'static str)> {
-    vec![
+/// The files whose modes are checked, with the mode they are created with
+/// (`tls_key`: an operator-supplied `--tls-key`).
+fn checked(state_dir: &Path, tls_key: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
+    let mut v = vec![
         (state_dir.to_path_buf(), "700"),
         (state_dir.join(DB_FILE), "600"),
         (state_dir.join(DAEMON_KEY_FILE), "600"),
         (state_dir.join("tls"), "700"),
         (state_dir.join("tls").join("key.pem"), "600"),
-    ]
+    ];
+    v.extend(tls_key.map(|k| (k.to_path_buf(), "600")));
+    v
 }
 
 /// Refuses group- or world-writable state; returns a warning for each file or
 /// directory others may read. Files that do not exist are skipped (their own
 /// checks say what is missing).
 #[cfg(unix)]
-pub fn check_modes(state_dir: &Path) -> Result<Vec<String>> {
+pub fn check_modes(state_dir: &Path, tls_key: Option<&Path>) -> Result<Vec<String>> {
     use std::os::unix::fs::PermissionsExt;
     let mut warnings = Vec::new();
-    for (path, fix) in checked(state_dir) {
+    for (path, fix) in checked(state_dir, tls_key) {
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
@@ -57,6 +60,6 @@ pub fn check_modes(state_dir: &Path) -> Result<Vec<String>> {
 
 /// No permission bits to check on this platform.
 #[cfg(not(unix))]
-pub fn check_modes(_state_dir: &Path) -> Result<Vec<String>> {
+pub fn check_modes(_state_dir: &Path, _tls_key: Option<&Path>) -> Result<Vec<String>> {
     Ok(Vec::new())
 }

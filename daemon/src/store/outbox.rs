@@ -20,7 +20,7 @@ pub struct OutboxState {
 impl Store {
     /// Outbox items due at `now`, oldest first, at most `limit`.
     pub fn outbox_due(&self, now: u64, limit: usize) -> Result<Vec<(u64, String, OutboxState)>> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let tx = self.db()?.begin_read().map_err(storage)?;
         let t = tx.open_table(OUTBOX).map_err(storage)?;
         let mut out = Vec::new();
         for row in t.iter().map_err(storage)? {
@@ -39,7 +39,7 @@ impl Store {
 
     /// Number of pending outbox items.
     pub fn outbox_len(&self) -> Result<u64> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let tx = self.db()?.begin_read().map_err(storage)?;
         tx.open_table(OUTBOX)
             .map_err(storage)?
             .len()
@@ -48,25 +48,23 @@ impl Store {
 
     /// Removes a delivered item.
     pub fn outbox_done(&self, seq: u64, name: &str) -> Result<()> {
-        let tx = self.db.begin_write().map_err(storage)?;
-        {
+        self.write(|tx| {
             let mut t = tx.open_table(OUTBOX).map_err(storage)?;
             t.remove((seq, name)).map_err(storage)?;
-        }
-        tx.commit().map_err(storage)
+            Ok(())
+        })
     }
 
     /// Records a failed attempt.
     pub fn outbox_retry(&self, seq: u64, name: &str, st: &OutboxState) -> Result<()> {
-        let tx = self.db.begin_write().map_err(storage)?;
-        {
+        self.write(|tx| {
             let mut t = tx.open_table(OUTBOX).map_err(storage)?;
             t.insert(
                 (seq, name),
                 serde_json::to_vec(st).map_err(storage)?.as_slice(),
             )
             .map_err(storage)?;
-        }
-        tx.commit().map_err(storage)
+            Ok(())
+        })
     }
 }

@@ -61,6 +61,17 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A call whose signature verified was refused (any call but a share
+    /// submission, which has `share_rejected`): repeated refusals of the same
+    /// signed caller are what reviewers look for.
+    CallRefused {
+        /// The call (`open_request`, `cancel_request`, `revoke_credential`, `fetch_credential`).
+        call: String,
+        /// The authenticated caller.
+        caller: String,
+        /// Why, as the caller was told.
+        reason: String,
+    },
     /// The quorum was reached.
     QuorumReached {
         /// Custodians whose shares counted.
@@ -124,13 +135,14 @@ pub enum Event {
 }
 
 /// Every event kind, as it appears in the `kind` field of the JSON.
-pub const EVENT_KINDS: [&str; 16] = [
+pub const EVENT_KINDS: [&str; 17] = [
     "ceremony",
     "daemon_started",
     "daemon_stopped",
     "request_opened",
     "share_accepted",
     "share_rejected",
+    "call_refused",
     "quorum_reached",
     "credential_minted",
     "credential_fetched",
@@ -153,6 +165,7 @@ impl Event {
             Event::RequestOpened { .. } => "request_opened",
             Event::ShareAccepted { .. } => "share_accepted",
             Event::ShareRejected { .. } => "share_rejected",
+            Event::CallRefused { .. } => "call_refused",
             Event::QuorumReached { .. } => "quorum_reached",
             Event::CredentialMinted { .. } => "credential_minted",
             Event::CredentialFetched { .. } => "credential_fetched",

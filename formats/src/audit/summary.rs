@@ -26,6 +26,11 @@ pub fn summary(e: &AuditEntry) -> String {
         Event::ShareRejected { custodian, reason } => {
             format!("breakglass: share from {custodian} rejected for {req}: {reason}")
         }
+        Event::CallRefused {
+            call,
+            caller,
+            reason,
+        } => format!("breakglass: {call} by {caller} refused ({req}): {reason}"),
         Event::QuorumReached { approvers } => format!(
             "breakglass: quorum reached for {req} (approved by {})",
             approvers.join(", ")

@@ -13,6 +13,7 @@ use breakglass_client::identity::Identity;
 use breakglass_formats::envelope::ShareFile;
 use breakglass_proto::{pb, signing, transport};
 
+pub mod inprocess;
 pub mod memscan;
 
 /// Where [`bin`] finds the binaries when a suite chose (see [`use_binaries_in`]).
@@ -76,6 +77,8 @@ pub struct Daemon {
     pub addr: String,
     pub fingerprint: String,
     pub log: PathBuf,
+    /// `host:port` of the metrics listener, when started with `--metrics`.
+    pub metrics: Option<String>,
 }
 
 fn keyfile(dir: &Path, name: &str) -> (Identity, PathBuf) {
@@ -256,10 +259,13 @@ impl Fixture {
         let stdout = child.stdout.take().unwrap();
         let mut reader = BufReader::new(stdout);
         let mut logf = std::fs::File::create(&log).unwrap();
-        let (mut addr, mut fp) = (String::new(), String::new());
+        let (mut addr, mut fp, mut metrics) = (String::new(), String::new(), None);
         let mut line = String::new();
         while reader.read_line(&mut line).unwrap() > 0 {
             logf.write_all(line.as_bytes()).unwrap();
+            if let Some(m) = line.trim().strip_prefix("metrics on http://") {
+                metrics = m.strip_suffix("/metrics").map(str::to_string);
+            }
             if let Some(f) = line.trim().strip_prefix("tls fingerprint ") {
                 fp = f.to_string();
             }
@@ -282,6 +288,7 @@ impl Fixture {
             addr,
             fingerprint: fp,
             log,
+            metrics,
         });
         self.daemon.as_ref().unwrap()
     }

@@ -25,9 +25,19 @@ struct PolicyFile {
     separation_of_duties: bool,
     #[serde(default = "default_max_open")]
     max_open_per_commander: u32,
-    custodians: Vec<Member>,
+    custodians: Vec<CustodianFile>,
     commanders: Vec<CommanderFile>,
     scopes: Vec<ScopeFile>,
+}
+
+/// A custodian as written (a misspelt field is refused, never ignored).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustodianFile {
+    id: String,
+    #[serde(default)]
+    name: String,
+    ssh_key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,7 +130,15 @@ impl Policy {
             },
             separation_of_duties: f.separation_of_duties,
             max_open_per_commander: f.max_open_per_commander,
-            custodians: f.custodians,
+            custodians: f
+                .custodians
+                .into_iter()
+                .map(|c| Member {
+                    id: c.id,
+                    name: c.name,
+                    ssh_key: c.ssh_key,
+                })
+                .collect(),
             commanders: f
                 .commanders
                 .into_iter()

@@ -162,3 +162,12 @@ fn open_bound_and_separation_of_duties() {
     let off = Policy::from_toml(&format!("separation_of_duties = false\n{same_key}")).unwrap();
     assert!(off.check_separation("r", "c1", "ic").is_ok());
 }
+
+/// Invariant 9: a misspelt custodian field is refused at `init`, naming it,
+/// rather than silently ignored.
+#[test]
+fn a_misspelt_custodian_field_is_refused() {
+    let t = sample_toml(3, 2).replacen("name = \"Custodian 1\"", "nmae = \"Custodian 1\"", 1);
+    let e = Policy::from_toml(&t).unwrap_err().to_string();
+    assert!(e.contains("unknown field `nmae`"), "{e}");
+}
