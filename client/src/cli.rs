@@ -72,7 +72,11 @@ pub(crate) enum Cmd {
         no_passphrase: bool,
     },
     /// Show the daemon: ids, authority key, threshold, custodians, commanders, scopes.
-    Info,
+    Info {
+        /// Print JSON for scripts (fields in the README, "Scripting").
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the authority public key A that downstream systems trust.
     Authority {
         /// Only the `TrustedUserCAKeys` line for sshd.
@@ -117,9 +121,24 @@ pub(crate) enum Cmd {
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Read the log from an export (JSON Lines) instead of the daemon.
+        /// Read the log from an export (JSON Lines) instead of the daemon; its
+        /// chain (and trailer) are verified first.
         #[arg(long)]
         file: Option<PathBuf>,
+        /// With --file: the daemon key D (hex, `breakglass info` prints it) to check
+        /// the checkpoints and the export's signed trailer.
+        #[arg(long, requires = "file", requires = "daemon_id")]
+        daemon_key: Option<String>,
+        /// With --file: the daemon id the checkpoints and the trailer must name.
+        #[arg(long, requires = "daemon_key")]
+        daemon_id: Option<String>,
+        /// With --file: accept an export without its signed trailer (a cut-off
+        /// tail, e.g. a removed revocation, cannot be detected; the page says so).
+        #[arg(long, requires = "file")]
+        allow_partial: bool,
+        /// Render even a log that does not verify, under a banner saying so.
+        #[arg(long)]
+        force: bool,
     },
     /// Run a whole quorum unlock against a temporary daemon on loopback TLS.
     Drill {
@@ -133,6 +152,13 @@ pub(crate) enum Cmd {
         #[arg(long, default_value_t = 3)]
         threshold: u8,
     },
+    /// Print a shell completion script (e.g. `breakglass completions bash > /etc/bash_completion.d/breakglass`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output (`breakglass man | man -l -`).
+    Man,
 }
 
 /// `breakglass audit …`.
@@ -153,6 +179,9 @@ pub(crate) enum AuditCmd {
         /// what is there; a cut-off tail cannot be detected).
         #[arg(long)]
         allow_partial: bool,
+        /// Print JSON for scripts (fields in the README, "Scripting").
+        #[arg(long)]
+        json: bool,
     },
     /// Write the log as JSON Lines (one event per line) for a SIEM.
     Export {
@@ -177,10 +206,14 @@ pub(crate) enum AuditCmd {
 /// `breakglass request …`.
 #[derive(Subcommand)]
 pub(crate) enum RequestCmd {
-    /// Follow a request live: approvals, time left, outcome.
+    /// Follow a request live: approvals, time left, outcome. Exits 0 only when the
+    /// request unlocked: 3 expired, 4 cancelled, 5 lost the connection to the daemon.
     Watch {
         /// Request id.
         id: String,
+        /// One JSON object per line per update, then a last line with the outcome.
+        #[arg(long)]
+        json: bool,
     },
     /// Ask for emergency access (commander).
     Open {
@@ -201,12 +234,18 @@ pub(crate) enum RequestCmd {
     Show {
         /// Request id.
         id: String,
+        /// Print JSON for scripts (fields in the README, "Scripting").
+        #[arg(long)]
+        json: bool,
     },
     /// List requests (collecting only, unless --all).
     List {
         /// Include closed requests.
         #[arg(long)]
         all: bool,
+        /// Print JSON for scripts (fields in the README, "Scripting").
+        #[arg(long)]
+        json: bool,
     },
     /// Cancel a collecting request (its requester or a custodian).
     Cancel {
@@ -271,7 +310,15 @@ pub(crate) enum CredentialCmd {
         #[arg(long, env = "BREAKGLASS_AUTHORITY")]
         authority: String,
         /// A JSON revocation list from `breakglass revocations --json`; revoked credentials fail.
+        /// Its signature by the daemon key is checked first; a list that fails is refused.
         #[arg(long)]
         revocations: Option<PathBuf>,
+        /// With --revocations: the daemon key D (hex, `breakglass info` prints it) that must
+        /// have signed the list.
+        #[arg(long, requires = "revocations")]
+        daemon_key: Option<String>,
+        /// Print JSON for scripts (fields in the README, "Scripting").
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -25,13 +25,15 @@ pub enum Trust {
 }
 
 impl Trust {
-    /// Parses `sha256:<64 hex>` (colons between bytes allowed).
+    /// Parses `sha256:<64 hex>` (colons between bytes allowed; `SHA256:` and
+    /// capital hex digits too, as other tools print fingerprints).
     pub fn fingerprint(s: &str) -> Result<Trust> {
-        let hexpart = s
-            .trim()
-            .strip_prefix("sha256:")
-            .unwrap_or(s.trim())
-            .replace(':', "");
+        let t = s.trim();
+        let hexpart = match t.get(..7) {
+            Some(p) if p.eq_ignore_ascii_case("sha256:") => &t[7..],
+            _ => t,
+        }
+        .replace(':', "");
         let mut fp = [0u8; 32];
         hex::decode_to_slice(&hexpart, &mut fp).map_err(|_| {
             ClientError::Other(format!(
@@ -225,7 +227,12 @@ pub async fn channel(opts: &ConnectOptions) -> Result<Channel> {
     )?));
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| fail(e.to_string()))?
-        .connect_timeout(std::time::Duration::from_secs(10));
+        .connect_timeout(std::time::Duration::from_secs(10))
+        // A daemon that dies or drops off the network is noticed within seconds
+        // (a ping every 5 s, 5 s to answer), even while a watch waits for news.
+        .http2_keep_alive_interval(std::time::Duration::from_secs(5))
+        .keep_alive_timeout(std::time::Duration::from_secs(5))
+        .keep_alive_while_idle(true);
     let target = addr.clone();
     endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
@@ -240,15 +247,49 @@ pub async fn channel(opts: &ConnectOptions) -> Result<Channel> {
             }
         }))
         .await
-        .map_err(|e| {
-            let mut why = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                why = format!("{why}: {s}");
-                src = s.source();
-            }
-            fail(why)
-        })
+        .map_err(|e| fail(connect_failure(&e)))
+}
+
+/// What to check when the daemon cannot be reached.
+const CHECK_DAEMON: &str = "check --daemon / BREAKGLASS_DAEMON and that breakglassd is running";
+
+/// Why a connection failed, for people: the OS error once (every layer of
+/// tonic and hyper repeats it), and what to check.
+fn connect_failure(e: &(dyn std::error::Error + 'static)) -> String {
+    use std::io::ErrorKind::*;
+    let mut parts: Vec<String> = Vec::new();
+    let mut kind = None;
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        let t = x.to_string();
+        if !t.is_empty() && !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        if let Some(io) = x.downcast_ref::<std::io::Error>() {
+            kind = Some(io.kind());
+        }
+        cur = x.source();
+    }
+    // tonic's outer "transport error" says nothing when a cause follows.
+    if parts.len() > 1 && parts[0] == "transport error" {
+        parts.remove(0);
+    }
+    let text = parts.join(": ");
+    match kind {
+        Some(ConnectionRefused) => format!("connection refused; {CHECK_DAEMON}"),
+        Some(TimedOut) => format!("timed out; {CHECK_DAEMON}"),
+        Some(HostUnreachable | NetworkUnreachable | AddrNotAvailable) => {
+            format!("{text}; {CHECK_DAEMON}")
+        }
+        Some(ConnectionReset | ConnectionAborted | UnexpectedEof) => format!(
+            "the connection was closed during the TLS handshake ({text}); check that --daemon is \
+             breakglassd's port and, if it requires client certificates, --client-cert and --client-key"
+        ),
+        _ if text.contains("timed out") || text.contains("lookup") => {
+            format!("{text}; {CHECK_DAEMON}")
+        }
+        _ => text,
+    }
 }
 
 #[cfg(test)]
@@ -270,5 +311,29 @@ mod tests {
         let shown = format!("{o:?}");
         assert!(!shown.contains("80, 82, 73"), "{shown}");
         assert!(shown.contains("not shown"), "{shown}");
+    }
+
+    /// Fingerprints as other tools print them: `SHA256:`, capitals, colons.
+    #[test]
+    fn fingerprints_in_any_case() {
+        let lower = format!("sha256:{}", "ab".repeat(32));
+        let upper = format!("SHA256:{}", "AB:".repeat(32).trim_end_matches(':'));
+        for s in [lower, upper] {
+            assert!(
+                matches!(Trust::fingerprint(&s), Ok(Trust::Fingerprint(fp)) if fp == [0xab; 32]),
+                "{s}"
+            );
+        }
+        assert!(Trust::fingerprint("SHA256:xyz").is_err());
+    }
+
+    /// A refused connection names the OS error once and says what to check.
+    #[test]
+    fn refused_connection_says_what_to_check() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            connect_failure(&io),
+            format!("connection refused; {CHECK_DAEMON}")
+        );
     }
 }

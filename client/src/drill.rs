@@ -5,7 +5,9 @@
 //! (self-signed certificate, pinned by fingerprint), opens a request, submits
 //! shares one by one (checking that fewer than the threshold give nothing),
 //! fetches the credential, verifies it offline against the authority key the
-//! ceremony printed, checks that a tampered token fails, and shuts down.
+//! ceremony printed, checks that a tampered token fails, verifies the audit
+//! chain, scrapes the daemon's Prometheus metrics for the shares and the
+//! unlock, and shuts down.
 //! Every step is timed; the drill passes only if every step held.
 
 use std::sync::Arc;
@@ -20,6 +22,8 @@ use crate::connect::{ConnectOptions, Trust};
 use crate::identity::Identity;
 use breakglass_formats::keys::AuthorityPublic;
 use breakglass_formats::verify::{verify_certificate, verify_token};
+
+mod metrics;
 
 /// Drill settings.
 #[derive(Debug, Clone)]
@@ -256,6 +260,7 @@ async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
         return Ok(());
     };
     rec.report.daemon_addr = addr.to_string();
+    let metrics_addr = metrics::start(&daemon).await;
 
     let outcome = unlock(
         opts,
@@ -274,6 +279,12 @@ async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
         );
         let _ = daemon.record_drill(&note);
         audit_step(rec, &addr.to_string(), &fp).await;
+        let t = Instant::now();
+        let scraped = match metrics_addr {
+            Ok(a) => metrics::check(a, opts.threshold).await,
+            Err(e) => Err(e),
+        };
+        rec.step("scrape metrics", t, scraped.map(|d| ((), d)));
     }
     drop(daemon);
 

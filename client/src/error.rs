@@ -12,9 +12,11 @@ pub enum ClientError {
         /// Why.
         why: String,
     },
-    /// The daemon refused the call.
+    /// The daemon refused the call. Only the code and the daemon's message are
+    /// shown: the status is not a `source`, so tonic's own rendering of it
+    /// (`status: …, message: …, details: …`) never follows in a chain.
     #[error("{}: {}", code_name(.0.code()), .0.message())]
-    Status(#[from] tonic::Status),
+    Status(tonic::Status),
     /// A key file could not be used.
     #[error("key {path}: {why}")]
     Key {
@@ -51,6 +53,12 @@ pub enum ClientError {
     /// Anything else, with its explanation.
     #[error("{0}")]
     Other(String),
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(s: tonic::Status) -> Self {
+        ClientError::Status(s)
+    }
 }
 
 impl From<breakglass_formats::verify::ArtifactError> for ClientError {

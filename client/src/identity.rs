@@ -23,6 +23,22 @@ pub struct Identity {
 pub type PassphraseFn<'a> = &'a dyn Fn(&Path) -> std::io::Result<Zeroizing<String>>;
 
 impl Identity {
+    /// Checks, without asking a passphrase, that `path` holds an OpenSSH private
+    /// key (not its `.pub`), so a command can refuse a wrong `--key` before it
+    /// connects or asks anything.
+    pub fn check_file(path: &Path) -> Result<()> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| ClientError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?);
+        public_key_refusal(path, &text)?;
+        PrivateKey::from_openssh(text.as_bytes()).map_err(|e| ClientError::Key {
+            path: path.display().to_string(),
+            why: format!("not an OpenSSH private key: {e}"),
+        })?;
+        Ok(())
+    }
+
     /// Loads an OpenSSH ed25519 private key, asking `passphrase` if it is encrypted.
     pub fn load(path: &Path, passphrase: PassphraseFn<'_>) -> Result<Identity> {
         let err = |why: String| ClientError::Key {
@@ -33,6 +49,7 @@ impl Identity {
             path: path.display().to_string(),
             source: e,
         })?);
+        public_key_refusal(path, &text)?;
         let mut key = PrivateKey::from_openssh(text.as_bytes())
             .map_err(|e| err(format!("not an OpenSSH private key: {e}")))?;
         if key.is_encrypted() {
@@ -157,6 +174,21 @@ impl Identity {
     }
 }
 
+/// An error when `text` is a public key: `--key` needs the private half.
+fn public_key_refusal(path: &Path, text: &str) -> Result<()> {
+    if ssh_key::PublicKey::from_openssh(text.trim()).is_err() {
+        return Ok(());
+    }
+    let shown = path.display().to_string();
+    let private = shown
+        .strip_suffix(".pub")
+        .unwrap_or("the file without .pub");
+    Err(ClientError::Key {
+        path: shown.clone(),
+        why: format!("is a public key; --key needs the private key ({private})"),
+    })
+}
+
 #[cold]
 fn unreachable_key(e: &str) -> ! {
     // Only reachable if ssh-key or age change how they treat ed25519 keys.
@@ -189,5 +221,16 @@ mod tests {
         assert!(wrong.contains("wrong passphrase"), "{wrong}");
         let pubtext = std::fs::read_to_string(dir.path().join("plain.pub")).unwrap();
         assert!(pubtext.starts_with(&id.ssh_public()));
+        let public = Identity::load(&dir.path().join("plain.pub"), &|_| panic!("no passphrase"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            public.ends_with(&format!(
+                "is a public key; --key needs the private key ({})",
+                plain.display()
+            )),
+            "{public}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! - `cli`: the clap types (commands, flags, arguments).
 //! - `cmd`: one module per command group, and the connection built from the flags.
 //! - `output`: the layout of what is printed for people.
+//! - `json`: what `--json` prints for scripts (one serde struct per read command).
 
 use std::process::ExitCode;
 
@@ -12,6 +13,7 @@ use crate::cli::{Cli, Cmd};
 
 mod cli;
 mod cmd;
+mod json;
 mod output;
 
 /// Every heap block is zeroed when it is freed (invariant 3): a library that
@@ -52,7 +54,8 @@ fn main() -> ExitCode {
     match rt.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("breakglass: {e:#}");
+            // Daemon messages quote caller text: escaped like all stored text.
+            eprintln!("breakglass: {}", output::shown(&output::error_text(&e)));
             ExitCode::FAILURE
         }
     }
@@ -67,14 +70,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             comment,
             no_passphrase,
         } => cmd::key::keygen(&out, &comment, no_passphrase)?,
-        Cmd::Info => cmd::daemon::info(conn).await?,
+        Cmd::Info { json } => cmd::daemon::info(conn, json).await?,
         Cmd::Authority { ssh, paseto } => cmd::daemon::authority(conn, ssh, paseto).await?,
         Cmd::Revocations {
             krl,
             json,
             include_expired,
         } => cmd::revocations::run(conn, krl.as_deref(), json.as_deref(), include_expired).await?,
-        Cmd::Request(rc) => cmd::request::run(conn, rc).await?,
+        Cmd::Request(rc) => return cmd::request::run(conn, rc).await,
         Cmd::Share(sc) => return cmd::share::run(conn, sc).await,
         Cmd::Credential(cc) => cmd::credential::run(conn, cc).await?,
         Cmd::Audit(ac) => cmd::audit::run(conn, ac).await?,
@@ -83,12 +86,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             html,
             out,
             file,
-        } => cmd::review::run(conn, &id, html, out, file.as_deref()).await?,
+            daemon_key,
+            daemon_id,
+            allow_partial,
+            force,
+        } => {
+            let source = cmd::review::Source {
+                file,
+                daemon_key,
+                daemon_id,
+                allow_partial,
+            };
+            cmd::review::run(conn, &id, html, out, source, force).await?
+        }
         Cmd::Drill {
             json,
             custodians,
             threshold,
         } => return cmd::drill::run(json, custodians, threshold).await,
+        Cmd::Completions { shell } => cmd::docs::completions(shell),
+        Cmd::Man => cmd::docs::man()?,
     }
     Ok(ExitCode::SUCCESS)
 }

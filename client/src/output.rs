@@ -29,6 +29,25 @@ pub(crate) fn shown(text: &str) -> String {
     out
 }
 
+/// An error and its causes on one line, each cause once: a cause whose text
+/// the line already holds (`{what}: {source}` wrappers, an OS error repeated
+/// by every layer) is not written again.
+pub(crate) fn error_text(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !c.is_empty() && !out.contains(&c) {
+            out = format!("{out}: {c}");
+        }
+    }
+    out
+}
+
+/// `2026-12-02T05:10:00Z, in 23m`: a time in a message, UTC plus relative.
+pub(crate) fn when(t: u64, now: u64) -> String {
+    breakglass_formats::time::when(t, now)
+}
+
 /// `30m`, `1h 30m`: a number of seconds for people.
 pub(crate) fn duration(secs: u64) -> String {
     humantime::format_duration(Duration::from_secs(secs)).to_string()
@@ -53,22 +72,57 @@ fn approvers(v: &pb::RequestView) -> Vec<&str> {
         .collect()
 }
 
+/// `revoked 3m ago by c1: laptop stolen` (with the time in UTC).
+pub(crate) fn revoked_text(v: &pb::RequestView, now: u64) -> String {
+    format!(
+        "revoked {} by {}: {}",
+        when(v.revoked_at, now),
+        shown(&v.revoked_by),
+        shown(&v.revoke_reason)
+    )
+}
+
+/// The key a certificate would be issued for: `ssh-ed25519 SHA256:… (comment)`,
+/// `none` when the request certifies no key.
+pub(crate) fn ssh_key_text(line: &str) -> String {
+    if line.is_empty() {
+        return "none".to_string();
+    }
+    match ssh_key::PublicKey::from_openssh(line) {
+        Ok(k) => {
+            let comment = k.comment();
+            format!(
+                "{} {}{}",
+                k.algorithm(),
+                k.fingerprint(ssh_key::HashAlg::Sha256),
+                if comment.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", shown(comment))
+                }
+            )
+        }
+        Err(e) => format!("unreadable key ({e}): {}", shown(line)),
+    }
+}
+
 /// One request as a card of labelled lines.
 pub(crate) fn print_request(v: &pb::RequestView) {
     let now = unix_now();
-    println!("request   {}", v.id);
+    println!("request   {}", shown(&v.id));
     println!("state     {}", state_name(v.state));
     println!("requester {}", shown(&v.requester));
     println!("scope     {}", shown(&v.scope));
     println!("reason    {}", shown(&v.reason));
+    println!("ssh key   {}", ssh_key_text(&v.ssh_public_key));
     println!("ttl       {}", duration(v.ttl_seconds));
-    println!("opened    {}", ago(v.opened_at, now));
-    println!("deadline  {}", ago(v.deadline, now));
+    println!("opened    {}", when(v.opened_at, now));
+    println!("deadline  {}", when(v.deadline, now));
     println!(
         "approvals {}/{} {}",
         v.approvals.len(),
         v.threshold,
-        approvers(v).join(", ")
+        shown(&approvers(v).join(", "))
     );
     if !v.close_reason.is_empty() {
         println!(
@@ -80,20 +134,74 @@ pub(crate) fn print_request(v: &pb::RequestView) {
     if v.revoked_at != 0 {
         println!(
             "revoked   {} by {}: {}",
-            ago(v.revoked_at, now),
+            when(v.revoked_at, now),
             shown(&v.revoked_by),
             shown(&v.revoke_reason)
         );
+        if v.credential_expires_at > now {
+            println!(
+                "credential revoked; it would expire {} (and stays valid where the revocation list is not published)",
+                when(v.credential_expires_at, now)
+            );
+        }
     } else if v.credential_expires_at != 0 {
         println!("credential expires {}", ago(v.credential_expires_at, now));
     }
+}
+
+/// The confirmation screen of `share submit`: the whole grant a custodian's
+/// share would unlock. Request fields come from the view D signed (checked by
+/// the client before this is called); what the scope mints (kinds, principals,
+/// extensions) comes from the daemon's policy in `GetInfo`.
+pub(crate) fn print_grant(info: &pb::GetInfoResponse, v: &pb::RequestView, share_of: &str) {
+    let now = unix_now();
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            shown(&v.join(", "))
+        }
+    };
+    let scope = info.scopes.iter().find(|s| s.name == v.scope);
+    println!("You are asked to approve emergency access:");
+    println!(
+        "  daemon       {} (daemon key {})",
+        shown(&v.daemon_id),
+        hex::encode(&info.daemon_public_key)
+    );
+    println!("  request      {}", shown(&v.id));
+    println!("  requester    {}", shown(&v.requester));
+    println!("  scope        {}", shown(&v.scope));
+    match scope {
+        Some(s) => {
+            println!("  credentials  {}", list(&s.credentials));
+            println!("  principals   {}", list(&s.principals));
+            println!("  extensions   {}", list(&s.ssh_extensions));
+        }
+        None => println!("  credentials  unknown: the scope is not in this daemon's policy"),
+    }
+    println!("  ssh key      {}", ssh_key_text(&v.ssh_public_key));
+    println!("  ttl          {}", duration(v.ttl_seconds));
+    println!("  reason       {}", shown(&v.reason));
+    println!("  deadline     {}", when(v.deadline, now));
+    println!(
+        "  approvals    {}/{} so far{}",
+        v.approvals.len(),
+        v.threshold,
+        if v.approvals.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", shown(&approvers(v).join(", ")))
+        }
+    );
+    println!("  your share   {}", shown(share_of));
 }
 
 /// One row of `request list`.
 pub(crate) fn request_row(v: &pb::RequestView) -> String {
     format!(
         "{}  {:<10} {}/{}  {:<12} {:<10} {}",
-        v.id,
+        shown(&v.id),
         state_name(v.state),
         v.approvals.len(),
         v.threshold,
@@ -129,11 +237,16 @@ pub(crate) fn progress_line(v: &pb::RequestView, now: u64) -> String {
         )
     } else {
         format!(
-            "{} · {state} · {}/{} shares · {}",
-            v.id,
+            "{} · {state} · {}/{} shares · {}{}",
+            shown(&v.id),
             v.approvals.len(),
             v.threshold,
-            v.close_reason
+            shown(&v.close_reason),
+            if v.revoked_at != 0 {
+                format!(" · {}", revoked_text(v, now))
+            } else {
+                String::new()
+            }
         )
     }
 }
@@ -144,10 +257,10 @@ pub(crate) fn tail_line(e: &audit::AuditEntry) -> String {
         "#{:<6} {} {:<12} {:<22} {:<18} {}",
         e.seq,
         review::utc(e.time),
-        e.actor,
-        e.request_id.as_deref().unwrap_or("-"),
+        shown(&e.actor),
+        shown(e.request_id.as_deref().unwrap_or("-")),
         e.event.kind(),
-        audit::summary(e)
+        shown(&audit::summary(e))
     )
 }
 
@@ -178,18 +291,74 @@ pub(crate) fn print_info(i: &pb::GetInfoResponse) {
     }
     println!("scopes");
     for s in &i.scopes {
-        println!(
-            "  {:<16} principals {} · max ttl {}s",
-            s.name,
-            s.principals.join(","),
-            s.max_ttl_seconds
-        );
+        println!("  {}", scope_line(s));
     }
+}
+
+/// What one scope mints: `prod-ssh  mints ssh certificate, token · principals root,ops ·
+/// extensions permit-pty · ttl up to 30m`.
+pub(crate) fn scope_line(s: &pb::Scope) -> String {
+    let kinds: Vec<&str> = s
+        .credentials
+        .iter()
+        .map(|k| match k.as_str() {
+            "ssh" => "ssh certificate",
+            "token" => "token (PASETO)",
+            other => other,
+        })
+        .collect();
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(",")
+        }
+    };
+    let mut line = format!("{:<16} mints {}", s.name, kinds.join(", "));
+    if s.credentials.iter().any(|k| k == "ssh") {
+        line.push_str(&format!(
+            " · principals {} · extensions {}",
+            list(&s.principals),
+            list(&s.ssh_extensions)
+        ));
+    } else if !s.principals.is_empty() {
+        line.push_str(&format!(" · principals {}", list(&s.principals)));
+    }
+    line.push_str(&format!(" · ttl up to {}", duration(s.max_ttl_seconds)));
+    line
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cause already in the message is not repeated (`{e}: {source}` wrappers).
+    #[test]
+    fn errors_are_printed_once() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "File exists (os error 17)",
+        );
+        let e = anyhow::Error::new(io).context("k: File exists (os error 17)");
+        assert_eq!(error_text(&e), "k: File exists (os error 17)");
+        let e = anyhow::anyhow!("No such file").context("--ca missing.pem");
+        assert_eq!(error_text(&e), "--ca missing.pem: No such file");
+    }
+
+    #[test]
+    fn a_scope_says_what_it_mints() {
+        let s = pb::Scope {
+            name: "prod-ssh".into(),
+            principals: vec!["root".into(), "ops".into()],
+            max_ttl_seconds: 1800,
+            credentials: vec!["ssh".into(), "token".into()],
+            ssh_extensions: vec!["permit-pty".into()],
+        };
+        assert_eq!(
+            scope_line(&s),
+            "prod-ssh         mints ssh certificate, token (PASETO) · principals root,ops · extensions permit-pty · ttl up to 30m"
+        );
+    }
 
     #[test]
     fn ago_reads_both_ways() {

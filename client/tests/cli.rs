@@ -88,7 +88,26 @@ fn keygen_writes_a_usable_key_pair() {
     }
     let (ok, _, err) = bg(&["keygen", "--out", p.to_str().unwrap(), "--no-passphrase"]);
     assert!(
-        !ok && err.contains("File exists"),
+        !ok && err.contains("already exists; nothing written"),
         "keygen never overwrites a key: {err}"
     );
+}
+
+/// `keygen --out` into a directory that does not exist makes it, 0700, before
+/// asking anything.
+#[test]
+fn keygen_creates_the_directory_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("new").join("k");
+    let (ok, _, err) = bg(&["keygen", "--out", p.to_str().unwrap(), "--no-passphrase"]);
+    assert!(ok, "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("new"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 }

@@ -110,7 +110,7 @@ pub enum Error {
         why: String,
     },
     /// The collection window has passed.
-    #[error("request `{id}` stopped collecting shares at {deadline} (now {now}); the commander must open a new request")]
+    #[error("request `{id}` stopped collecting shares at {} ({} ago); the commander must open a new request", utc(deadline), span(now.saturating_sub(*deadline)))]
     WindowClosed {
         /// Request id.
         id: String,
@@ -170,7 +170,10 @@ pub enum Error {
         state: &'static str,
     },
     /// The credential was revoked already.
-    #[error("the credential of request `{id}` was already revoked by `{by}` at {at}")]
+    #[error(
+        "the credential of request `{id}` was already revoked by `{by}` at {}",
+        utc(at)
+    )]
     AlreadyRevoked {
         /// Request id.
         id: String,
@@ -367,6 +370,21 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// A Unix time as RFC 3339 UTC, for messages people read.
+fn utc(t: &u64) -> String {
+    breakglass_formats::time::rfc3339(*t).unwrap_or_else(|| format!("{t} (Unix time)"))
+}
+
+/// A duration as people say it: `45s`, `12m`, `3h20m`, `2d4h`.
+fn span(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
     }
 }
 

@@ -61,7 +61,7 @@ pub use ops::{
     scrub_stack, system_clock, system_rng, Clock, Daemon, OpenCall, Progress, RevocationList, Rng,
     Sig, SubmitCall,
 };
-pub use server::grpc::cert_identity;
+pub use server::decode::cert_identity;
 pub use server::limit::Limits;
 pub use server::metrics_http::serve_metrics;
 pub use server::status::to_status;

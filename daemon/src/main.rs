@@ -115,6 +115,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// Blocking workers (signing, decryption, fsync); see where the runtime is built.
+const BLOCKING_WORKERS: usize = 8;
+
 fn now() -> u64 {
     system_clock()()
 }
@@ -184,8 +187,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // is touched: a bad key or a busy port must not write `daemon_started`
             // or cancel collecting requests.
             let tls = load_or_create(&state, tls_cert.as_deref(), tls_key.as_deref(), &tls_names)?;
+            // State changes serialise on one lock, so more blocking workers only
+            // add stacks: each one that ran an operation keeps the stack pages its
+            // scrub touched resident (memory is locked), so the pool is bounded.
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                .max_blocking_threads(BLOCKING_WORKERS)
                 .build()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(listen)

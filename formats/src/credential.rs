@@ -108,7 +108,7 @@ pub enum VerifyError {
     #[error("claim `{0}` is missing or malformed")]
     Claim(&'static str),
     /// Used before `nbf`.
-    #[error("not valid yet: nbf is {nbf}, now is {now}")]
+    #[error("not valid yet: valid from {} (nbf)", crate::time::when(*.nbf, *.now))]
     NotYetValid {
         /// nbf.
         nbf: u64,
@@ -116,7 +116,7 @@ pub enum VerifyError {
         now: u64,
     },
     /// Used after `exp`.
-    #[error("expired at {exp} (now {now})")]
+    #[error("expired at {}", crate::time::when(*.exp, *.now))]
     Expired {
         /// exp.
         exp: u64,

@@ -91,6 +91,56 @@ pub fn decrypt(
     Ok(out)
 }
 
+/// The recipients an age file names in its header, read without any key:
+/// `(stanza type, first argument)`, e.g. `("ssh-ed25519", tag)`. Lets a
+/// custodian's CLI tell a wrong file from a right one before asking for a
+/// passphrase. Only the header is read; nothing is decrypted.
+pub fn recipients(ciphertext: &[u8]) -> Result<Vec<(String, String)>, EnvelopeError> {
+    let not_age = |why: &str| EnvelopeError::NotAge(why.to_string());
+    let mut bytes = Vec::new();
+    age::armor::ArmoredReader::new(ciphertext)
+        .read_to_end(&mut bytes)
+        .map_err(|e| EnvelopeError::NotAge(e.to_string()))?;
+    let mut lines = bytes.split(|b| *b == b'\n');
+    if lines.next() != Some(b"age-encryption.org/v1".as_slice()) {
+        return Err(not_age("no age-encryption.org/v1 header"));
+    }
+    let mut out = Vec::new();
+    for line in lines {
+        if line.starts_with(b"---") {
+            return Ok(out);
+        }
+        if let Some(stanza) = line.strip_prefix(b"-> ") {
+            let text = std::str::from_utf8(stanza).map_err(|_| not_age("header is not text"))?;
+            let mut args = text.split(' ');
+            let kind = args.next().unwrap_or_default().to_string();
+            let first = args.next().unwrap_or_default().to_string();
+            out.push((kind, first));
+        }
+    }
+    Err(not_age("the header does not end"))
+}
+
+/// The tag age's `ssh-ed25519` stanza carries for this public key: the first 4
+/// bytes of SHA-256 of its SSH encoding, in unpadded base64.
+pub fn ssh_ed25519_tag(public_line: &str) -> Result<String, EnvelopeError> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let bad = |why: &str| EnvelopeError::Recipient {
+        recipient: public_line.to_string(),
+        why: why.to_string(),
+    };
+    let mut parts = public_line.split_whitespace();
+    if parts.next() != Some("ssh-ed25519") {
+        return Err(bad("not an ssh-ed25519 key"));
+    }
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(parts.next().unwrap_or_default())
+        .map_err(|_| bad("the key is not base64"))?;
+    let h = sha2::Sha256::digest(&blob);
+    Ok(base64::engine::general_purpose::STANDARD_NO_PAD.encode(&h[..4]))
+}
+
 /// A custodian's share file, as encrypted to their key. Wiped on drop.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 #[serde(deny_unknown_fields)]
@@ -199,5 +249,35 @@ impl std::io::Write for ByteCount {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn public_line(seed: u8) -> String {
+        let kp = ssh_key::private::Ed25519Keypair::from_seed(&[seed; 32]);
+        ssh_key::PublicKey::from(kp.public).to_openssh().unwrap()
+    }
+
+    /// The header names the custodian's key by the tag age computes, without any key.
+    #[test]
+    fn recipients_are_read_from_the_header() {
+        let me = public_line(1);
+        let ct = encrypt_to_ssh(&me, b"share").unwrap();
+        // age adds random "grease" stanzas; only the ssh-ed25519 one names a key.
+        let r: Vec<_> = recipients(&ct)
+            .unwrap()
+            .into_iter()
+            .filter(|(kind, _)| kind == "ssh-ed25519")
+            .collect();
+        assert_eq!(
+            r,
+            vec![("ssh-ed25519".to_string(), ssh_ed25519_tag(&me).unwrap())]
+        );
+        assert_ne!(ssh_ed25519_tag(&public_line(2)).unwrap(), r[0].1);
+        assert!(recipients(b"not age at all").is_err());
     }
 }

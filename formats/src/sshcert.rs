@@ -87,7 +87,7 @@ pub enum CertError {
     #[error("not signed by the authority key: it was altered or issued by another CA")]
     Signature,
     /// Used before `valid_after`.
-    #[error("not valid yet: valid_after is {valid_after}, now is {now}")]
+    #[error("not valid yet: valid from {} (valid_after)", crate::time::when(*.valid_after, *.now))]
     NotYetValid {
         /// valid_after.
         valid_after: u64,
@@ -95,7 +95,7 @@ pub enum CertError {
         now: u64,
     },
     /// Used after `valid_before`.
-    #[error("expired at {valid_before} (now {now})")]
+    #[error("expired at {}", crate::time::when(*.valid_before, *.now))]
     Expired {
         /// valid_before.
         valid_before: u64,

@@ -5,7 +5,7 @@
 
 use crate::credential::{self, CredentialBundle, VerifiedToken};
 use crate::keys::AuthorityPublic;
-use crate::revocation::{RevocationListJson, RevokedItem};
+use crate::revocation::{RevokedItem, VerifiedRevocations};
 use crate::sshcert::{self, CertError, CertInfo};
 
 /// Why a credential file did not verify.
@@ -30,13 +30,23 @@ pub enum ArtifactError {
     /// The certificate does not verify.
     #[error("ssh certificate: {0}")]
     Certificate(#[from] CertError),
+    /// The revocation list is for another authority than the one checked against.
+    #[error("the revocation list is for authority {list}, not {given}: use the list of the daemon that minted this credential")]
+    RevocationsForOtherAuthority {
+        /// The list's authority (`ssh-ed25519 …`).
+        list: String,
+        /// The authority given.
+        given: String,
+    },
     /// The credential is in the revocation list.
-    #[error("{what}: revoked at {} by {} ({}); request {}", .item.revoked_at, .item.revoked_by, .item.reason, .item.request_id)]
+    #[error("{what}: revoked at {} by {} ({}); request {}", crate::time::when(.item.revoked_at, *.now), .item.revoked_by, .item.reason, .item.request_id)]
     Revoked {
         /// `token` or `ssh certificate`.
         what: &'static str,
         /// The list's entry.
         item: Box<RevokedItem>,
+        /// When it was checked, for the message's relative time.
+        now: u64,
     },
 }
 
@@ -96,11 +106,23 @@ pub fn verify_certificate(authority: &AuthorityPublic, line: &str, now: u64) -> 
     Ok(sshcert::verify(authority, line, now)?)
 }
 
-fn revoked(what: &'static str, item: &RevokedItem) -> ArtifactError {
+fn revoked(what: &'static str, item: &RevokedItem, now: u64) -> ArtifactError {
     ArtifactError::Revoked {
         what,
         item: Box::new(item.clone()),
+        now,
     }
+}
+
+/// One credential in a file that verified, for callers that report it in
+/// their own shape (`breakglass credential verify --json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verified {
+    /// A PASETO token and its claims.
+    Token(VerifiedToken),
+    /// An OpenSSH certificate.
+    Certificate(CertInfo),
 }
 
 /// Verifies everything in `artifact` at `now`; returns human-readable lines.
@@ -108,36 +130,65 @@ pub fn verify_artifact(
     authority: &AuthorityPublic,
     artifact: &Artifact,
     now: u64,
-    revocations: Option<&RevocationListJson>,
+    revocations: Option<&VerifiedRevocations>,
 ) -> Result<Vec<String>> {
+    let mut lines: Vec<String> = verify_artifact_items(authority, artifact, now, revocations)?
+        .iter()
+        .map(|v| match v {
+            Verified::Token(v) => format!(
+                "token valid: subject {} · scope {} · request {} · approvers {} · expires {}",
+                v.subject,
+                v.scope,
+                v.request_id,
+                v.approvers.join(", "),
+                crate::time::when(v.expires_at, now)
+            ),
+            Verified::Certificate(info) => format!(
+                "ssh certificate valid: key id {} · serial {} · principals {} · expires {}",
+                info.key_id,
+                info.serial,
+                info.principals.join(","),
+                crate::time::when(info.valid_before, now)
+            ),
+        })
+        .collect();
+    if revocations.is_some() {
+        lines.push("not in the revocation list".into());
+    }
+    Ok(lines)
+}
+
+/// Verifies everything in `artifact` at `now` (and against `revocations` when
+/// given); returns what verified, token first.
+pub fn verify_artifact_items(
+    authority: &AuthorityPublic,
+    artifact: &Artifact,
+    now: u64,
+    revocations: Option<&VerifiedRevocations>,
+) -> Result<Vec<Verified>> {
+    if let Some(l) = revocations {
+        if l.authority() != authority {
+            return Err(ArtifactError::RevocationsForOtherAuthority {
+                list: l.authority().ssh(),
+                given: authority.ssh(),
+            });
+        }
+    }
     let mut lines = Vec::new();
-    let token = |t: &str, lines: &mut Vec<String>| -> Result<()> {
+    let token = |t: &str, lines: &mut Vec<Verified>| -> Result<()> {
         let v = verify_token(authority, t, now)?;
         if let Some(r) = revocations.and_then(|l| l.find_token(&v.request_id)) {
-            return Err(revoked("token", r));
+            return Err(revoked("token", r, now));
         }
-        lines.push(format!(
-            "token valid: subject {} · scope {} · request {} · approvers {} · expires in {}s",
-            v.subject,
-            v.scope,
-            v.request_id,
-            v.approvers.join(", "),
-            v.expires_at.saturating_sub(now)
-        ));
+        lines.push(Verified::Token(v));
         Ok(())
     };
-    let cert = |c: &str, lines: &mut Vec<String>| -> Result<()> {
+    let cert = |c: &str, lines: &mut Vec<Verified>| -> Result<()> {
         let info = verify_certificate(authority, c, now)?;
         if let Some(r) = revocations.and_then(|l| l.find_cert(info.serial, &info.key_id)) {
-            return Err(revoked("ssh certificate", r));
+            return Err(revoked("ssh certificate", r, now));
         }
-        lines.push(format!(
-            "ssh certificate valid: key id {} · serial {} · principals {} · expires in {}s",
-            info.key_id,
-            info.serial,
-            info.principals.join(","),
-            info.valid_before.saturating_sub(now)
-        ));
+        lines.push(Verified::Certificate(info));
         Ok(())
     };
     match artifact {
@@ -154,9 +205,6 @@ pub fn verify_artifact(
         }
         Artifact::Token(t) => token(t, &mut lines)?,
         Artifact::Certificate(c) => cert(c, &mut lines)?,
-    }
-    if revocations.is_some() {
-        lines.push("not in the revocation list".into());
     }
     Ok(lines)
 }

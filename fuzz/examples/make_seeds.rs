@@ -311,6 +311,11 @@ fn audit_seeds() {
                 ttl_seconds: TTL,
                 deadline: r.deadline,
                 digest: hex::encode(r.digest),
+                kinds: vec![],
+                principals: vec![],
+                ssh_extensions: vec![],
+                ssh_key_type: None,
+                ssh_key_fingerprint: None,
             },
         },
         Record {

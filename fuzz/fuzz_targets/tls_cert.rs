@@ -1,4 +1,4 @@
-//! TLS certificates: `server::grpc::cert_identity` (the subject common name of
+//! TLS certificates: `server::decode::cert_identity` (the subject common name of
 //! a mutual-TLS client certificate, parsed from DER with x509-parser, which the
 //! daemon binds to the signer id) and `server::tls::fingerprint` (PEM chain, the
 //! pin clients use) over arbitrary bytes.

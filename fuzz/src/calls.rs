@@ -6,7 +6,7 @@
 //!
 //! Every decision is the engine's own function, called in the order the
 //! daemon's `ops` call them; only the glue is re-written here because the
-//! daemon keeps it private: `server::grpc::sig` (missing signature or empty
+//! daemon keeps it private: `server::decode::sig` (missing signature or empty
 //! signer id), `ops::Daemon::load`'s request-id length check, and taking the
 //! live state of a collecting request. Keep them in step with the daemon. Rate
 //! limits and the mutual-TLS identity check (`server::grpc`) come before
@@ -103,7 +103,7 @@ pub fn run(kind: Kind, msg: &[u8], now: u64) {
     }
 }
 
-/// `server::grpc::sig`: a state-changing call must carry a signature with a signer id.
+/// `server::decode::sig`: a state-changing call must carry a signature with a signer id.
 fn sig(s: Option<pb::Signature>) -> Result<pb::Signature> {
     let s = s.ok_or_else(|| {
         Error::invalid(
@@ -211,7 +211,7 @@ fn submit(m: pb::SubmitShareRequest, now: u64) -> Result<()> {
     let claimed = auth::claim_custodian(&w.policy, &s.signer_id)?;
     let r = load(&m.request_id)?;
     let c = live(r)?;
-    c.admit(&w.policy, claimed.id(), now)?;
+    let admitted = c.admit(&w.policy, claimed.id(), now)?;
     let payload = signing::submit_share(
         DAEMON_ID,
         &r.id,
@@ -229,7 +229,7 @@ fn submit(m: pb::SubmitShareRequest, now: u64) -> Result<()> {
     let share = verify_share(&who, com, CEREMONY_ID, &plain)?;
     assert_eq!(share.custodian(), who.id());
     let before = r.approvals.len();
-    match c.accept(share, now, |_, _| Ok(())) {
+    match c.accept(admitted, share, |_, _| Ok(())) {
         Ok(Accepted::Collecting(next)) => assert_eq!(next.request().approvals.len(), before + 1),
         Ok(Accepted::Quorum(q)) => assert_eq!(q.request().approvals.len(), before + 1),
         Err(refused) => return Err(refused.error),

@@ -200,6 +200,11 @@ fn open_fixture_request(policy: &Policy, nonce: &[u8]) -> Collecting {
             window_seconds: policy.collection_window_seconds,
             threshold: u32::from(policy.threshold),
             ssh_public_key: ssh_key,
+            // Left empty so the seed corpus (and the CLI's fixtures copied from
+            // it) keeps its bytes.
+            kinds: vec![],
+            principals: vec![],
+            ssh_extensions: vec![],
         },
         &mut Fixed,
         OPENED_AT,
@@ -217,7 +222,10 @@ fn unlock_fixture_request(
     for who in &custodians[..usize::from(policy.threshold)] {
         let share = verify_share(who, &commitments[who.id()], CEREMONY_ID, &share(who.x()))
             .expect("fixture share verifies");
-        let q = match c.accept(share, NOW, |_, _| Ok(())) {
+        let admitted = c
+            .admit(policy, who.id(), NOW)
+            .expect("fixture share is admitted");
+        let q = match c.accept(admitted, share, |_, _| Ok(())) {
             Ok(Accepted::Collecting(next)) => {
                 c = next;
                 continue;
@@ -236,6 +244,7 @@ fn unlock_fixture_request(
                             sealed: b"age ciphertext".to_vec(),
                             ssh_serial: Some(serial_for(&id)),
                             ssh_key_id: Some(key_id(&id, COMMANDER)),
+                            valid_from: None,
                         },
                         vec!["paseto".into()],
                     ))

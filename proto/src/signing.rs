@@ -303,19 +303,28 @@ pub struct RevokedEntry<'a> {
     pub ssh_serial: u64,
     /// When revoked.
     pub revoked_at: u64,
+    /// Who revoked (custodian or commander id).
+    pub revoked_by: &'a str,
+    /// Why.
+    pub reason: &'a str,
     /// When it would expire.
     pub expires_at: u64,
 }
 
-/// What the daemon key D signs over the revocation list.
+/// What the daemon key D signs over the revocation list: every field a
+/// verifier reads, including who revoked and why, and the authority A whose
+/// serials and key ids the entries name (so a list cannot be moved onto
+/// another CA).
 pub fn revocation_list(
     daemon_id: &str,
     generated_at: u64,
+    authority_public: &[u8; 32],
     entries: &[RevokedEntry<'_>],
 ) -> Vec<u8> {
     let mut p = Payload::new(DOMAIN_REVOCATION_LIST)
         .str(daemon_id)
         .u64(generated_at)
+        .field(authority_public)
         .u64(entries.len() as u64);
     for e in entries {
         p = p
@@ -323,6 +332,8 @@ pub fn revocation_list(
             .str(e.ssh_key_id)
             .u64(e.ssh_serial)
             .u64(e.revoked_at)
+            .str(e.revoked_by)
+            .str(e.reason)
             .u64(e.expires_at);
     }
     p.finish()
@@ -395,11 +406,14 @@ mod tests {
         let list = revocation_list(
             "d1",
             5,
+            &[3u8; 32],
             &[RevokedEntry {
                 request_id: "req-1",
                 ssh_key_id: "k",
                 ssh_serial: 9,
                 revoked_at: 4,
+                revoked_by: "alice",
+                reason: "leaked",
                 expires_at: 6,
             }],
         );
@@ -415,7 +429,7 @@ mod tests {
                 "4e794674c18c9c09b861ec6a5f2c6e691e94c3d47f719301a7c5b05932d9cda2",
                 "b8eca6483a61cde9bbb9cf12b55a9a0bbdfd9584ece5a204aaf6a57b1bd4b598",
                 "2f6d7f781db5b646b83324fb09875e752ef3c6be44cd823031f7faccd1b7a2df",
-                "657ecc222371f7138ece6aea0076706ba93160d4dcfafde8afa7c4f721c42daa",
+                "956d48a32adea0b9abc1bbf631b53539b791dccc62ae4b9bd287496024395f0f",
             ]
         );
     }
@@ -471,6 +485,60 @@ mod tests {
         for v in variants {
             assert_ne!(request_digest(&v), base, "{v:?} has the same digest");
         }
+    }
+
+    /// The revocation list's signature covers every field a verifier reads: who
+    /// revoked, why, the expiry, and the authority the entries belong to.
+    #[test]
+    fn revocation_list_binds_every_field() {
+        let e = RevokedEntry {
+            request_id: "req-1",
+            ssh_key_id: "k",
+            ssh_serial: 9,
+            revoked_at: 4,
+            revoked_by: "alice",
+            reason: "leaked",
+            expires_at: 6,
+        };
+        let a = [3u8; 32];
+        let base = revocation_list("d1", 5, &a, std::slice::from_ref(&e));
+        let variants = [
+            RevokedEntry {
+                request_id: "req-2",
+                ..e.clone()
+            },
+            RevokedEntry {
+                ssh_key_id: "j",
+                ..e.clone()
+            },
+            RevokedEntry {
+                ssh_serial: 8,
+                ..e.clone()
+            },
+            RevokedEntry {
+                revoked_at: 3,
+                ..e.clone()
+            },
+            RevokedEntry {
+                revoked_by: "bob",
+                ..e.clone()
+            },
+            RevokedEntry {
+                reason: "lost",
+                ..e.clone()
+            },
+            RevokedEntry {
+                expires_at: 7,
+                ..e.clone()
+            },
+        ];
+        for v in variants {
+            assert_ne!(revocation_list("d1", 5, &a, &[v.clone()]), base, "{v:?}");
+        }
+        assert_ne!(revocation_list("d1", 5, &[4u8; 32], &[e.clone()]), base);
+        assert_ne!(revocation_list("d2", 5, &a, &[e.clone()]), base);
+        assert_ne!(revocation_list("d1", 6, &a, &[e.clone()]), base);
+        assert_ne!(revocation_list("d1", 5, &a, &[]), base);
     }
 
     /// Invariant 4: length prefixes keep field boundaries, so moving bytes between

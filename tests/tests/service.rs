@@ -41,7 +41,10 @@ async fn window_closes_at_the_deadline_and_the_request_expires() {
     assert_status(
         d.client.rpc().submit_share(msg).await,
         Code::FailedPrecondition,
-        "stopped collecting shares at",
+        &format!(
+            "stopped collecting shares at {} (0s ago)",
+            breakglass_formats::time::rfc3339(r.deadline).unwrap()
+        ),
     );
     assert_eq!(d.client.get(&r.id).await.unwrap(), before, "unchanged");
 

@@ -17,99 +17,115 @@ use crate::output::tail_line;
 pub(crate) async fn run(conn: &Conn, ac: AuditCmd) -> anyhow::Result<()> {
     match ac {
         AuditCmd::Verify {
+            file,
+            daemon_key,
+            daemon_id,
+            allow_partial,
+            json: true,
+        } => crate::cmd::audit_json::verify(conn, file, daemon_key, daemon_id, allow_partial).await,
+        AuditCmd::Verify {
             file: Some(f),
             daemon_key,
             daemon_id,
             allow_partial,
+            ..
         } => {
             let (entries, trailer) = read_export_signed(&f)?;
             let key = daemon_key.as_deref().map(parse_daemon_key).transpose()?;
-            verify(&entries, key.as_ref(), daemon_id.as_deref())?;
-            check_trailer(
+            print_lines(verify(&entries, key.as_ref(), daemon_id.as_deref())?);
+            print_lines(check_trailer(
                 &entries,
                 trailer.as_ref(),
                 key.as_ref(),
                 daemon_id.as_deref(),
                 allow_partial,
-            )
+            )?);
+            Ok(())
         }
         AuditCmd::Verify { file: None, .. } => {
             let mut c = connect(conn).await?;
             let (entries, trailer) = c.audit_export_signed(1).await?;
             let id = c.info().daemon_id.clone();
-            verify(&entries, Some(c.daemon_key()), Some(&id))?;
-            check_trailer(
+            print_lines(verify(&entries, Some(c.daemon_key()), Some(&id))?);
+            print_lines(check_trailer(
                 &entries,
                 trailer.as_ref(),
                 Some(c.daemon_key()),
                 Some(&id),
                 false,
-            )
+            )?);
+            Ok(())
         }
         AuditCmd::Export { since, out } => export(&mut connect(conn).await?, since, out).await,
         AuditCmd::Tail { follow, lines } => tail(&mut connect(conn).await?, follow, lines).await,
     }
 }
 
-/// An export (JSON Lines) read from a file, without its trailer.
-pub(crate) fn read_export(f: &Path) -> anyhow::Result<Vec<AuditEntry>> {
-    Ok(read_export_signed(f)?.0)
+/// Prints what a check found, one line each.
+fn print_lines(lines: Vec<String>) {
+    for l in lines {
+        println!("{l}");
+    }
 }
 
 /// An export read from a file: its entries and its signed trailer, if any.
-fn read_export_signed(f: &Path) -> anyhow::Result<(Vec<AuditEntry>, Option<ExportTrailer>)> {
+pub(crate) fn read_export_signed(
+    f: &Path,
+) -> anyhow::Result<(Vec<AuditEntry>, Option<ExportTrailer>)> {
     let text = std::fs::read_to_string(f).with_context(|| f.display().to_string())?;
     audit::parse_export(&text).map_err(|e| anyhow!("{}: {e}", f.display()))
 }
 
-/// Checks that the entries end exactly at the head D signed in the trailer.
-fn check_trailer(
+/// Checks that the entries end exactly at the head D signed in the trailer;
+/// returns what was checked, one line each (`ok: …`, `warning: …`).
+pub(crate) fn check_trailer(
     entries: &[AuditEntry],
     trailer: Option<&ExportTrailer>,
     key: Option<&VerifyingKey>,
     id: Option<&str>,
     allow_partial: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let Some(t) = trailer else {
         if allow_partial {
-            println!(
+            return Ok(vec![
                 "warning: no signed trailer (--allow-partial): a cut-off tail would not be noticed"
-            );
-            return Ok(());
+                    .to_string(),
+            ]);
         }
         bail!("audit log does not verify: {}", TrailerError::Missing);
     };
     let anchor = key.zip(id);
     t.check(entries, anchor)
         .map_err(|e| anyhow!("audit log does not verify: {e}"))?;
-    if anchor.is_some() {
-        println!(
+    Ok(vec![if anchor.is_some() {
+        format!(
             "ok: complete up to entry {}, as the daemon signed at {}",
-            t.seq, t.generated_at
-        );
+            t.seq,
+            crate::output::when(t.generated_at, breakglass_client::api::unix_now())
+        )
     } else {
-        println!(
+        format!(
             "ok: ends at entry {} as its trailer says (trailer signature not checked: give --daemon-key and --daemon-id)",
             t.seq
-        );
-    }
-    Ok(())
+        )
+    }])
 }
 
 /// `--daemon-key`: D as 64 hex digits, as `breakglass info` prints it.
-fn parse_daemon_key(k: &str) -> anyhow::Result<VerifyingKey> {
+pub(crate) fn parse_daemon_key(k: &str) -> anyhow::Result<VerifyingKey> {
     let mut b = [0u8; 32];
     hex::decode_to_slice(k.trim(), &mut b)
         .map_err(|_| anyhow!("--daemon-key: expected 64 hex digits"))?;
     VerifyingKey::from_bytes(&b).map_err(|e| anyhow!("--daemon-key: {e}"))
 }
 
-/// Checks the chain, and the checkpoints when both D and the daemon id are known.
-fn verify(
+/// Checks the chain, and the checkpoints when both D and the daemon id are
+/// known; returns what was checked, one line each.
+pub(crate) fn verify(
     entries: &[AuditEntry],
     key: Option<&VerifyingKey>,
     id: Option<&str>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let anchor = match (key, id) {
         (Some(k), Some(i)) => Some((k, i)),
         (Some(_), None) => bail!("--daemon-key needs --daemon-id"),
@@ -118,17 +134,17 @@ fn verify(
     let r = audit::verify_log(entries, anchor)
         .map_err(|e| anyhow!("audit log does not verify: {e}"))?;
     let (a, b) = r.range.unwrap_or((0, 0));
-    println!(
+    let mut lines = vec![format!(
         "ok: entries {a}..={b} ({} entries) form an unbroken hash chain",
         r.entries
-    );
-    if anchor.is_some() {
-        println!("ok: {} checkpoints signed by the daemon key", r.checkpoints);
+    )];
+    lines.push(if anchor.is_some() {
+        format!("ok: {} checkpoints signed by the daemon key", r.checkpoints)
     } else {
-        println!("warning: checkpoint signatures not checked: give --daemon-key and --daemon-id");
-    }
-    println!("head {}", r.head.unwrap_or_default());
-    Ok(())
+        "warning: checkpoint signatures not checked: give --daemon-key and --daemon-id".to_string()
+    });
+    lines.push(format!("head {}", r.head.unwrap_or_default()));
+    Ok(lines)
 }
 
 /// `audit export`: JSON Lines to `out`, or to standard output.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use zeroize::Zeroizing;
 
 use breakglass_client::api::Client;
@@ -33,12 +33,27 @@ pub(crate) fn default_ssh_pub() -> Option<PathBuf> {
 
 /// The caller's key from `--key` (default `~/.ssh/id_ed25519`), decrypted.
 pub(crate) fn load_identity(conn: &Conn) -> anyhow::Result<Identity> {
-    let path = conn
-        .key
-        .clone()
-        .or_else(default_key)
-        .ok_or_else(|| anyhow!("no --key given and no $HOME"))?;
-    Ok(Identity::load(&path, &passphrase)?)
+    Ok(Identity::load(&key_path(conn)?, &passphrase)?)
+}
+
+/// Refuses a missing key or a public key before connecting or asking anything.
+pub(crate) fn check_key(conn: &Conn) -> anyhow::Result<()> {
+    Ok(Identity::check_file(&key_path(conn)?)?)
+}
+
+/// `--key`, or the default key when it exists; says how to give one otherwise.
+fn key_path(conn: &Conn) -> anyhow::Result<PathBuf> {
+    Ok(match &conn.key {
+        Some(p) => p.clone(),
+        None => match default_key() {
+            Some(p) if p.is_file() => p,
+            Some(p) => bail!(
+                "no key: {} does not exist; give your key with --key PATH or BREAKGLASS_KEY (make one with `breakglass keygen --out PATH`)",
+                p.display()
+            ),
+            None => bail!("no key: give it with --key PATH or BREAKGLASS_KEY ($HOME is not set, so there is no default)"),
+        },
+    })
 }
 
 /// Connects to `--daemon`, trusting exactly one of `--ca` and `--tls-fingerprint`.

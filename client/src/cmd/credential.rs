@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{anyhow, Context};
 
 use breakglass_client::api::unix_now;
 use breakglass_formats::keys::AuthorityPublic;
@@ -13,8 +13,9 @@ use breakglass_formats::revocation::RevocationListJson;
 use breakglass_formats::{sshcert, verify};
 
 use crate::cli::{Conn, CredentialCmd};
+use crate::cmd::audit::parse_daemon_key;
 use crate::cmd::conn::{connect, default_ssh_pub, load_identity};
-use crate::output::ago;
+use crate::output::{ago, shown};
 
 /// Runs one `credential` subcommand.
 pub(crate) async fn run(conn: &Conn, cc: CredentialCmd) -> anyhow::Result<()> {
@@ -26,7 +27,9 @@ pub(crate) async fn run(conn: &Conn, cc: CredentialCmd) -> anyhow::Result<()> {
             let v = c.revoke(&me, conn.as_id.as_deref(), &id, &reason).await?;
             println!(
                 "revoked the credential of {} (by {}: {})",
-                v.id, v.revoked_by, v.revoke_reason
+                v.id,
+                shown(&v.revoked_by),
+                shown(&v.revoke_reason)
             );
             println!("publish it: breakglass revocations --krl revoked.krl --json revoked.json");
             Ok(())
@@ -35,7 +38,26 @@ pub(crate) async fn run(conn: &Conn, cc: CredentialCmd) -> anyhow::Result<()> {
             file,
             authority,
             revocations,
-        } => verify_offline(&file, &authority, revocations.as_deref()),
+            daemon_key,
+            json,
+        } => {
+            let r = verify_offline(
+                &file,
+                &authority,
+                revocations.as_deref(),
+                daemon_key.as_deref(),
+                json,
+            );
+            if let (true, Err(e)) = (json, &r) {
+                // Scripts read the verdict on stdout; the reason goes to stderr too.
+                crate::json::print(&crate::json::CredentialVerifyJson {
+                    error: Some(crate::output::error_text(e)),
+                    revocations_checked: revocations.is_some(),
+                    ..Default::default()
+                })?;
+            }
+            r
+        }
     }
 }
 
@@ -54,8 +76,8 @@ async fn fetch(
     write_private(&out, &serde_json::to_vec_pretty(&b)?)?;
     println!(
         "credential for {} · scope {} · expires {}",
-        b.requester,
-        b.scope,
+        shown(&b.requester),
+        shown(&b.scope),
         ago(b.expires_at, unix_now())
     );
     println!("written to {} (mode 0600)", out.display());
@@ -70,7 +92,7 @@ async fn fetch(
         std::fs::write(&cert_path, format!("{cert}\n"))
             .with_context(|| cert_path.display().to_string())?;
         println!("ssh certificate written to {}", cert_path.display());
-        let principals = b.principals.join(", ");
+        let principals = shown(&b.principals.join(", "));
         match &beside {
             Some(p) => println!(
                 "use it: ssh -i {} PRINCIPAL@HOST   (ssh picks up the certificate beside the key; principals: {principals})",
@@ -91,8 +113,16 @@ async fn fetch(
 }
 
 /// `credential verify`: a bundle or bare token (`-`: standard input) against A,
-/// and against a JSON revocation list when one is given.
-fn verify_offline(file: &Path, authority: &str, revocations: Option<&Path>) -> anyhow::Result<()> {
+/// and against a JSON revocation list when one is given: the list's signature
+/// by D (and, with `daemon_key`, that D is that key) is checked before any
+/// entry is believed.
+fn verify_offline(
+    file: &Path,
+    authority: &str,
+    revocations: Option<&Path>,
+    daemon_key: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
     let text = if file.as_os_str() == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
@@ -108,15 +138,34 @@ fn verify_offline(file: &Path, authority: &str, revocations: Option<&Path>) -> a
                     .with_context(|| {
                         format!("{}: not a breakglass revocation list", p.display())
                     })?;
+            let expected = daemon_key.map(parse_daemon_key).transpose()?;
+            let l = l
+                .verify(expected.as_ref())
+                .map_err(|e| anyhow!("{}: refused: {e}", p.display()))?;
             Some(l)
         }
         None => None,
     };
     let artifact = verify::parse_artifact(&text)?;
+    if json {
+        let mut out = crate::json::CredentialVerifyJson {
+            valid: true,
+            revocations_checked: list.is_some(),
+            ..Default::default()
+        };
+        for v in verify::verify_artifact_items(&a, &artifact, unix_now(), list.as_ref())? {
+            match v {
+                verify::Verified::Token(t) => out.token = Some((&t).into()),
+                verify::Verified::Certificate(c) => out.ssh_certificate = Some((&c).into()),
+                _ => {}
+            }
+        }
+        return crate::json::print(&out);
+    }
     let lines = verify::verify_artifact(&a, &artifact, unix_now(), list.as_ref())?;
     println!("valid: signed by the authority");
     for l in lines {
-        println!("  {l}");
+        println!("  {}", shown(&l));
     }
     Ok(())
 }

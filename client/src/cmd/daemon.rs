@@ -2,11 +2,15 @@
 
 use crate::cli::Conn;
 use crate::cmd::conn::connect;
+use crate::json::InfoJson;
 use crate::output::print_info;
 
-/// `breakglass info`.
-pub(crate) async fn info(conn: &Conn) -> anyhow::Result<()> {
+/// `breakglass info`, or with `json` the same as [`InfoJson`].
+pub(crate) async fn info(conn: &Conn, json: bool) -> anyhow::Result<()> {
     let c = connect(conn).await?;
+    if json {
+        return crate::json::print(&InfoJson::from(c.info()));
+    }
     print_info(c.info());
     Ok(())
 }

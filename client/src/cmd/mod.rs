@@ -8,14 +8,17 @@
 //! - [`request`] runs `request open|show|list|watch|cancel`.
 //! - [`share`] runs `share submit|check`.
 //! - [`credential`] runs `credential fetch|revoke|verify`.
-//! - [`audit`] runs `audit verify|export|tail`.
+//! - [`audit`] runs `audit verify|export|tail`; [`audit_json`] is `audit verify --json`.
 //! - [`review`] runs `review`.
 //! - [`drill`] runs `drill` (feature `drill`).
+//! - [`docs`] prints shell completions and the man page.
 
 pub(crate) mod audit;
+pub(crate) mod audit_json;
 pub(crate) mod conn;
 pub(crate) mod credential;
 pub(crate) mod daemon;
+pub(crate) mod docs;
 pub(crate) mod drill;
 pub(crate) mod key;
 pub(crate) mod request;

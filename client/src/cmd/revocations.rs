@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 
+use breakglass_client::api::Client;
 use breakglass_formats::keys::AuthorityPublic;
-use breakglass_formats::revocation::{RevocationListJson, RevokedItem, REVOCATIONS_FORMAT};
+use breakglass_formats::revocation::{RevocationListJson, RevokedItem};
 use breakglass_formats::sshcert;
 use breakglass_proto::pb;
 
@@ -33,7 +34,7 @@ pub(crate) async fn run(
         write_krl(path, &authority, &list)?;
     }
     if let Some(path) = json {
-        write_json(path, &c.info().daemon_id, &list)?;
+        write_json(path, &c, &authority, &list)?;
     }
     Ok(())
 }
@@ -73,24 +74,26 @@ fn write_krl(
     Ok(())
 }
 
-/// The JSON list (`breakglass-revocations/v1`) for token verifiers.
+/// The JSON list (`breakglass-revocations/v2`) for token verifiers: every
+/// entry exactly as D signed it, with D's public key and signature, so a
+/// verifier can authenticate it offline (`credential verify --revocations`).
 fn write_json(
     path: &Path,
-    daemon_id: &str,
+    c: &Client,
+    authority: &AuthorityPublic,
     list: &pb::GetRevocationsResponse,
 ) -> anyhow::Result<()> {
-    let doc = RevocationListJson {
-        format: REVOCATIONS_FORMAT.to_string(),
-        daemon_id: daemon_id.to_string(),
-        generated_at: list.generated_at,
-        authority_ssh: list.authority_ssh.clone(),
-        revoked_token_ids: list
-            .revocations
-            .iter()
-            .map(|r| r.request_id.clone())
-            .collect(),
-        revoked: list
-            .revocations
+    let signature: [u8; 64] = list
+        .daemon_signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow!("the daemon's revocation list signature is not 64 bytes"))?;
+    let doc = RevocationListJson::new(
+        &c.info().daemon_id,
+        list.generated_at,
+        c.daemon_key(),
+        authority,
+        list.revocations
             .iter()
             .map(|r| RevokedItem {
                 request_id: r.request_id.clone(),
@@ -102,13 +105,20 @@ fn write_json(
                 expires_at: r.expires_at,
             })
             .collect(),
-    };
-    std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
+        &signature,
+    );
+    // What is written must verify as the reader will check it: a bug here
+    // would otherwise surface only at a downstream verifier.
+    let doc = doc
+        .verify(Some(c.daemon_key()))
+        .map_err(|e| anyhow!("the list to write does not verify: {e}"))?;
+    std::fs::write(path, serde_json::to_vec_pretty(doc.list())?)
         .with_context(|| path.display().to_string())?;
     println!(
-        "wrote JSON revocation list {} ({} revoked)",
+        "wrote JSON revocation list {} ({} revoked), signed by daemon key {}",
         path.display(),
-        doc.revoked.len()
+        doc.list().revoked.len(),
+        hex::encode(c.daemon_key().as_bytes())
     );
     Ok(())
 }

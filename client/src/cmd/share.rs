@@ -5,23 +5,23 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{anyhow, bail, Context};
 
-use breakglass_client::api::{state_name, Client};
-use breakglass_client::identity::Identity;
+use breakglass_client::api::{state_name, Client, Role};
+use breakglass_formats::envelope;
 use breakglass_proto::pb;
 
 use crate::cli::{Conn, ShareCmd};
 use crate::cmd::conn::{connect, load_identity};
-use crate::output::{print_request, shown};
+use crate::output::{print_grant, print_request, shown};
 
 /// Runs one `share` subcommand; a refused confirmation is a failure exit with nothing sent.
 pub(crate) async fn run(conn: &Conn, sc: ShareCmd) -> anyhow::Result<ExitCode> {
     let mut c = connect(conn).await?;
-    let me = load_identity(conn)?;
     match sc {
-        ShareCmd::Submit { id, share, yes } => submit(conn, &mut c, &me, &id, &share, yes).await,
+        ShareCmd::Submit { id, share, yes } => submit(conn, &mut c, &id, &share, yes).await,
         ShareCmd::Check { share } => {
+            let me = load_identity(conn)?;
             let f = c.read_share_file(&me, &share)?;
             // The share's x coordinate (its first byte) is public: it names the share.
             let x = f
@@ -30,36 +30,64 @@ pub(crate) async fn run(conn: &Conn, sc: ShareCmd) -> anyhow::Result<ExitCode> {
                 .and_then(|b| b.first().map(|x| format!("{x:02x}")));
             println!(
                 "ok: {} holds share {} of a {}-of-{} split for daemon {} (ceremony {})",
-                f.custodian_id,
+                shown(&f.custodian_id),
                 x.as_deref().unwrap_or("?"),
                 f.threshold,
                 f.custodians,
-                f.daemon_id,
-                f.ceremony_id
+                shown(&f.daemon_id),
+                shown(&f.ceremony_id)
             );
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// `share submit`: shows the request, asks (unless `yes`), then sends the share.
+/// `share submit`: everything that can be checked without the custodian's
+/// passphrase is checked first (the D-signed view, that the request still
+/// collects, that the share file is an age file encrypted to a custodian of
+/// this daemon); then the whole grant is shown; then the key is loaded and the
+/// file decrypted and checked; only then is the custodian asked (unless `yes`),
+/// so a "yes" is always followed by sending.
 async fn submit(
     conn: &Conn,
     c: &mut Client,
-    me: &Identity,
     id: &str,
     share: &Path,
     yes: bool,
 ) -> anyhow::Result<ExitCode> {
     let v = c.get(id).await?;
-    print_request(&v);
     if v.state != pb::RequestState::Collecting as i32 {
+        print_request(&v);
         bail!(
-            "request {id} is {}; there is nothing to approve",
+            "request {} is {}; there is nothing to approve",
+            shown(id),
             state_name(v.state)
         );
     }
-    let file = c.read_share_file(me, share)?;
+    let holder = share_holder(c.info(), share, conn.as_id.as_deref())?;
+    print_grant(
+        c.info(),
+        &v,
+        &format!("{} (encrypted to {holder}'s key)", share.display()),
+    );
+    let me = load_identity(conn)?;
+    let caller = c.whoami(&me, Role::Custodian, conn.as_id.as_deref())?;
+    if caller != holder {
+        bail!(
+            "{} is encrypted to custodian {holder}'s key, but the key given is {}'s: use your own share file",
+            share.display(),
+            shown(&caller)
+        );
+    }
+    let file = c.read_share_file(&me, share)?;
+    if file.custodian_id != caller {
+        bail!(
+            "{} holds the share of custodian {}, not {}'s",
+            share.display(),
+            shown(&file.custodian_id),
+            shown(&caller)
+        );
+    }
     if !yes
         && !confirm(&format!(
             "Approve emergency access for {} to {}?",
@@ -70,7 +98,7 @@ async fn submit(
         println!("not approved; nothing sent");
         return Ok(ExitCode::FAILURE);
     }
-    let p = c.submit(me, conn.as_id.as_deref(), &v, &file).await?;
+    let p = c.submit(&me, Some(&caller), &v, &file).await?;
     drop(file);
     println!("share accepted: {}/{}", p.accepted, p.threshold);
     if p.unlocked {
@@ -82,14 +110,71 @@ async fn submit(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Asks a yes/no question on the terminal; refuses when standard input is not one.
-fn confirm(question: &str) -> anyhow::Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        bail!("not a terminal, so cannot ask for confirmation: read the request above and pass --yes to approve");
+/// The custodian whose key the share file at `path` is encrypted to, read from
+/// its age header (no key, no passphrase): a file of another daemon, of a
+/// ceremony whose custodians were replaced, or not an age file at all is
+/// refused before anything is asked. With `as_id`, it must be that custodian's.
+fn share_holder(
+    info: &pb::GetInfoResponse,
+    path: &Path,
+    as_id: Option<&str>,
+) -> anyhow::Result<String> {
+    let ct = std::fs::read(path).with_context(|| format!("share file {}", path.display()))?;
+    let tags: Vec<String> = envelope::recipients(&ct)
+        .map_err(|e| anyhow!("{} is not a share file: {e}", path.display()))?
+        .into_iter()
+        .filter(|(kind, _)| kind == "ssh-ed25519")
+        .map(|(_, tag)| tag)
+        .collect();
+    if tags.is_empty() {
+        bail!(
+            "{} is an age file but not encrypted to an ssh-ed25519 key: it is not a breakglass share file",
+            path.display()
+        );
     }
+    let holders: Vec<&str> = info
+        .custodians
+        .iter()
+        .filter(|cu| envelope::ssh_ed25519_tag(&cu.ssh_public_key).is_ok_and(|t| tags.contains(&t)))
+        .map(|cu| cu.id.as_str())
+        .collect();
+    let holder = match (holders.as_slice(), as_id) {
+        ([], _) => bail!(
+            "{} is not encrypted to any custodian of daemon {}: it is from another daemon, or from before the custodians changed",
+            path.display(),
+            shown(&info.daemon_id)
+        ),
+        (_, Some(me)) if !holders.contains(&me) => bail!(
+            "{} is encrypted to custodian {}'s key, not to {}'s (--as)",
+            path.display(),
+            shown(&holders.join(", ")),
+            shown(me)
+        ),
+        (_, Some(me)) => me,
+        ([one], None) => one,
+        (_, None) => bail!(
+            "{} is encrypted to several custodians ({}): say which you are with --as ID",
+            path.display(),
+            shown(&holders.join(", "))
+        ),
+    };
+    Ok(shown(holder))
+}
+
+/// Asks a yes/no question. Only a terminal can say yes: from a pipe or a file
+/// the answer is read, a "no" (or nothing) declines, and a "yes" is refused,
+/// so a script cannot approve by accident (it passes `--yes` on purpose).
+fn confirm(question: &str) -> anyhow::Result<bool> {
     print!("{question} [y/N] ");
     std::io::stdout().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+    let yes = matches!(line.trim(), "y" | "Y" | "yes");
+    if !std::io::stdin().is_terminal() {
+        println!();
+        if yes {
+            bail!("standard input is not a terminal, so the approval was not asked of a person: read the request above and pass --yes to approve");
+        }
+    }
+    Ok(yes)
 }

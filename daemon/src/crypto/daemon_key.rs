@@ -73,11 +73,13 @@ impl DaemonKey {
             .to_bytes()
     }
 
-    /// D's signature over a revocation list (`signing::revocation_list`).
+    /// D's signature over a revocation list (`signing::revocation_list`) of
+    /// certificates and tokens minted by the authority `authority_public`.
     pub fn sign_revocations(
         &self,
         daemon_id: &str,
         generated_at: u64,
+        authority_public: &[u8; 32],
         items: &[RevokedItem],
     ) -> [u8; 64] {
         let entries: Vec<signing::RevokedEntry<'_>> = items
@@ -87,11 +89,18 @@ impl DaemonKey {
                 ssh_key_id: &i.ssh_key_id,
                 ssh_serial: i.ssh_serial,
                 revoked_at: i.revoked_at,
+                revoked_by: &i.revoked_by,
+                reason: &i.reason,
                 expires_at: i.expires_at,
             })
             .collect();
         self.0
-            .sign(&signing::revocation_list(daemon_id, generated_at, &entries))
+            .sign(&signing::revocation_list(
+                daemon_id,
+                generated_at,
+                authority_public,
+                &entries,
+            ))
             .to_bytes()
     }
 }

@@ -9,6 +9,7 @@ use vsss_rs::Gf256;
 use zeroize::Zeroizing;
 
 use super::secret::RootKey;
+use crate::engine::collecting::Quorum;
 use crate::engine::share::VerifiedShare;
 use crate::error::{Error, Result};
 use breakglass_proto::transport::SHARE_LEN;
@@ -62,23 +63,10 @@ pub fn split(root: &RootKey, k: u8, n: u8) -> Result<Vec<ShareBytes>> {
     Ok(out)
 }
 
-/// Rebuilds R from `threshold` verified shares with distinct x.
-pub fn combine(shares: &[VerifiedShare], threshold: u32) -> Result<RootKey> {
-    if shares.len() < 2 || (shares.len() as u64) < u64::from(threshold) {
-        return Err(Error::Internal(format!(
-            "combine with {} of {threshold} shares refused",
-            shares.len()
-        )));
-    }
-    let mut xs: Vec<u8> = shares.iter().map(VerifiedShare::x).collect();
-    xs.sort_unstable();
-    xs.dedup();
-    if xs.len() != shares.len() || xs.first() == Some(&0) {
-        return Err(Error::Internal(
-            "combine refused: duplicate or zero x".into(),
-        ));
-    }
-    combine_bytes(shares.iter().map(VerifiedShare::bytes))
+/// Rebuilds R from a quorum (the engine proved the count and the distinct,
+/// non-zero x of its shares when it built the [`Quorum`]).
+pub fn combine(quorum: Quorum<'_>) -> Result<RootKey> {
+    combine_bytes(quorum.shares().iter().map(VerifiedShare::bytes))
 }
 
 /// The ceremony's self-check: rebuilds R from the first `k` shares it just made,
@@ -159,12 +147,11 @@ pub(crate) mod tests {
                 idx.swap(i, (s >> 33) as usize % (i + 1));
             }
             let pick: Vec<&ShareBytes> = idx[..usize::from(k)].iter().map(|&i| &shares[i]).collect();
-            let got = combine(&verified(&policy, &pick), u32::from(k)).unwrap();
+            let got = combine(Quorum::for_tests(&verified(&policy, &pick))).unwrap();
             prop_assert_eq!(got.expose(), root.expose());
-            // k - 1 shares: refused by the threshold check, and, forced through the
-            // raw combiner, they give a value that is not R.
+            // k - 1 shares never make a `Quorum` (the engine builds one only at the
+            // threshold); forced through the raw combiner, they give a value that is not R.
             let fewer = &pick[..usize::from(k) - 1];
-            prop_assert!(combine(&verified(&policy, fewer), u32::from(k)).is_err());
             if fewer.len() >= 2 {
                 let raw: Vec<Vec<u8>> = fewer.iter().map(|s| s.expose().to_vec()).collect();
                 let wrong = Gf256::combine_array(&raw).unwrap();

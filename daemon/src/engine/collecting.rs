@@ -20,13 +20,11 @@
 
 use rand_core::CryptoRngCore;
 use x25519_dalek::{PublicKey, StaticSecret};
-use zeroize::Zeroizing;
 
 use breakglass_proto::signing::{self, RequestFields};
-use breakglass_proto::transport;
 
 use super::event::{Event, Record};
-use super::policy::{self, Policy};
+use super::policy;
 use super::request::{record, Approval, Request, State, StoredCredential};
 use super::share::VerifiedShare;
 use crate::error::{Error, Result};
@@ -52,6 +50,13 @@ pub struct OpenParams {
     pub threshold: u32,
     /// OpenSSH public key to certify, or empty.
     pub ssh_public_key: String,
+    /// What the scope grants, recorded in `request_opened` for reviewers
+    /// (`ssh`, `token`).
+    pub kinds: Vec<String>,
+    /// The scope's principals.
+    pub principals: Vec<String>,
+    /// The scope's SSH certificate extensions.
+    pub ssh_extensions: Vec<String>,
 }
 
 /// A transition that did not happen: the state as it was, and why.
@@ -85,6 +90,38 @@ pub struct QuorumReached {
     records: Vec<Record>,
     ephemeral: Box<StaticSecret>,
     shares: Vec<VerifiedShare>,
+}
+
+/// Proof that [`Collecting::admit`] passed for one custodian's share on this
+/// request at `now` (window open, first share of this custodian, separation
+/// of duties): the only way into [`Collecting::accept`], so those checks are
+/// made once, and never skipped.
+#[derive(Debug)]
+pub struct Admitted {
+    request_id: String,
+    custodian: String,
+    now: u64,
+}
+
+/// The shares of a reached quorum: `threshold` verified shares from distinct
+/// custodians (one share per custodian, each custodian's x fixed by her
+/// commitment). Only [`QuorumReached::unlock`] makes one, so the combiner that
+/// takes it checks neither the count nor the x values again.
+pub struct Quorum<'a> {
+    shares: &'a [VerifiedShare],
+}
+
+impl<'a> Quorum<'a> {
+    /// The shares.
+    pub fn shares(&self) -> &'a [VerifiedShare] {
+        self.shares
+    }
+
+    /// For the combiner's own tests, which prove what a quorum recovers.
+    #[cfg(test)]
+    pub(crate) fn for_tests(shares: &'a [VerifiedShare]) -> Quorum<'a> {
+        Quorum { shares }
+    }
 }
 
 fn accepted_count(r: &Request) -> u32 {
@@ -136,6 +173,12 @@ impl Collecting {
             credential: None,
             revocation: None,
         };
+        // The key to certify, as reviewers compare it: type and SHA256
+        // fingerprint (public). It was normalised by the policy check.
+        let ssh_key = (!request.ssh_public_key.is_empty())
+            .then(|| breakglass_formats::sshcert::parse_subject_key(&request.ssh_public_key))
+            .transpose()
+            .map_err(|e| Error::SshKey(e.to_string()))?;
         let ev = Event::RequestOpened {
             requester: request.requester.clone(),
             scope: request.scope.clone(),
@@ -143,6 +186,13 @@ impl Collecting {
             ttl_seconds: request.ttl_seconds,
             deadline,
             digest: hex::encode(digest),
+            kinds: p.kinds,
+            principals: p.principals,
+            ssh_extensions: p.ssh_extensions,
+            ssh_key_type: ssh_key.as_ref().map(|k| k.algorithm().to_string()),
+            ssh_key_fingerprint: ssh_key
+                .as_ref()
+                .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256).to_string()),
         };
         let recs = vec![record(now, &request.requester, &request.id, ev)];
         Ok((
@@ -165,51 +215,24 @@ impl Collecting {
         now >= self.request.deadline
     }
 
-    /// Every check on a share that needs no signature and no decryption, cheapest
-    /// first: the window is open, the custodian has not approved yet, and
-    /// (separation of duties) the custodian is not the requester.
-    pub fn admit(&self, policy: &Policy, custodian: &str, now: u64) -> Result<()> {
-        let r = &self.request;
-        if self.is_due(now) {
-            return Err(Error::WindowClosed {
-                id: r.id.clone(),
-                deadline: r.deadline,
-                now,
-            });
-        }
-        if r.approvals.iter().any(|a| a.custodian == custodian) {
-            return Err(Error::DuplicateShare {
-                custodian: custodian.to_string(),
-                id: r.id.clone(),
-            });
-        }
-        policy.check_separation(&r.id, custodian, &r.requester)
-    }
-
-    /// Decrypts a sealed share with E_req; the plaintext is wiped when dropped.
-    pub fn open_share(&self, custodian: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let r = &self.request;
-        transport::open_share(&self.ephemeral, &r.digest, &r.id, custodian, sealed).map_err(|e| {
-            Error::ShareMalformed {
-                custodian: custodian.to_string(),
-                why: e.to_string(),
-            }
-        })
-    }
-
-    /// Takes a verified share (admitted by [`Collecting::admit`] at `now`). Below
-    /// the threshold, `commit` persists the new record first; at the threshold,
+    /// Takes a verified share that [`Collecting::admit`] let in. Below the
+    /// threshold, `commit` persists the new record first; at the threshold,
     /// nothing is persisted until [`QuorumReached::unlock`].
     pub fn accept(
         self,
+        admitted: Admitted,
         share: VerifiedShare,
-        now: u64,
         commit: impl FnOnce(&Request, Vec<Record>) -> Result<()>,
     ) -> std::result::Result<Accepted, Refused<Collecting>> {
         let custodian = share.custodian().to_string();
-        if let Err(error) = self.admit_again(&custodian, now) {
+        if admitted.request_id != self.request.id || admitted.custodian != custodian {
+            let error = Error::Internal(format!(
+                "the share of `{custodian}` was admitted for `{}` on request `{}`",
+                admitted.custodian, admitted.request_id
+            ));
             return Err(Refused { state: self, error });
         }
+        let now = admitted.now;
         let mut next = Box::new(self.request.as_ref().clone());
         next.approvals.push(Approval {
             custodian: custodian.clone(),
@@ -255,101 +278,6 @@ impl Collecting {
             shares,
         }))
     }
-
-    /// The window and duplicate checks of `admit`, repeated cheaply at the state
-    /// change itself so no caller can skip them (separation needs the policy and
-    /// was settled by `admit`).
-    fn admit_again(&self, custodian: &str, now: u64) -> Result<()> {
-        let r = &self.request;
-        if self.is_due(now) {
-            return Err(Error::WindowClosed {
-                id: r.id.clone(),
-                deadline: r.deadline,
-                now,
-            });
-        }
-        if r.approvals.iter().any(|a| a.custodian == custodian) {
-            return Err(Error::DuplicateShare {
-                custodian: custodian.to_string(),
-                id: r.id.clone(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Cancels the request (`by` is the requester or a custodian, checked by the
-    /// caller); `reason` comes from [`policy::reason`].
-    pub fn cancel(
-        self,
-        by: &str,
-        reason: &str,
-        now: u64,
-        commit: impl FnOnce(&Request, Vec<Record>) -> Result<()>,
-    ) -> std::result::Result<Request, Refused<Collecting>> {
-        let mut r = self.request.as_ref().clone();
-        r.state = State::Cancelled;
-        r.closed_at = now;
-        r.close_reason = format!("cancelled by {by}: {reason}");
-        let rec = record(
-            now,
-            by,
-            &r.id,
-            Event::RequestCancelled {
-                by: by.to_string(),
-                reason: reason.to_string(),
-            },
-        );
-        self.close(r, vec![rec], commit)
-    }
-
-    /// Expires the request once its window has ended.
-    pub fn expire(
-        self,
-        now: u64,
-        commit: impl FnOnce(&Request, Vec<Record>) -> Result<()>,
-    ) -> std::result::Result<Request, Refused<Collecting>> {
-        if !self.is_due(now) {
-            let error = Error::Internal(format!(
-                "request `{}` is not due to expire until {}",
-                self.request.id, self.request.deadline
-            ));
-            return Err(Refused { state: self, error });
-        }
-        let mut r = self.request.as_ref().clone();
-        r.state = State::Expired;
-        r.closed_at = now;
-        r.close_reason = "collection window ended without a quorum".into();
-        let rec = record(
-            now,
-            "daemon",
-            &r.id,
-            Event::RequestExpired {
-                accepted: accepted_count(&r),
-            },
-        );
-        self.close(r, vec![rec], commit)
-    }
-
-    /// Ends the request because the daemon is stopping; the secrets are wiped
-    /// whether or not the returned record is persisted.
-    pub fn abandon(self, now: u64, why: &str) -> (Request, Vec<Record>) {
-        self.request
-            .abandon(now, why)
-            .unwrap_or_else(|| (self.request.as_ref().clone(), Vec::new()))
-    }
-
-    fn close(
-        self,
-        closed: Request,
-        records: Vec<Record>,
-        commit: impl FnOnce(&Request, Vec<Record>) -> Result<()>,
-    ) -> std::result::Result<Request, Refused<Collecting>> {
-        match commit(&closed, records) {
-            // `self` (E_req, shares) drops here: invariant 3.
-            Ok(()) => Ok(closed),
-            Err(error) => Err(Refused { state: self, error }),
-        }
-    }
 }
 
 impl QuorumReached {
@@ -365,7 +293,7 @@ impl QuorumReached {
     pub fn unlock(
         self,
         now: u64,
-        mint: impl FnOnce(&Request, &[VerifiedShare]) -> Result<(StoredCredential, Vec<String>)>,
+        mint: impl FnOnce(&Request, Quorum<'_>) -> Result<(StoredCredential, Vec<String>)>,
         commit: impl FnOnce(&Request, Vec<Record>) -> Result<()>,
     ) -> std::result::Result<Request, Refused<Collecting>> {
         let QuorumReached {
@@ -375,19 +303,20 @@ impl QuorumReached {
             ephemeral,
             mut shares,
         } = self;
-        let outcome = mint(&request, &shares).and_then(|(credential, kinds)| {
+        let outcome = mint(&request, Quorum { shares: &shares }).and_then(|(credential, kinds)| {
             let mut r = *request;
-            let expires_at = credential.expires_at;
+            let minted = Event::CredentialMinted {
+                expires_at: credential.expires_at,
+                kinds,
+                valid_from: credential.valid_from,
+                ssh_serial: credential.ssh_serial,
+                ssh_key_id: credential.ssh_key_id.clone(),
+            };
             r.state = State::Unlocked;
             r.closed_at = now;
             r.close_reason = "quorum reached; credential minted".into();
             r.credential = Some(credential);
-            records.push(record(
-                now,
-                "daemon",
-                &r.id,
-                Event::CredentialMinted { expires_at, kinds },
-            ));
+            records.push(record(now, "daemon", &r.id, minted));
             commit(&r, records)?;
             Ok(r)
         });
@@ -409,5 +338,7 @@ impl QuorumReached {
     }
 }
 
+mod check;
+mod close;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -76,6 +76,10 @@ pub struct StoredCredential {
     /// Key id of the SSH certificate, if one was minted.
     #[serde(default)]
     pub ssh_key_id: Option<String>,
+    /// Start of validity (certificate `valid_after`, token `nbf`); absent in
+    /// records stored before it was kept.
+    #[serde(default)]
+    pub valid_from: Option<u64>,
 }
 
 /// A revocation of a minted credential.
@@ -267,6 +271,7 @@ mod tests {
             sealed: vec![1],
             ssh_serial: Some(7),
             ssh_key_id: Some("k".into()),
+            valid_from: None,
         }
     }
 

@@ -58,10 +58,20 @@ impl Daemon {
         let who = auth::authenticate_commander(policy, &call.sig.by(), &payload, now)?;
         // The signature verified: from here every refusal is on the record.
         let refuse = |id: Option<&str>, e: Error| self.refused_call(CALL, who.id(), id, e, now);
-        let ssh_public_key = policy
+        let (ssh_public_key, scope) = policy
             .authorize_open(who.id(), &call.scope, call.ttl_seconds)
-            .and_then(|()| policy.subject_key(policy.scope(&call.scope)?, &call.ssh_public_key))
+            .and_then(|()| {
+                let scope = policy.scope(&call.scope)?;
+                Ok((policy.subject_key(scope, &call.ssh_public_key)?, scope))
+            })
             .map_err(|e| refuse(None, e))?;
+        // What the scope grants, for the `request_opened` record.
+        let kinds = scope
+            .credentials
+            .iter()
+            .map(|k| k.name().to_string())
+            .collect();
+        let (principals, ssh_extensions) = (scope.principals.clone(), scope.ssh_extensions.clone());
         let id = signing::request_id(&payload);
         let mut live = self.lock()?;
         if self.store.request(&id)?.is_some() {
@@ -89,6 +99,9 @@ impl Daemon {
                 window_seconds: policy.collection_window_seconds,
                 threshold: u32::from(policy.threshold),
                 ssh_public_key,
+                kinds,
+                principals,
+                ssh_extensions,
             },
             live.rng.as_mut(),
             now,

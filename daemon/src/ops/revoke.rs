@@ -74,9 +74,12 @@ impl Daemon {
                 .then_with(|| a.request_id.cmp(&b.request_id))
         });
         let generated_at = now;
-        let signature = self
-            .key
-            .sign_revocations(&self.meta.daemon_id, generated_at, &items);
+        let signature = self.key.sign_revocations(
+            &self.meta.daemon_id,
+            generated_at,
+            &self.meta.authority_public,
+            &items,
+        );
         Ok(RevocationList {
             items,
             generated_at,

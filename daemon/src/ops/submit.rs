@@ -8,14 +8,14 @@
 //! decryption with E_req and the commitment (engine share). Every refusal
 //! after the signature verified is audited (`share_rejected`).
 
-use breakglass_proto::{signing, transport};
+use breakglass_proto::signing;
 
 use super::{Daemon, Live};
 use crate::engine::auth::{self, AuthenticatedCustodian, SignedBy};
-use crate::engine::collecting::{Accepted, Collecting};
+use crate::engine::collecting::{Accepted, Admitted, Collecting};
 use crate::engine::event::Event;
 use crate::engine::request::Request;
-use crate::engine::share::{verify_share, VerifiedShare};
+use crate::engine::share::VerifiedShare;
 use crate::error::{Error, Result};
 
 /// A custodian's submission.
@@ -81,7 +81,7 @@ impl Daemon {
             }
         };
         match self.check_share(&c, &who, call, now) {
-            Ok(share) => self.accept(&mut live, c, share, now),
+            Ok((admitted, share)) => self.accept(&mut live, c, admitted, share, now),
             Err(e) => {
                 let id = c.request().id.clone();
                 live.requests.insert(id.clone(), c);
@@ -114,26 +114,26 @@ impl Daemon {
         claimed.authenticate(&sig, &payload, now)
     }
 
-    /// An authenticated custodian's share, checked: its shape, the request's
-    /// window, one share per custodian, separation of duties, then decryption
-    /// with E_req and the commitment.
+    /// An authenticated custodian's share, checked by the engine against her
+    /// commitment.
     fn check_share(
         &self,
         c: &Collecting,
         who: &AuthenticatedCustodian,
         call: &SubmitCall,
         now: u64,
-    ) -> Result<VerifiedShare> {
-        transport::check_sealed(&call.sealed_share).map_err(|e| Error::ShareMalformed {
-            custodian: who.id().to_string(),
-            why: e.to_string(),
-        })?;
-        c.admit(self.policy(), who.id(), now)?;
-        let plain = c.open_share(who.id(), &call.sealed_share)?;
+    ) -> Result<(Admitted, VerifiedShare)> {
         let com = self.commitments.get(who.id()).ok_or_else(|| {
             Error::Internal(format!("no commitment for custodian `{}`", who.id()))
         })?;
-        verify_share(who, com, &self.meta.ceremony_id, &plain)
+        c.check_share(
+            self.policy(),
+            who,
+            com,
+            &self.meta.ceremony_id,
+            &call.sealed_share,
+            now,
+        )
     }
 
     /// Records the refusal of an authenticated custodian's share
@@ -150,11 +150,12 @@ impl Daemon {
         &self,
         live: &mut Live,
         c: Collecting,
+        admitted: Admitted,
         share: VerifiedShare,
         now: u64,
     ) -> Result<Progress> {
         let id = c.request().id.clone();
-        let quorum = match c.accept(share, now, |r, recs| self.commit_one(r, recs)) {
+        let quorum = match c.accept(admitted, share, |r, recs| self.commit_one(r, recs)) {
             Err(refused) => {
                 live.requests.insert(id, refused.state);
                 return Err(refused.error);

@@ -10,9 +10,9 @@ use super::Daemon;
 use crate::crypto::authority::AuthorityKey;
 use crate::crypto::credential::{self, Grant, SshParams};
 use crate::crypto::{seal, shamir};
+use crate::engine::collecting::Quorum;
 use crate::engine::policy::CredentialKind;
 use crate::engine::request::{Request, StoredCredential};
-use crate::engine::share::VerifiedShare;
 use crate::error::{Error, Result};
 use breakglass_formats::envelope::encrypt_to_ssh;
 
@@ -22,10 +22,10 @@ impl Daemon {
         &self,
         rng: &mut dyn CryptoRngCore,
         r: &Request,
-        shares: &[VerifiedShare],
+        quorum: Quorum<'_>,
         now: u64,
     ) -> Result<(StoredCredential, Vec<String>)> {
-        let root = shamir::combine(shares, r.threshold)?;
+        let root = shamir::combine(quorum)?;
         let seed = seal::unseal(
             &root,
             &self.meta.seal,
@@ -81,6 +81,8 @@ impl Daemon {
                 sealed,
                 ssh_serial: bundle.ssh_serial,
                 ssh_key_id: bundle.ssh_key_id.clone(),
+                // As `credential::mint` backdates both the token and the certificate.
+                valid_from: Some(now.saturating_sub(policy.clock_skew_seconds)),
             },
             bundle.kinds(),
         ))

@@ -3,6 +3,7 @@
 //! listener and the shutdown signal, so tests bind `127.0.0.1:0`.
 
 mod calllog;
+pub mod decode;
 pub mod grpc;
 pub mod limit;
 pub mod metrics_http;

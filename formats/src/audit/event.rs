@@ -44,6 +44,24 @@ pub enum Event {
         deadline: u64,
         /// Hex request digest.
         digest: String,
+        /// Credential kinds the scope mints (`ssh`, `token`). This and the
+        /// fields below are absent from entries written before they existed:
+        /// an empty or absent value is not serialized, so those entries hash
+        /// as they did.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kinds: Vec<String>,
+        /// Principals the credential is for (the scope's).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        principals: Vec<String>,
+        /// SSH certificate extensions the scope grants.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ssh_extensions: Vec<String>,
+        /// Type of the SSH public key to certify (`ssh-ed25519`), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ssh_key_type: Option<String>,
+        /// Its `SHA256:…` fingerprint (public).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ssh_key_fingerprint: Option<String>,
     },
     /// A custodian's share was accepted.
     ShareAccepted {
@@ -81,8 +99,20 @@ pub enum Event {
     CredentialMinted {
         /// Expiry.
         expires_at: u64,
-        /// Kinds minted (`paseto`).
+        /// Kinds minted (`ssh`, `token`).
         kinds: Vec<String>,
+        /// Start of validity (the certificate's `valid_after`, the token's
+        /// `nbf`). This and the fields below are absent from entries written
+        /// before they existed, and are not serialized when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        valid_from: Option<u64>,
+        /// Serial of the SSH certificate, if one was minted (public: it goes
+        /// in the revocation list).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ssh_serial: Option<u64>,
+        /// Key id of the SSH certificate, if one was minted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ssh_key_id: Option<String>,
     },
     /// The requester fetched the credential.
     CredentialFetched {
@@ -201,4 +231,31 @@ pub struct Record {
     pub request_id: Option<String>,
     /// What happened.
     pub event: Event,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Entries written before the grant fields existed parse and serialize to
+    /// the same bytes, so their hashes (over the serialized entry) still verify.
+    #[test]
+    fn old_entries_serialize_as_they_were_written() {
+        for old in [
+            r#"{"kind":"request_opened","requester":"ic","scope":"prod-ssh","reason":"r","ttl_seconds":60,"deadline":9,"digest":"00"}"#,
+            r#"{"kind":"credential_minted","expires_at":9,"kinds":["token"]}"#,
+        ] {
+            let e: Event = serde_json::from_str(old).unwrap();
+            assert_eq!(serde_json::to_string(&e).unwrap(), old);
+        }
+        let new = Event::CredentialMinted {
+            expires_at: 9,
+            kinds: vec!["ssh".into()],
+            valid_from: Some(1),
+            ssh_serial: Some(42),
+            ssh_key_id: Some("k".into()),
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), new);
+    }
 }

@@ -14,10 +14,17 @@ pub fn summary(e: &AuditEntry) -> String {
             scope,
             reason,
             ttl_seconds,
+            ssh_key_fingerprint,
             ..
-        } => format!(
-            "breakglass: {requester} asks for emergency access to {scope} for {ttl_seconds}s ({req}): {reason}"
-        ),
+        } => {
+            let key = ssh_key_fingerprint
+                .as_deref()
+                .map(|f| format!(" (SSH key {f})"))
+                .unwrap_or_default();
+            format!(
+                "breakglass: {requester} asks for emergency access to {scope} for {ttl_seconds}s ({req}){key}: {reason}"
+            )
+        }
         Event::ShareAccepted {
             custodian,
             accepted,
@@ -35,9 +42,17 @@ pub fn summary(e: &AuditEntry) -> String {
             "breakglass: quorum reached for {req} (approved by {})",
             approvers.join(", ")
         ),
-        Event::CredentialMinted { expires_at, kinds } => format!(
-            "breakglass: credential minted for {req} ({}), expires at {expires_at}",
-            kinds.join(" + ")
+        Event::CredentialMinted {
+            expires_at,
+            kinds,
+            ssh_serial,
+            ..
+        } => format!(
+            "breakglass: credential minted for {req} ({}{}), expires at {expires_at}",
+            kinds.join(" + "),
+            ssh_serial
+                .map(|s| format!(", certificate serial {s}"))
+                .unwrap_or_default()
         ),
         Event::CredentialFetched { by } => {
             format!("breakglass: {by} fetched the credential of {req}")
@@ -73,12 +88,39 @@ mod tests {
                 ttl_seconds: 600,
                 deadline: 900,
                 digest: "00".into(),
+                kinds: vec![],
+                principals: vec![],
+                ssh_extensions: vec![],
+                ssh_key_type: None,
+                ssh_key_fingerprint: None,
             },
         };
-        let (e, _) = chain(1, &[0; 32], rec).unwrap();
+        let (mut e, _) = chain(1, &[0; 32], rec).unwrap();
         assert_eq!(
             summary(&e),
             "breakglass: ic asks for emergency access to prod-ssh for 600s (req-1): db down"
+        );
+        if let Event::RequestOpened {
+            ssh_key_fingerprint,
+            ..
+        } = &mut e.event
+        {
+            *ssh_key_fingerprint = Some("SHA256:abc".into());
+        }
+        assert_eq!(
+            summary(&e),
+            "breakglass: ic asks for emergency access to prod-ssh for 600s (req-1) (SSH key SHA256:abc): db down"
+        );
+        e.event = Event::CredentialMinted {
+            expires_at: 2000,
+            kinds: vec!["ssh".into()],
+            valid_from: Some(1000),
+            ssh_serial: Some(42),
+            ssh_key_id: Some("breakglass:req-1:ic".into()),
+        };
+        assert_eq!(
+            summary(&e),
+            "breakglass: credential minted for req-1 (ssh, certificate serial 42), expires at 2000"
         );
     }
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::engine::auth::AuthenticatedCustodian;
+use crate::engine::policy::Policy;
 use crate::engine::share::tests::verified;
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -19,6 +20,9 @@ pub fn params() -> OpenParams {
         window_seconds: 900,
         threshold: 3,
         ssh_public_key: String::new(),
+        kinds: vec!["token".into()],
+        principals: vec![],
+        ssh_extensions: vec![],
     }
 }
 
@@ -40,6 +44,7 @@ fn cred() -> StoredCredential {
         sealed: vec![1],
         ssh_serial: None,
         ssh_key_id: None,
+        valid_from: None,
     }
 }
 
@@ -49,6 +54,24 @@ fn ok(_: &Request, _: Vec<Record>) -> Result<()> {
 
 fn fail(_: &Request, _: Vec<Record>) -> Result<()> {
     Err(Error::Storage("disk full".into()))
+}
+
+/// The policy the state tests admit shares under (custodians c1..c6).
+fn policy() -> Policy {
+    Policy::from_toml(&crate::engine::policy::tests::sample_toml(6, 3)).unwrap()
+}
+
+/// Admits custodian `ci`'s share at `now`, then accepts it (the only way in).
+fn take(
+    c: Collecting,
+    i: u8,
+    now: u64,
+    commit: impl FnOnce(&Request, Vec<Record>) -> Result<()>,
+) -> std::result::Result<Accepted, Refused<Collecting>> {
+    match c.admit(&policy(), &format!("c{i}"), now) {
+        Ok(a) => c.accept(a, share(i), commit),
+        Err(error) => Err(Refused { state: c, error }),
+    }
 }
 
 fn more(a: std::result::Result<Accepted, Refused<Collecting>>) -> Collecting {
@@ -101,17 +124,17 @@ fn open_rejects_empty_and_long_reason() {
 /// quorum, and only a quorum unlocks.
 #[test]
 fn collecting_to_unlocked() {
-    let c = more(opened().accept(share(1), T0 + 1, ok));
-    let c = more(c.accept(share(2), T0 + 2, ok));
+    let c = more(take(opened(), 1, T0 + 1, ok));
+    let c = more(take(c, 2, T0 + 2, ok));
     assert_eq!(c.shares.len(), 2);
-    let q = quorum(c.accept(share(3), T0 + 3, ok));
+    let q = quorum(take(c, 3, T0 + 3, ok));
     assert_eq!(q.request().approvals.len(), 3);
     let mut kept = Vec::new();
     let u = q
         .unlock(
             T0 + 3,
-            |_, shares| {
-                assert_eq!(shares.len(), 3);
+            |_, quorum| {
+                assert_eq!(quorum.shares().len(), 3);
                 Ok((cred(), vec!["paseto".into()]))
             },
             |_, recs| {
@@ -132,22 +155,22 @@ fn collecting_to_unlocked() {
 /// Nothing lost: a failed commit leaves the state as it was, with its shares.
 #[test]
 fn failed_commit_keeps_the_state() {
-    let c = more(opened().accept(share(1), T0 + 1, ok));
-    let back = match c.accept(share(2), T0 + 2, fail) {
+    let c = more(take(opened(), 1, T0 + 1, ok));
+    let back = match take(c, 2, T0 + 2, fail) {
         Err(r) => r.state,
         Ok(_) => panic!("accepted despite a failed commit"),
     };
     assert_eq!(back.request().approvals.len(), 1);
     assert_eq!(back.shares.len(), 1);
-    let c = more(back.accept(share(2), T0 + 2, ok));
-    let q = quorum(c.accept(share(3), T0 + 3, ok));
+    let c = more(take(back, 2, T0 + 2, ok));
+    let q = quorum(take(c, 3, T0 + 3, ok));
     let back = match q.unlock(T0 + 3, |_, _| Ok((cred(), vec![])), fail) {
         Err(r) => r.state,
         Ok(_) => panic!("unlocked despite a failed commit"),
     };
     assert_eq!(back.request().approvals.len(), 2);
     assert_eq!(back.shares.len(), 2);
-    let q = quorum(back.accept(share(3), T0 + 4, ok));
+    let q = quorum(take(back, 3, T0 + 4, ok));
     let failed = q.unlock(T0 + 4, |_, _| Err(Error::Reconstruction("bad".into())), ok);
     assert!(matches!(
         failed,
@@ -160,7 +183,7 @@ fn failed_commit_keeps_the_state() {
 
 #[test]
 fn duplicate_custodian_refused() {
-    let c = more(opened().accept(share(1), T0, ok));
+    let c = more(take(opened(), 1, T0, ok));
     let p =
         crate::engine::policy::Policy::from_toml(&crate::engine::policy::tests::sample_toml(3, 2))
             .unwrap();
@@ -169,7 +192,7 @@ fn duplicate_custodian_refused() {
         Err(Error::DuplicateShare { .. })
     ));
     assert!(matches!(
-        c.accept(share(1), T0, ok),
+        take(c, 1, T0, ok),
         Err(Refused {
             error: Error::DuplicateShare { .. },
             ..
@@ -280,7 +303,7 @@ proptest! {
                 (Now::Live(c), Step::Cancel) => match c.cancel("ic", "x", now, commit) {
                     Ok(r) => Now::Done(r), Err(r) => Now::Live(r.state)
                 },
-                (Now::Live(c), Step::Share(i)) => match c.accept(share(i), now, commit) {
+                (Now::Live(c), Step::Share(i)) => match take(c, i, now, commit) {
                     Err(r) => Now::Live(r.state),
                     Ok(Accepted::Collecting(c)) => Now::Live(c),
                     Ok(Accepted::Quorum(q)) => {
