@@ -163,29 +163,33 @@ pub(crate) fn print_grant(info: &pb::GetInfoResponse, v: &pb::RequestView, share
         }
     };
     let scope = info.scopes.iter().find(|s| s.name == v.scope);
+    // The same labelled card as `request show`; what the scope mints is
+    // indented under it.
     println!("You are asked to approve emergency access:");
     println!(
-        "  daemon       {} (daemon key {})",
+        "daemon    {} (daemon key {})",
         shown(&v.daemon_id),
         hex::encode(&info.daemon_public_key)
     );
-    println!("  request      {}", shown(&v.id));
-    println!("  requester    {}", shown(&v.requester));
-    println!("  scope        {}", shown(&v.scope));
+    println!("request   {}", shown(&v.id));
+    println!("requester {}", shown(&v.requester));
+    println!("scope     {}", shown(&v.scope));
     match scope {
         Some(s) => {
-            println!("  credentials  {}", list(&s.credentials));
-            println!("  principals   {}", list(&s.principals));
-            println!("  extensions   {}", list(&s.ssh_extensions));
+            println!("mints     {}", list(&s.credentials));
+            if s.credentials.iter().any(|k| k == "ssh") {
+                println!("  principals {}", list(&s.principals));
+                println!("  extensions {}", list(&s.ssh_extensions));
+            }
         }
-        None => println!("  credentials  unknown: the scope is not in this daemon's policy"),
+        None => println!("mints     unknown: the scope is not in this daemon's policy"),
     }
-    println!("  ssh key      {}", ssh_key_text(&v.ssh_public_key));
-    println!("  ttl          {}", duration(v.ttl_seconds));
-    println!("  reason       {}", shown(&v.reason));
-    println!("  deadline     {}", when(v.deadline, now));
+    println!("ssh key   {}", ssh_key_text(&v.ssh_public_key));
+    println!("ttl       {}", duration(v.ttl_seconds));
+    println!("reason    {}", shown(&v.reason));
+    println!("deadline  {}", when(v.deadline, now));
     println!(
-        "  approvals    {}/{} so far{}",
+        "approvals {}/{} so far{}",
         v.approvals.len(),
         v.threshold,
         if v.approvals.is_empty() {
@@ -194,7 +198,7 @@ pub(crate) fn print_grant(info: &pb::GetInfoResponse, v: &pb::RequestView, share
             format!(": {}", shown(&approvers(v).join(", ")))
         }
     );
-    println!("  your share   {}", shown(share_of));
+    println!("share     {}", shown(share_of));
 }
 
 /// One row of `request list`.
@@ -402,5 +406,59 @@ mod shown_tests {
             "a\\u{202e}b\\u{9b}c\\u{7f}"
         );
         assert_eq!(shown("plain: ünïcode ✓"), "plain: ünïcode ✓");
+    }
+
+    /// Every line that prints stored text escapes it: the watch line (close
+    /// reason, revocation), the list row, the audit tail, the bound key's comment.
+    #[test]
+    fn stored_text_is_escaped_where_it_is_printed() {
+        use super::*;
+        let evil = "ok\u{1b}[2K\u{1b}[1A\u{2066}x";
+        let escaped = "ok\\u{1b}[2K\\u{1b}[1A\\u{2066}x";
+        let v = pb::RequestView {
+            id: "req-1".into(),
+            state: pb::RequestState::Unlocked as i32,
+            threshold: 2,
+            requester: evil.into(),
+            scope: evil.into(),
+            reason: evil.into(),
+            close_reason: evil.into(),
+            revoked_at: 100,
+            revoked_by: evil.into(),
+            revoke_reason: evil.into(),
+            ..Default::default()
+        };
+        for line in [progress_line(&v, 100), request_row(&v)] {
+            assert!(
+                !line.contains('\u{1b}') && !line.contains('\u{2066}'),
+                "{line:?}"
+            );
+            assert!(line.contains(escaped), "{line}");
+        }
+        assert!(
+            progress_line(&v, 100).contains("revoked "),
+            "watch shows the revocation"
+        );
+        let e = audit::AuditEntry {
+            seq: 1,
+            time: 0,
+            actor: evil.into(),
+            request_id: Some(evil.into()),
+            event: audit::Event::RequestCancelled {
+                by: evil.into(),
+                reason: evil.into(),
+            },
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let line = tail_line(&e);
+        assert!(!line.contains('\u{1b}') && line.contains(escaped), "{line}");
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJf/yIPIC+5yN++V2bm3A9StY+YKIeYFhnaCt1uLP0MD a\u{1b}[8m";
+        let k = ssh_key_text(key);
+        assert!(
+            k.starts_with("ssh-ed25519 SHA256:") && k.ends_with("(a\\u{1b}[8m)"),
+            "{k}"
+        );
+        assert_eq!(ssh_key_text(""), "none");
     }
 }

@@ -10,7 +10,7 @@ use breakglass_formats::audit::{chain, parse_jsonl, verify_log};
 use breakglass_formats::audit::{Event, Record};
 use breakglass_formats::credential::{CredentialBundle, BUNDLE_FORMAT};
 use breakglass_formats::envelope::{encrypt_to_ssh, ShareFile};
-use breakglass_formats::revocation::{RevocationListJson, RevokedItem, REVOCATIONS_FORMAT};
+use breakglass_formats::revocation::{signed_payload, RevocationListJson, RevokedItem};
 use breakglass_fuzz::calls::{check, Kind, Outcome};
 use breakglass_fuzz::fixture::*;
 use breakglass_fuzz::frames::Builder;
@@ -248,22 +248,27 @@ fn credential_seeds() {
         .credential
         .as_ref()
         .expect("unlocked fixture has a credential");
-    let list = RevocationListJson {
-        format: REVOCATIONS_FORMAT.into(),
-        daemon_id: DAEMON_ID.into(),
-        generated_at: NOW,
-        authority_ssh: w.authority.ssh(),
-        revoked_token_ids: vec![w.unlocked.id.clone()],
-        revoked: vec![RevokedItem {
-            request_id: w.unlocked.id.clone(),
-            ssh_key_id: c.ssh_key_id.clone().unwrap_or_default(),
-            ssh_serial: c.ssh_serial.unwrap_or(0),
-            revoked_at: NOW,
-            revoked_by: "c2".into(),
-            reason: "key leaked".into(),
-            expires_at: c.expires_at,
-        }],
-    };
+    let items = vec![RevokedItem {
+        request_id: w.unlocked.id.clone(),
+        ssh_key_id: c.ssh_key_id.clone().unwrap_or_default(),
+        ssh_serial: c.ssh_serial.unwrap_or(0),
+        revoked_at: NOW,
+        revoked_by: "c2".into(),
+        reason: "key leaked".into(),
+        expires_at: c.expires_at,
+    }];
+    let d = daemon_key();
+    let sig = d
+        .sign(&signed_payload(DAEMON_ID, NOW, &w.authority, &items))
+        .to_bytes();
+    let list = RevocationListJson::new(
+        DAEMON_ID,
+        NOW,
+        &d.verifying_key(),
+        &w.authority,
+        items,
+        &sig,
+    );
     write(
         "credential",
         "revocations.json",

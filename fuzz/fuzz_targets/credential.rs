@@ -10,10 +10,11 @@
 #![no_main]
 
 use breakglass_formats::keys::AuthorityPublic;
-use breakglass_formats::revocation::RevocationListJson;
+use breakglass_formats::revocation::{signed_payload, RevocationListJson};
 use breakglass_formats::verify::{parse_artifact, token_from, verify_artifact, Artifact};
 use breakglass_formats::{credential, sshcert};
-use breakglass_fuzz::fixture::{world, NOW};
+use breakglass_fuzz::fixture::{daemon_key, world, NOW};
+use ed25519_dalek::Signer;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -30,14 +31,20 @@ fuzz_target!(|data: &[u8]| {
     let _ = token_from(text);
     if let Ok(artifact) = parse_artifact(text) {
         let _ = verify_artifact(&w.authority, &artifact, NOW, None);
-        let empty = RevocationListJson {
-            format: "breakglass-revocations/v1".into(),
-            daemon_id: "fuzz-daemon".into(),
-            generated_at: NOW,
-            authority_ssh: w.authority.ssh(),
-            revoked_token_ids: Vec::new(),
-            revoked: Vec::new(),
-        };
+        let d = daemon_key();
+        let sig = d
+            .sign(&signed_payload("fuzz-daemon", NOW, &w.authority, &[]))
+            .to_bytes();
+        let empty = RevocationListJson::new(
+            "fuzz-daemon",
+            NOW,
+            &d.verifying_key(),
+            &w.authority,
+            Vec::new(),
+            &sig,
+        )
+        .verify(Some(&d.verifying_key()))
+        .expect("a list signed by the fixture D verifies");
         let _ = verify_artifact(&w.authority, &artifact, NOW, Some(&empty));
     }
     if let Ok(a) = AuthorityPublic::parse(text) {
@@ -50,7 +57,10 @@ fuzz_target!(|data: &[u8]| {
             "certificate verified under another key"
         );
     }
-    if let Ok(list) = serde_json::from_str::<RevocationListJson>(text) {
+    if let Some(list) = serde_json::from_str::<RevocationListJson>(text)
+        .ok()
+        .and_then(|l| l.verify(None).ok())
+    {
         for artifact in [
             Artifact::Token(w.token.clone()),
             Artifact::Certificate(w.certificate.clone()),

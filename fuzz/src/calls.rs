@@ -165,9 +165,8 @@ fn open(m: pb::OpenRequestRequest, now: u64) -> Result<()> {
     );
     let who = auth::authenticate_commander(&w.policy, &by(&s), &payload, now)?;
     w.policy.authorize_open(who.id(), &m.scope, m.ttl_seconds)?;
-    let ssh_public_key = w
-        .policy
-        .subject_key(w.policy.scope(&m.scope)?, &m.ssh_public_key)?;
+    let scope = w.policy.scope(&m.scope)?;
+    let ssh_public_key = w.policy.subject_key(scope, &m.ssh_public_key)?;
     let id = signing::request_id(&payload);
     if w.request(&id).is_some() {
         return Err(Error::RequestExists { id });
@@ -191,6 +190,13 @@ fn open(m: pb::OpenRequestRequest, now: u64) -> Result<()> {
             window_seconds: w.policy.collection_window_seconds,
             threshold: u32::from(w.policy.threshold),
             ssh_public_key,
+            kinds: scope
+                .credentials
+                .iter()
+                .map(|k| k.name().to_string())
+                .collect(),
+            principals: scope.principals.clone(),
+            ssh_extensions: scope.ssh_extensions.clone(),
         },
         &mut rand::rngs::OsRng,
         now,

@@ -533,11 +533,18 @@ mod tests {
             },
         ];
         for v in variants {
-            assert_ne!(revocation_list("d1", 5, &a, &[v.clone()]), base, "{v:?}");
+            assert_ne!(
+                revocation_list("d1", 5, &a, std::slice::from_ref(&v)),
+                base,
+                "{v:?}"
+            );
         }
-        assert_ne!(revocation_list("d1", 5, &[4u8; 32], &[e.clone()]), base);
-        assert_ne!(revocation_list("d2", 5, &a, &[e.clone()]), base);
-        assert_ne!(revocation_list("d1", 6, &a, &[e.clone()]), base);
+        assert_ne!(
+            revocation_list("d1", 5, &[4u8; 32], std::slice::from_ref(&e)),
+            base
+        );
+        assert_ne!(revocation_list("d2", 5, &a, std::slice::from_ref(&e)), base);
+        assert_ne!(revocation_list("d1", 6, &a, std::slice::from_ref(&e)), base);
         assert_ne!(revocation_list("d1", 5, &a, &[]), base);
     }
 

@@ -37,8 +37,6 @@ fn list(v: &[String], none: &str) -> String {
     }
 }
 
-/// Builds the review of `request_id` from audit entries (any superset of its
-
 const NOT_RECORDED: &str = "not recorded in this log";
 
 /// The labelled facts of the page, in sections, unescaped: both renderers show
