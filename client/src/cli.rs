@@ -276,6 +276,9 @@ pub(crate) enum ShareCmd {
         /// Your share file.
         #[arg(long)]
         share: PathBuf,
+        /// One JSON object (custodian, x, threshold, daemon and ceremony ids) instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 

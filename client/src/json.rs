@@ -37,6 +37,20 @@ fn text(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+/// `share check`: the share file opened with the custodian's key. The share
+/// itself is never printed; its x coordinate (public: it names the share) is.
+#[derive(Serialize)]
+pub(crate) struct ShareCheckJson {
+    /// Always true (a failed check exits non-zero with the error on stderr).
+    pub ok: bool,
+    pub custodian_id: String,
+    pub x: Option<u8>,
+    pub threshold: u64,
+    pub custodians: u64,
+    pub daemon_id: String,
+    pub ceremony_id: String,
+}
+
 /// One approval of a request.
 #[derive(Serialize)]
 pub(crate) struct ApprovalJson {

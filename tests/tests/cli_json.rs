@@ -126,6 +126,28 @@ async fn read_commands_print_parseable_json() {
         .map(|r| r["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, vec![r.id.as_str()]);
+
+    let c2 = fx.custodian_key(1);
+    let share = fx.share_file("c2");
+    let (ok, out, err) = fx.cli(
+        &c2,
+        &[
+            "share",
+            "check",
+            "--share",
+            share.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["ok"], true);
+    assert_eq!(s["custodian_id"], "c2");
+    assert_eq!(s["x"], 2);
+    assert_eq!(s["threshold"], 2);
+    assert_eq!(s["custodians"], 3);
+    assert_eq!(s["daemon_id"], info["daemon_id"]);
+    assert!(!out.contains("share\":"), "no share bytes printed: {out}");
 }
 
 /// Unlocked: exit 0, one `update` per change, then an `outcome` line.

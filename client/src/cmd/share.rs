@@ -20,14 +20,24 @@ pub(crate) async fn run(conn: &Conn, sc: ShareCmd) -> anyhow::Result<ExitCode> {
     let mut c = connect(conn).await?;
     match sc {
         ShareCmd::Submit { id, share, yes } => submit(conn, &mut c, &id, &share, yes).await,
-        ShareCmd::Check { share } => {
+        ShareCmd::Check { share, json } => {
             let me = load_identity(conn)?;
             let f = c.read_share_file(&me, &share)?;
             // The share's x coordinate (its first byte) is public: it names the share.
-            let x = f
-                .share_bytes()
-                .ok()
-                .and_then(|b| b.first().map(|x| format!("{x:02x}")));
+            let x_byte = f.share_bytes().ok().and_then(|b| b.first().copied());
+            if json {
+                crate::json::print(&crate::json::ShareCheckJson {
+                    ok: true,
+                    custodian_id: f.custodian_id.clone(),
+                    x: x_byte,
+                    threshold: u64::from(f.threshold),
+                    custodians: u64::from(f.custodians),
+                    daemon_id: f.daemon_id.clone(),
+                    ceremony_id: f.ceremony_id.clone(),
+                })?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let x = x_byte.map(|x| format!("{x:02x}"));
             println!(
                 "ok: {} holds share {} of a {}-of-{} split for daemon {} (ceremony {})",
                 shown(&f.custodian_id),
