@@ -10,7 +10,8 @@ use tonic::transport::Channel;
 
 use breakglass_formats::audit::{AuditEntry, ExportTrailer};
 use breakglass_formats::credential::CredentialBundle;
-use breakglass_formats::envelope::{self, ShareFile};
+use breakglass_formats::envelope;
+use breakglass_formats::share_file::{self, Genuine, ShareFile};
 use breakglass_proto::pb::break_glass_client::BreakGlassClient;
 use breakglass_proto::{pb, signing, transport};
 
@@ -416,18 +417,7 @@ impl Client {
     /// Decrypts and checks a share file for this daemon with `me`'s key.
     pub fn read_share_file(&self, me: &Identity, path: &std::path::Path) -> Result<ShareFile> {
         let p = path.display().to_string();
-        let ct = std::fs::read(path).map_err(|e| ClientError::Io {
-            path: p.clone(),
-            source: e,
-        })?;
-        let plain = envelope::decrypt(me.age(), &ct).map_err(|e| ClientError::ShareFile {
-            path: p.clone(),
-            why: e.to_string(),
-        })?;
-        let f = ShareFile::parse(&plain).map_err(|e| ClientError::ShareFile {
-            path: p.clone(),
-            why: e.to_string(),
-        })?;
+        let f = open_share_file(me, path)?;
         if f.daemon_id != self.info.daemon_id || f.ceremony_id != self.info.ceremony_id {
             return Err(ClientError::ShareFile {
                 path: p,
@@ -438,6 +428,79 @@ impl Client {
             });
         }
         Ok(f)
+    }
+
+    /// Proves online that a share file is this daemon's: its share matches the
+    /// commitment the daemon publishes for its custodian, D's signature over
+    /// that commitment's statement verifies, and a v2 file is signed by this
+    /// daemon's D. Works for v1 files too (through the published commitment).
+    pub fn check_share_origin(&self, f: &ShareFile, path: &std::path::Path) -> Result<Genuine> {
+        let bad = |why: String| ClientError::ShareFile {
+            path: path.display().to_string(),
+            why,
+        };
+        let cu = self
+            .info
+            .custodians
+            .iter()
+            .find(|c| c.id == f.custodian_id)
+            .ok_or_else(|| {
+                bad(format!(
+                    "it names custodian {}, who is not a custodian of daemon {}",
+                    f.custodian_id, self.info.daemon_id
+                ))
+            })?;
+        let published: [u8; 32] = cu.share_commitment.as_slice().try_into().map_err(|_| {
+            ClientError::Untrusted(format!(
+                "the daemon publishes no share commitment for custodian {} (an older daemon?)",
+                cu.id
+            ))
+        })?;
+        let sig: [u8; 64] = cu.share_signature.as_slice().try_into().map_err(|_| {
+            ClientError::Untrusted(format!(
+                "the daemon publishes no signature over custodian {}'s share commitment",
+                cu.id
+            ))
+        })?;
+        let x = u8::try_from(cu.share_x)
+            .map_err(|_| ClientError::Untrusted(format!("share x {} is not a byte", cu.share_x)))?;
+        let statement = signing::share_statement(&signing::ShareStatement {
+            daemon_id: &self.info.daemon_id,
+            ceremony_id: &self.info.ceremony_id,
+            epoch: self.info.epoch,
+            custodian_id: &cu.id,
+            x,
+            commitment: &published,
+            threshold: u8::try_from(self.info.threshold).unwrap_or(u8::MAX),
+            custodians: u8::try_from(self.info.custodians.len()).unwrap_or(u8::MAX),
+        });
+        self.daemon_key
+            .verify_strict(&statement, &ed25519_dalek::Signature::from_bytes(&sig))
+            .map_err(|_| {
+                ClientError::Untrusted(format!(
+                    "D's signature over custodian {}'s published share commitment does not verify",
+                    cu.id
+                ))
+            })?;
+        let recomputed = f.recomputed_commitment().map_err(|e| bad(e.to_string()))?;
+        let file_x = f.x().map_err(|e| bad(e.to_string()))?;
+        if recomputed != published || file_x != x || f.epoch() != self.info.epoch {
+            return Err(bad(format!(
+                "its share does not match the commitment daemon {} publishes for custodian {} (epoch {}): it is not the share the ceremony made for {}, or it is from another epoch; do not use it, ask your operator",
+                self.info.daemon_id, cu.id, self.info.epoch, cu.id
+            )));
+        }
+        if f.format != share_file::SHARE_FILE_FORMAT_V1 {
+            f.check_origin(Some(&self.daemon_key.to_bytes()))
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        Ok(Genuine {
+            x,
+            epoch: self.info.epoch,
+            commitment: published,
+            daemon_public_key: self.daemon_key.to_bytes(),
+            daemon_key_expected: true,
+        })
     }
 
     /// Submits `share` for request `view` as custodian `me`.
@@ -642,4 +705,22 @@ pub fn state_name(s: i32) -> &'static str {
         Ok(pb::RequestState::Cancelled) => "cancelled",
         _ => "unknown",
     }
+}
+
+/// Decrypts a share file with `me`'s key and checks its shape, without any
+/// daemon: the offline half of `share check` and of every submission.
+pub fn open_share_file(me: &Identity, path: &std::path::Path) -> Result<ShareFile> {
+    let p = path.display().to_string();
+    let ct = std::fs::read(path).map_err(|e| ClientError::Io {
+        path: p.clone(),
+        source: e,
+    })?;
+    let plain = envelope::decrypt(me.age(), &ct).map_err(|e| ClientError::ShareFile {
+        path: p.clone(),
+        why: e.to_string(),
+    })?;
+    ShareFile::parse(&plain).map_err(|e| ClientError::ShareFile {
+        path: p,
+        why: e.to_string(),
+    })
 }

@@ -271,12 +271,22 @@ pub(crate) enum ShareCmd {
         #[arg(long)]
         yes: bool,
     },
-    /// Check that your key still opens your share file and that it belongs to this daemon.
+    /// Check that your key still opens your share file and that the file is genuine:
+    /// its share matches its commitment and the daemon key D signed it.
     Check {
         /// Your share file.
         #[arg(long)]
         share: PathBuf,
-        /// One JSON object (custodian, x, threshold, daemon and ceremony ids) instead of text.
+        /// Without the daemon: decrypt, recompute the commitment and verify D's
+        /// signature written in the file (compare D with --daemon-key).
+        #[arg(long)]
+        offline: bool,
+        /// The daemon key D you expect (hex, `breakglass info` prints it): a file
+        /// signed by any other key is refused.
+        #[arg(long)]
+        daemon_key: Option<String>,
+        /// One JSON object (custodian, x, threshold, daemon and ceremony ids, epoch,
+        /// daemon key, how the origin was proven) instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -49,6 +49,15 @@ pub(crate) struct ShareCheckJson {
     pub custodians: u64,
     pub daemon_id: String,
     pub ceremony_id: String,
+    pub epoch: u64,
+    /// Hex daemon key D whose signature proved the file's origin.
+    pub daemon_public_key: String,
+    /// `offline` (the file's own D signature) or `daemon` (the commitment and
+    /// signature the daemon publishes).
+    pub checked: &'static str,
+    /// Whether D was compared with a key the caller gave or the daemon served;
+    /// false only offline without --daemon-key.
+    pub daemon_key_compared: bool,
 }
 
 /// One approval of a request.

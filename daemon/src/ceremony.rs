@@ -22,8 +22,10 @@ use crate::engine::policy::Policy;
 use crate::engine::share::{commitment_hash, Commitment};
 use crate::error::{Error, Result};
 use crate::store::{Genesis, Store, DAEMON_KEY_FILE, DB_FILE};
-use breakglass_formats::envelope::{encrypt_to_ssh, ShareFile};
+use breakglass_formats::envelope::encrypt_to_ssh;
 use breakglass_formats::keys::AuthorityPublic;
+use breakglass_formats::share_file::{Origin, ShareFile};
+use breakglass_proto::signing::FIRST_EPOCH;
 
 /// What the ceremony produced, for printing.
 #[derive(Debug, Clone)]
@@ -117,6 +119,9 @@ pub fn init(
     }
     drop(root);
 
+    // D exists before the share files: each file carries D's signature over
+    // its statement, so a custodian can prove offline that it is genuine.
+    let d = SigningKey::generate(&mut OsRng);
     create_private_dir(shares_out)?;
     let mut commitments = BTreeMap::new();
     let mut files = Vec::new();
@@ -132,6 +137,24 @@ pub fn init(
                 ),
             ));
         }
+        let commitment = Commitment {
+            x: share.x(),
+            hash: commitment_hash(&ceremony_id, &c.id, share.expose()),
+        };
+        let origin = Origin {
+            epoch: FIRST_EPOCH,
+            commitment: commitment.hash,
+            daemon_public_key: d.verifying_key().to_bytes(),
+            signature: crate::crypto::daemon_key::sign_share_statement(
+                &d,
+                &daemon_id,
+                &ceremony_id,
+                &c.id,
+                &commitment,
+                k,
+                n,
+            ),
+        };
         let file = ShareFile::new(
             daemon_id.clone(),
             ceremony_id.clone(),
@@ -139,17 +162,12 @@ pub fn init(
             k,
             n,
             hex::encode(authority.0.as_bytes()),
+            &origin,
             share.expose(),
         );
         let ct = encrypt_to_ssh(&c.ssh_key, &file.to_bytes())
             .map_err(|e| Error::Internal(e.to_string()))?;
-        commitments.insert(
-            c.id.clone(),
-            Commitment {
-                x: share.x(),
-                hash: commitment_hash(&ceremony_id, &c.id, share.expose()),
-            },
-        );
+        commitments.insert(c.id.clone(), commitment);
         planned.push((c.id.clone(), path, ct));
     }
     drop(shares);
@@ -160,7 +178,6 @@ pub fn init(
             write_new_private(path, ct)?;
             files.push((id.clone(), path.clone()));
         }
-        let d = SigningKey::generate(&mut OsRng);
         write_new_private(
             &state_dir.join(DAEMON_KEY_FILE),
             hex::encode(d.to_bytes()).as_bytes(),

@@ -1,10 +1,10 @@
-//! age envelopes to ssh-ed25519 keys: custodians' share files and the
-//! requester's credential. The people involved already hold these keys.
+//! age envelopes to ssh-ed25519 keys: custodians' share files (their
+//! plaintext is [`crate::share_file`]) and the requester's credential. The
+//! people involved already hold these keys.
 
 use std::io::Read;
 
-use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Why an envelope could not be made or opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,35 +31,6 @@ pub enum EnvelopeError {
     #[error("decryption failed: {0}")]
     Decrypt(String),
 }
-
-/// Why a decrypted share file is not usable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ShareFileError {
-    /// Not the JSON of a share file.
-    #[error("not a breakglass share file: {0}")]
-    NotShareFile(String),
-    /// Another format version.
-    #[error("share file format {found:?}, expected {SHARE_FILE_FORMAT:?}")]
-    Format {
-        /// The format tag found.
-        found: String,
-    },
-    /// The share has the wrong length.
-    #[error("share is {found} hex digits, expected {expected}")]
-    Length {
-        /// Hex digits found.
-        found: usize,
-        /// Hex digits expected.
-        expected: usize,
-    },
-    /// The share is not hex.
-    #[error("share is not hex: {0}")]
-    NotHex(String),
-}
-
-/// Format tag of a share file's plaintext.
-pub const SHARE_FILE_FORMAT: &str = "breakglass-share/v1";
 
 /// Encrypts `plaintext` to an `ssh-ed25519 …` public key, ASCII-armored.
 pub fn encrypt_to_ssh(recipient: &str, plaintext: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
@@ -139,117 +110,6 @@ pub fn ssh_ed25519_tag(public_line: &str) -> Result<String, EnvelopeError> {
         .map_err(|_| bad("the key is not base64"))?;
     let h = sha2::Sha256::digest(&blob);
     Ok(base64::engine::general_purpose::STANDARD_NO_PAD.encode(&h[..4]))
-}
-
-/// A custodian's share file, as encrypted to their key. Wiped on drop.
-#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
-#[serde(deny_unknown_fields)]
-pub struct ShareFile {
-    /// [`SHARE_FILE_FORMAT`].
-    pub format: String,
-    /// Daemon this share belongs to.
-    pub daemon_id: String,
-    /// Ceremony that made it.
-    pub ceremony_id: String,
-    /// Custodian it was made for.
-    pub custodian_id: String,
-    /// Shares needed.
-    pub threshold: u8,
-    /// Shares made.
-    pub custodians: u8,
-    /// Hex authority public key, so a custodian can check which authority this share unlocks.
-    pub authority_public_key: String,
-    /// Hex `x ‖ y`: private, read with [`ShareFile::share_bytes`], so the share
-    /// is never handled as an ordinary string.
-    share: String,
-}
-
-impl ShareFile {
-    /// A share file for `share` (`x ‖ y`); the hex is written into a buffer
-    /// sized once, so no partial copy is left behind.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        daemon_id: String,
-        ceremony_id: String,
-        custodian_id: String,
-        threshold: u8,
-        custodians: u8,
-        authority_public_key: String,
-        share: &[u8],
-    ) -> ShareFile {
-        let mut hexed = String::with_capacity(2 * share.len());
-        for b in share {
-            for nibble in [b >> 4, b & 0x0f] {
-                hexed.push(char::from(b"0123456789abcdef"[usize::from(nibble)]));
-            }
-        }
-        ShareFile {
-            format: SHARE_FILE_FORMAT.to_string(),
-            daemon_id,
-            ceremony_id,
-            custodian_id,
-            threshold,
-            custodians,
-            authority_public_key,
-            share: hexed,
-        }
-    }
-
-    /// Parses a decrypted share file and checks its shape.
-    pub fn parse(plaintext: &[u8]) -> Result<ShareFile, ShareFileError> {
-        let f: ShareFile = serde_json::from_slice(plaintext)
-            .map_err(|e| ShareFileError::NotShareFile(e.to_string()))?;
-        if f.format != SHARE_FILE_FORMAT {
-            return Err(ShareFileError::Format {
-                found: f.format.clone(),
-            });
-        }
-        if f.share.len() != 2 * breakglass_proto::transport::SHARE_LEN {
-            return Err(ShareFileError::Length {
-                found: f.share.len(),
-                expected: 2 * breakglass_proto::transport::SHARE_LEN,
-            });
-        }
-        Ok(f)
-    }
-
-    /// The share bytes, wiped on drop.
-    pub fn share_bytes(&self) -> Result<Zeroizing<Vec<u8>>, ShareFileError> {
-        let mut out = Zeroizing::new(vec![0u8; self.share.len() / 2]);
-        hex::decode_to_slice(&self.share, &mut out)
-            .map_err(|e| ShareFileError::NotHex(e.to_string()))?;
-        Ok(out)
-    }
-
-    /// JSON bytes for encryption, wiped on drop.
-    ///
-    /// Sized exactly before writing: `serde_json::to_vec_pretty` grows its
-    /// buffer and would free unwiped partial copies holding the hex share.
-    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut size = ByteCount(0);
-        if serde_json::to_writer_pretty(&mut size, self).is_err() {
-            return Zeroizing::new(Vec::new());
-        }
-        let mut out = Zeroizing::new(Vec::with_capacity(size.0));
-        if serde_json::to_writer_pretty(&mut *out, self).is_err() {
-            out.clear();
-        }
-        out
-    }
-}
-
-/// A writer that only counts bytes.
-struct ByteCount(usize);
-
-impl std::io::Write for ByteCount {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

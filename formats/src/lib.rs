@@ -1,7 +1,8 @@
 //! breakglass-formats: everything a custodian, a commander or a downstream
 //! verifier reads or writes, with no server, no storage and no HTTP client.
 //!
-//! - [`envelope`]: age envelopes to ssh-ed25519 keys and the custodian's share file.
+//! - [`envelope`]: age envelopes to ssh-ed25519 keys.
+//! - [`share_file`]: the custodian's share file, its commitment and the proof of its origin (D's signature).
 //! - [`keys`]: the authority public key A in its three spellings, and registered ssh-ed25519 keys.
 //! - [`credential`]: the credential bundle and offline verification of its PASETO token.
 //! - [`sshcert`]: OpenSSH user certificates (verification, key id, serial) and KRLs.
@@ -18,6 +19,7 @@ pub mod credential;
 pub mod envelope;
 pub mod keys;
 pub mod revocation;
+pub mod share_file;
 pub mod sshcert;
 pub mod time;
 pub mod verify;

@@ -9,8 +9,9 @@ use std::path::Path;
 use breakglass_formats::audit::{chain, parse_jsonl, verify_log};
 use breakglass_formats::audit::{Event, Record};
 use breakglass_formats::credential::{CredentialBundle, BUNDLE_FORMAT};
-use breakglass_formats::envelope::{encrypt_to_ssh, ShareFile};
+use breakglass_formats::envelope::encrypt_to_ssh;
 use breakglass_formats::revocation::{signed_payload, RevocationListJson, RevokedItem};
+use breakglass_formats::share_file::{commitment_hash, Origin, ShareFile};
 use breakglass_fuzz::calls::{check, Kind, Outcome};
 use breakglass_fuzz::fixture::*;
 use breakglass_fuzz::frames::Builder;
@@ -79,6 +80,25 @@ fn share_seeds() {
 }
 
 fn share_file_seeds() {
+    // A v2 file as the ceremony writes it: commitment and D's signature beside the share.
+    let d = signing_key(9);
+    let commitment = commitment_hash(CEREMONY_ID, "c1", &share(1));
+    let statement = signing::share_statement(&signing::ShareStatement {
+        daemon_id: DAEMON_ID,
+        ceremony_id: CEREMONY_ID,
+        epoch: signing::FIRST_EPOCH,
+        custodian_id: "c1",
+        x: 1,
+        commitment: &commitment,
+        threshold: 2,
+        custodians: 3,
+    });
+    let origin = Origin {
+        epoch: signing::FIRST_EPOCH,
+        commitment,
+        daemon_public_key: d.verifying_key().to_bytes(),
+        signature: d.sign(&statement).to_bytes(),
+    };
     let f = ShareFile::new(
         DAEMON_ID.into(),
         CEREMONY_ID.into(),
@@ -86,8 +106,11 @@ fn share_file_seeds() {
         2,
         3,
         hex::encode(world().authority.0.as_bytes()),
+        &origin,
         &share(1),
     );
+    f.check_origin(Some(&d.verifying_key().to_bytes()))
+        .expect("the seed share file is genuine");
     let plain = f.to_bytes();
     write("share_file", "share-file.json", &plain);
     let c1 = ssh_public(&signing_key(1));

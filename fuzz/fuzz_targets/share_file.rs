@@ -1,6 +1,7 @@
 //! Share files and envelopes, as a custodian's CLI reads them:
-//! `crypto::envelope::ShareFile::parse` (and `share_bytes`) over the raw input,
-//! and `crypto::envelope::decrypt` (age, armored or binary) with a fixed
+//! `share_file::ShareFile::parse` (and `share_bytes`, and the origin check of
+//! `share check --offline`) over the raw input,
+//! and `envelope::decrypt` (age, armored or binary) with a fixed
 //! ssh-ed25519 identity (custodian `c1`'s key), whose plaintext is then parsed
 //! as a share file and as a credential bundle, as `client::api` does.
 #![no_main]
@@ -8,7 +9,8 @@
 use std::sync::OnceLock;
 
 use breakglass_formats::credential::CredentialBundle;
-use breakglass_formats::envelope::{decrypt, ShareFile};
+use breakglass_formats::envelope::decrypt;
+use breakglass_formats::share_file::ShareFile;
 use breakglass_fuzz::fixture::{signing_key, ssh_private_pem};
 use breakglass_proto::transport::SHARE_LEN;
 use libfuzzer_sys::fuzz_target;
@@ -26,6 +28,9 @@ fn share_file(plaintext: &[u8]) {
         if let Ok(share) = f.share_bytes() {
             assert_eq!(share.len(), SHARE_LEN);
         }
+        // Whatever the origin fields hold, the check answers and never panics.
+        let _ = f.check_origin(None);
+        let _ = f.check_origin(Some(&[7u8; 32]));
     }
 }
 

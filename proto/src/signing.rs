@@ -31,6 +31,51 @@ pub const DOMAIN_AUDIT_CHECKPOINT: &str = "breakglass/v1/audit-checkpoint";
 
 /// Domain of D's signature over the end of an audit export.
 pub const DOMAIN_AUDIT_EXPORT: &str = "breakglass/v1/audit-export";
+/// Domain of D's signature over a share file's statement (its origin).
+pub const DOMAIN_SHARE_FILE: &str = "breakglass/v1/share-file";
+
+/// The epoch a ceremony makes. Until custodians can be changed by quorum it is
+/// the only one; it is signed already so share files keep their meaning then.
+pub const FIRST_EPOCH: u64 = 1;
+
+/// What a share file states about itself, signed by the ceremony's daemon key D:
+/// whose share it is, for which daemon, ceremony and epoch, at which x, with
+/// which commitment, in which split. Written into the file and published by
+/// `GetInfo`, so a custodian proves offline that a file is genuine: anyone can
+/// encrypt a file to her key, only D can sign this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareStatement<'a> {
+    /// Daemon id.
+    pub daemon_id: &'a str,
+    /// Ceremony id.
+    pub ceremony_id: &'a str,
+    /// Epoch the share belongs to.
+    pub epoch: u64,
+    /// Custodian it was made for.
+    pub custodian_id: &'a str,
+    /// The share's x coordinate.
+    pub x: u8,
+    /// The share's commitment hash.
+    pub commitment: &'a [u8; 32],
+    /// Shares needed.
+    pub threshold: u8,
+    /// Shares made.
+    pub custodians: u8,
+}
+
+/// The bytes D signs for a share file ([`ShareStatement`]).
+pub fn share_statement(s: &ShareStatement<'_>) -> Vec<u8> {
+    Payload::new(DOMAIN_SHARE_FILE)
+        .str(s.daemon_id)
+        .str(s.ceremony_id)
+        .u64(s.epoch)
+        .str(s.custodian_id)
+        .field(&[s.x])
+        .field(s.commitment)
+        .field(&[s.threshold])
+        .field(&[s.custodians])
+        .finish()
+}
 
 /// What D signs at the end of an export: the head it was cut at, and when.
 pub fn audit_export_trailer(
@@ -417,7 +462,17 @@ mod tests {
                 expires_at: 6,
             }],
         );
-        let pinned: Vec<String> = [submit, cancel, fetch, view, revoke, list]
+        let share = share_statement(&ShareStatement {
+            daemon_id: "d1",
+            ceremony_id: "cer",
+            epoch: FIRST_EPOCH,
+            custodian_id: "alice",
+            x: 2,
+            commitment: &[4u8; 32],
+            threshold: 3,
+            custodians: 5,
+        });
+        let pinned: Vec<String> = [submit, cancel, fetch, view, revoke, list, share]
             .iter()
             .map(|b| hex::encode(Sha256::digest(b)))
             .collect();
@@ -430,6 +485,7 @@ mod tests {
                 "b8eca6483a61cde9bbb9cf12b55a9a0bbdfd9584ece5a204aaf6a57b1bd4b598",
                 "2f6d7f781db5b646b83324fb09875e752ef3c6be44cd823031f7faccd1b7a2df",
                 "956d48a32adea0b9abc1bbf631b53539b791dccc62ae4b9bd287496024395f0f",
+                "6f0a1bfbdcc036a9ebfe5d6782697b0a7a62eeec279635cf434d30feb7334fa0",
             ]
         );
     }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
 
-use breakglass_client::api::{state_name, Client, Role};
+use breakglass_client::api::{open_share_file, state_name, Client, Role};
 use breakglass_formats::envelope;
 use breakglass_proto::pb;
 
@@ -17,39 +17,100 @@ use crate::output::{print_grant, print_request, shown};
 
 /// Runs one `share` subcommand; a refused confirmation is a failure exit with nothing sent.
 pub(crate) async fn run(conn: &Conn, sc: ShareCmd) -> anyhow::Result<ExitCode> {
-    let mut c = connect(conn).await?;
     match sc {
-        ShareCmd::Submit { id, share, yes } => submit(conn, &mut c, &id, &share, yes).await,
-        ShareCmd::Check { share, json } => {
-            let me = load_identity(conn)?;
-            let f = c.read_share_file(&me, &share)?;
-            // The share's x coordinate (its first byte) is public: it names the share.
-            let x_byte = f.share_bytes().ok().and_then(|b| b.first().copied());
-            if json {
-                crate::json::print(&crate::json::ShareCheckJson {
-                    ok: true,
-                    custodian_id: f.custodian_id.clone(),
-                    x: x_byte,
-                    threshold: u64::from(f.threshold),
-                    custodians: u64::from(f.custodians),
-                    daemon_id: f.daemon_id.clone(),
-                    ceremony_id: f.ceremony_id.clone(),
-                })?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let x = x_byte.map(|x| format!("{x:02x}"));
-            println!(
-                "ok: {} holds share {} of a {}-of-{} split for daemon {} (ceremony {})",
-                shown(&f.custodian_id),
-                x.as_deref().unwrap_or("?"),
-                f.threshold,
-                f.custodians,
-                shown(&f.daemon_id),
-                shown(&f.ceremony_id)
-            );
-            Ok(ExitCode::SUCCESS)
+        ShareCmd::Submit { id, share, yes } => {
+            let mut c = connect(conn).await?;
+            submit(conn, &mut c, &id, &share, yes).await
         }
+        ShareCmd::Check {
+            share,
+            offline,
+            daemon_key,
+            json,
+        } => check(conn, &share, offline, daemon_key.as_deref(), json).await,
     }
+}
+
+/// `share check`: the key opens the file, and the file is genuine. Offline,
+/// the share must match the commitment written beside it and D's signature in
+/// the file must verify (against `--daemon-key` when given); online, the share
+/// must match the commitment the daemon publishes for this custodian, signed by
+/// the daemon's D (so a v1 file without a signature is proven too).
+async fn check(
+    conn: &Conn,
+    path: &Path,
+    offline: bool,
+    daemon_key: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let expected = daemon_key
+        .map(crate::cmd::audit::parse_daemon_key)
+        .transpose()?
+        .map(|k| k.to_bytes());
+    let me = load_identity(conn)?;
+    let (f, genuine) = if offline {
+        let f = open_share_file(&me, path)?;
+        let g = f
+            .check_origin(expected.as_ref())
+            .map_err(|e| anyhow!("share file {}: {e}", path.display()))?;
+        (f, g)
+    } else {
+        let c = connect(conn).await?;
+        if let Some(want) = &expected {
+            if c.daemon_key().to_bytes() != *want {
+                bail!(
+                    "daemon {} has key {}, not the expected {}: this is not the daemon you meant",
+                    shown(&c.info().daemon_id),
+                    hex::encode(c.daemon_key().to_bytes()),
+                    hex::encode(want)
+                );
+            }
+        }
+        let f = c.read_share_file(&me, path)?;
+        let g = c.check_share_origin(&f, path)?;
+        (f, g)
+    };
+    let d_hex = hex::encode(genuine.daemon_public_key);
+    if json {
+        crate::json::print(&crate::json::ShareCheckJson {
+            ok: true,
+            custodian_id: f.custodian_id.clone(),
+            x: Some(genuine.x),
+            threshold: u64::from(f.threshold),
+            custodians: u64::from(f.custodians),
+            daemon_id: f.daemon_id.clone(),
+            ceremony_id: f.ceremony_id.clone(),
+            epoch: genuine.epoch,
+            daemon_public_key: d_hex,
+            checked: if offline { "offline" } else { "daemon" },
+            daemon_key_compared: genuine.daemon_key_expected,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "ok: {} holds share {:02x} of a {}-of-{} split for daemon {} (ceremony {}, epoch {})",
+        shown(&f.custodian_id),
+        genuine.x,
+        f.threshold,
+        f.custodians,
+        shown(&f.daemon_id),
+        shown(&f.ceremony_id),
+        genuine.epoch
+    );
+    if offline {
+        println!("the share matches its commitment, and daemon key {d_hex} signed the file");
+        if !genuine.daemon_key_expected {
+            println!(
+                "D was not compared with your daemon's key: pass --daemon-key with the key your operator published (`breakglass info` prints it) to prove the file is from your daemon"
+            );
+        }
+    } else {
+        println!(
+            "the share matches the commitment the daemon publishes for {}, signed by its daemon key {d_hex}",
+            shown(&f.custodian_id)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `share submit`: everything that can be checked without the custodian's

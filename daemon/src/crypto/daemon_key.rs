@@ -8,6 +8,33 @@ use breakglass_formats::revocation::RevokedItem;
 use breakglass_proto::signing;
 
 use crate::engine::request::Request;
+use crate::engine::share::Commitment;
+
+/// D's signature over a share statement (`signing::share_statement`, epoch
+/// [`signing::FIRST_EPOCH`]): written into the share file by the ceremony and
+/// published per custodian by `GetInfo`. Deterministic (ed25519), so the
+/// daemon re-signs at start and publishes the same bytes the file carries.
+pub fn sign_share_statement(
+    d: &SigningKey,
+    daemon_id: &str,
+    ceremony_id: &str,
+    custodian_id: &str,
+    commitment: &Commitment,
+    threshold: u8,
+    custodians: u8,
+) -> [u8; 64] {
+    let statement = signing::share_statement(&signing::ShareStatement {
+        daemon_id,
+        ceremony_id,
+        epoch: signing::FIRST_EPOCH,
+        custodian_id,
+        x: commitment.x,
+        commitment: &commitment.hash,
+        threshold,
+        custodians,
+    });
+    d.sign(&statement).to_bytes()
+}
 
 /// D. `SigningKey` wipes itself on drop.
 pub struct DaemonKey(SigningKey);

@@ -3,7 +3,6 @@
 //! submission and attributed to its custodian.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -11,8 +10,9 @@ use super::auth::AuthenticatedCustodian;
 use crate::error::{Error, Result};
 use breakglass_proto::transport::SHARE_LEN;
 
-/// Domain of share commitments.
-pub const DOMAIN_SHARE_COMMITMENT: &str = "breakglass/v1/share";
+/// The commitment is defined with the share file, so a custodian's CLI
+/// recomputes exactly what the daemon checks.
+pub use breakglass_formats::share_file::{commitment_hash, DOMAIN_SHARE_COMMITMENT};
 
 /// What the daemon keeps about a custodian's share: its x and a hash commitment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,25 +21,6 @@ pub struct Commitment {
     pub x: u8,
     /// `H(domain ‖ ceremony id ‖ custodian id ‖ share)`.
     pub hash: [u8; 32],
-}
-
-/// `H("breakglass/v1/share" ‖ ceremony id ‖ custodian id ‖ share)`, each length-prefixed.
-///
-/// Publishing this reveals nothing useful: the share's y bytes are uniformly
-/// random to anyone holding fewer than `threshold` shares.
-pub fn commitment_hash(ceremony_id: &str, custodian_id: &str, share: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for part in [
-        DOMAIN_SHARE_COMMITMENT.as_bytes(),
-        ceremony_id.as_bytes(),
-        custodian_id.as_bytes(),
-        share,
-    ] {
-        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
-        h.update(len.to_be_bytes());
-        h.update(part);
-    }
-    h.finalize().into()
 }
 
 /// A share that passed every check; only [`verify_share`] makes one, and the

@@ -161,9 +161,26 @@ impl Daemon {
         let started = store.commit(&abandoned.iter().collect::<Vec<_>>(), records)?;
         metrics.committed(&started, |_| None);
         let (events, _) = broadcast::channel(1024);
+        let custodians = u8::try_from(meta.policy.custodians.len()).unwrap_or(u8::MAX);
+        let share_signatures = commitments
+            .iter()
+            .map(|(id, c)| {
+                let sig = crate::crypto::daemon_key::sign_share_statement(
+                    key.signing(),
+                    &meta.daemon_id,
+                    &meta.ceremony_id,
+                    id,
+                    c,
+                    meta.policy.threshold,
+                    custodians,
+                );
+                (id.clone(), sig)
+            })
+            .collect();
         Ok(Daemon {
             meta,
             commitments,
+            share_signatures,
             store,
             key,
             live: Mutex::new(Live {

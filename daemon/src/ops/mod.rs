@@ -94,6 +94,9 @@ struct Live {
 pub struct Daemon {
     meta: Meta,
     commitments: BTreeMap<String, Commitment>,
+    /// D's signature over each custodian's share statement, by custodian id
+    /// (published by `GetInfo`; the same bytes the share file carries).
+    share_signatures: BTreeMap<String, [u8; 64]>,
     store: Store,
     key: DaemonKey,
     live: Mutex<Live>,
@@ -218,6 +221,15 @@ impl Daemon {
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.meta.policy
+    }
+
+    /// A custodian's published share commitment and D's signature over its
+    /// share statement.
+    pub fn published_share(&self, custodian: &str) -> Option<(&Commitment, &[u8; 64])> {
+        Some((
+            self.commitments.get(custodian)?,
+            self.share_signatures.get(custodian)?,
+        ))
     }
 
     /// The daemon's public key D.

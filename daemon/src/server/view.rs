@@ -63,10 +63,18 @@ pub fn info(d: &Daemon, audit_head: u64) -> crate::error::Result<pb::GetInfoResp
         custodians: p
             .custodians
             .iter()
-            .map(|c| pb::Custodian {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                ssh_public_key: c.ssh_key.clone(),
+            .map(|c| {
+                let published = d.published_share(&c.id);
+                pb::Custodian {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    ssh_public_key: c.ssh_key.clone(),
+                    share_x: published.map(|(com, _)| u32::from(com.x)).unwrap_or(0),
+                    share_commitment: published
+                        .map(|(com, _)| com.hash.to_vec())
+                        .unwrap_or_default(),
+                    share_signature: published.map(|(_, sig)| sig.to_vec()).unwrap_or_default(),
+                }
             })
             .collect(),
         commanders: p
@@ -96,5 +104,6 @@ pub fn info(d: &Daemon, audit_head: u64) -> crate::error::Result<pb::GetInfoResp
         version: env!("CARGO_PKG_VERSION").to_string(),
         freshness_seconds: p.freshness_seconds,
         audit_head,
+        epoch: breakglass_proto::signing::FIRST_EPOCH,
     })
 }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use breakglass_client::api::{unix_now, Client};
 use breakglass_client::connect::{ConnectOptions, Trust};
 use breakglass_client::identity::Identity;
-use breakglass_formats::envelope::ShareFile;
+use breakglass_formats::share_file::ShareFile;
 use breakglass_proto::{pb, signing, transport};
 
 pub mod inprocess;
