@@ -462,8 +462,12 @@ impl Client {
                 cu.id
             ))
         })?;
-        let x = u8::try_from(cu.share_x)
-            .map_err(|_| ClientError::Untrusted(format!("share x {} is not a byte", cu.share_x)))?;
+        let byte = |what: &str, v: u64| {
+            u8::try_from(v).map_err(|_| ClientError::Untrusted(format!("{what} {v} is not a byte")))
+        };
+        let x = byte("share x", u64::from(cu.share_x))?;
+        let threshold = byte("threshold", u64::from(self.info.threshold))?;
+        let custodians = byte("number of custodians", self.info.custodians.len() as u64)?;
         let statement = signing::share_statement(&signing::ShareStatement {
             daemon_id: &self.info.daemon_id,
             ceremony_id: &self.info.ceremony_id,
@@ -471,8 +475,8 @@ impl Client {
             custodian_id: &cu.id,
             x,
             commitment: &published,
-            threshold: u8::try_from(self.info.threshold).unwrap_or(u8::MAX),
-            custodians: u8::try_from(self.info.custodians.len()).unwrap_or(u8::MAX),
+            threshold,
+            custodians,
         });
         self.daemon_key
             .verify_strict(&statement, &ed25519_dalek::Signature::from_bytes(&sig))

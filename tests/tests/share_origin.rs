@@ -66,6 +66,13 @@ fn substitute(
     path
 }
 
+fn sig64(s: &Option<String>) -> [u8; 64] {
+    hex::decode(s.as_deref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
 fn hex32(s: &Option<String>) -> [u8; 32] {
     hex::decode(s.as_deref().unwrap())
         .unwrap()
@@ -120,10 +127,7 @@ async fn offline_and_online_checks_prove_the_files_origin() {
         epoch: 1,
         commitment: hex32(&real.commitment),
         daemon_public_key: hex32(&real.daemon_public_key),
-        signature: hex::decode(real.daemon_signature.as_deref().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap(),
+        signature: sig64(&real.daemon_signature),
     });
     let (ok, _, err) = offline(&c1, &copied, &[]);
     assert!(!ok);
@@ -146,10 +150,7 @@ async fn offline_and_online_checks_prove_the_files_origin() {
         epoch: 1,
         commitment: commitment_hash(&real.ceremony_id, &real.custodian_id, share),
         daemon_public_key: hex32(&real.daemon_public_key),
-        signature: hex::decode(real.daemon_signature.as_deref().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap(),
+        signature: sig64(&real.daemon_signature),
     });
     let (ok, _, err) = offline(&c1, &unsigned, &[]);
     assert!(!ok);
