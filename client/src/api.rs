@@ -3,6 +3,9 @@
 //! (D's signature over every request view, the recomputed request digest, the
 //! daemon id) before anyone acts on it.
 
+mod attest;
+pub use attest::Attested;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signature, VerifyingKey};

@@ -102,12 +102,22 @@ pub(crate) enum Cmd {
     /// Open, show, list or cancel requests.
     #[command(subcommand)]
     Request(RequestCmd),
-    /// Custodians: submit or check a share.
+    /// Custodians: submit, attest or check a share.
     #[command(subcommand)]
     Share(ShareCmd),
     /// Fetch or verify a credential.
     #[command(subcommand)]
     Credential(CredentialCmd),
+    /// How ready the quorum is: who proved their share lately (`share attest`),
+    /// and whether at least a threshold did within the policy's `attest_every`.
+    Readiness {
+        /// One JSON object instead of text (fields in the README, "Scripting").
+        #[arg(long)]
+        json: bool,
+        /// Exit with status 3 when the quorum is at risk (for cron and monitoring).
+        #[arg(long)]
+        require_ready: bool,
+    },
     /// Export, verify or follow the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -270,6 +280,17 @@ pub(crate) enum ShareCmd {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+    },
+    /// Prove to the daemon that your key, passphrase and share file work, without
+    /// unlocking anything: the share is sealed to a one-shot key, checked against
+    /// your commitment, wiped, and recorded (readiness).
+    Attest {
+        /// Your share file.
+        #[arg(long)]
+        share: PathBuf,
+        /// One JSON object (custodian, epoch, when, attestation id) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Check that your key still opens your share file and that the file is genuine:
     /// its share matches its commitment and the daemon key D signed it.

@@ -4,10 +4,11 @@
 //! temporary directory, starts the real daemon server code on loopback TLS
 //! (self-signed certificate, pinned by fingerprint), opens a request, submits
 //! shares one by one (checking that fewer than the threshold give nothing),
-//! fetches the credential, verifies it offline against the authority key the
+//! (after every custodian proved her share with an attestation), fetches the
+//! credential, verifies it offline against the authority key the
 //! ceremony printed, checks that a tampered token fails, verifies the audit
 //! chain, scrapes the daemon's Prometheus metrics for the shares and the
-//! unlock, and shuts down.
+//! unlock, reads the readiness report, and shuts down.
 //! Every step is timed; the drill passes only if every step held.
 
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use breakglass_formats::keys::AuthorityPublic;
 use breakglass_formats::verify::{verify_certificate, verify_token};
 
 mod metrics;
+mod readiness;
+use readiness::attest_all;
 
 /// Drill settings.
 #[derive(Debug, Clone)]
@@ -334,6 +337,10 @@ async fn unlock(
         return Ok(());
     };
 
+    if !attest_all(rec, &mut client, cer, custodians).await {
+        return Ok(());
+    }
+
     let t = Instant::now();
     let opened = client
         .open(
@@ -506,6 +513,7 @@ async fn unlock(
         None => Err("the certificate could not be decoded to tamper with".into()),
     };
     rec.step("tampered certificate rejected", t, r);
+    readiness::report_step(rec, &mut client).await;
     Ok(())
 }
 

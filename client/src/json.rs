@@ -60,6 +60,19 @@ pub(crate) struct ShareCheckJson {
     pub daemon_key_compared: bool,
 }
 
+/// `share attest --json`.
+#[derive(Serialize)]
+pub(crate) struct ShareAttestJson {
+    /// Always true (a refused attestation exits non-zero with the error on stderr).
+    pub ok: bool,
+    pub custodian_id: String,
+    pub daemon_id: String,
+    pub epoch: u64,
+    pub attested_at: Option<String>,
+    pub attested_at_unix: u64,
+    pub attestation_id: String,
+}
+
 /// One approval of a request.
 #[derive(Serialize)]
 pub(crate) struct ApprovalJson {

@@ -79,6 +79,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => cmd::revocations::run(conn, krl.as_deref(), json.as_deref(), include_expired).await?,
         Cmd::Request(rc) => return cmd::request::run(conn, rc).await,
         Cmd::Share(sc) => return cmd::share::run(conn, sc).await,
+        Cmd::Readiness {
+            json,
+            require_ready,
+        } => return cmd::readiness::run(conn, json, require_ready).await,
         Cmd::Credential(cc) => cmd::credential::run(conn, cc).await?,
         Cmd::Audit(ac) => cmd::audit::run(conn, ac).await?,
         Cmd::Review {

@@ -141,6 +141,40 @@ pub enum Error {
         /// Custodian id.
         custodian: String,
     },
+    /// An attestation id the daemon does not hold.
+    #[error("no attestation `{id}` is pending on this daemon: it expired, a newer one replaced it, or the daemon restarted; run `breakglass share attest` again")]
+    AttestationNotFound {
+        /// Attestation id.
+        id: String,
+    },
+    /// An attestation key used a second time (a replay).
+    #[error("attestation `{id}` was already used (by `{custodian}`): each attestation key is one-shot, so this call is a replay and proves nothing; run `breakglass share attest` again")]
+    AttestationUsed {
+        /// Attestation id.
+        id: String,
+        /// The custodian it was issued to.
+        custodian: String,
+    },
+    /// An attestation key used after its window.
+    #[error("attestation `{id}` expired at {} ({} ago); run `breakglass share attest` again and answer within its window", utc(expires_at), span(now.saturating_sub(*expires_at)))]
+    AttestationExpired {
+        /// Attestation id.
+        id: String,
+        /// When it expired.
+        expires_at: u64,
+        /// Now.
+        now: u64,
+    },
+    /// An attestation key used by another custodian than its own.
+    #[error("attestation `{id}` was issued to `{issued_to}`, not to `{caller}`: each custodian attests with her own key")]
+    AttestationNotYours {
+        /// Attestation id.
+        id: String,
+        /// The custodian it was issued to.
+        issued_to: String,
+        /// Who used it.
+        caller: String,
+    },
     /// The caller is not the requester.
     #[error("only the requester `{requester}` may {action} request `{id}`; `{caller}` may not")]
     NotRequester {
@@ -339,6 +373,10 @@ impl Error {
             Error::DuplicateShare { .. } => "duplicate_share",
             Error::ShareMalformed { .. } => "share_malformed",
             Error::ShareCommitmentMismatch { .. } => "commitment_mismatch",
+            Error::AttestationNotFound { .. } => "attestation_not_found",
+            Error::AttestationUsed { .. } => "attestation_replayed",
+            Error::AttestationExpired { .. } => "attestation_expired",
+            Error::AttestationNotYours { .. } => "attestation_not_yours",
             Error::NotRequester { .. } => "not_requester",
             Error::NotAllowedToCancel { .. } => "not_allowed_to_cancel",
             Error::NoCredential { .. } => "no_credential",

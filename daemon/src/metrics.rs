@@ -6,6 +6,8 @@
 //! place, so a metric can never disagree with the record); calls and their
 //! gRPC codes are counted by the server as it answers.
 
+pub mod readiness;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};

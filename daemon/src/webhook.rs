@@ -57,6 +57,7 @@ pub fn summary(e: &AuditEntry) -> String {
     let marker = match &e.event {
         Event::RequestOpened { .. } => ":rotating_light: ",
         Event::ShareRejected { .. } => ":warning: ",
+        Event::AttestationDue { .. } => ":hourglass: ",
         Event::QuorumReached { .. } => ":unlock: ",
         Event::CredentialRevoked { .. } => ":no_entry: ",
         _ => "",

@@ -10,6 +10,9 @@
 
 use sha2::{Digest, Sha256};
 
+mod attest;
+pub use attest::*;
+
 /// Domain of the request digest.
 pub const DOMAIN_REQUEST_DIGEST: &str = "breakglass/v1/request-digest";
 /// Domain of a commander's open call.

@@ -11,7 +11,9 @@
 //! whose shares go through the release CLI (`breakglass share submit`); a
 //! request cancelled after one share; a request left to expire after one share
 //! (a short collection window; the daemon's sweeper closes it, and the API must
-//! say `expired` before the scan).
+//! say `expired` before the scan). Three attestations too (readiness): two
+//! through the release CLI (`breakglass share attest`), one through the client
+//! library, whose one-shot attestation key must be gone like every E_req.
 //!
 //! Then, with the daemon still running, every readable range of its address
 //! space (`/proc/PID/maps`, `/proc/PID/mem`) is searched for what the test
@@ -140,6 +142,17 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
         .unwrap();
     closed.push(("the cancelled request".into(), cancelled));
 
+    // Readiness: attestations open a custodian's share with a one-shot key and wipe both.
+    for i in [0, 2] {
+        let file = share_path(&fx, i).display().to_string();
+        let (ok, out, err) = fx.cli(&fx.custodian_key(i), &["share", "attest", "--share", &file]);
+        assert!(ok, "breakglass share attest as c{}: {out}{err}", i + 1);
+    }
+    let c2 = load(&fx.custodian_key(1));
+    let f = client.read_share_file(&c2, &share_path(&fx, 1)).unwrap();
+    let attested = client.attest(&c2, None, &f).await.unwrap();
+    drop(f);
+
     wait_until_expired(&mut client, &expiring).await;
     closed.push(("the expired request".into(), expiring));
     check_states(&mut client, &closed).await;
@@ -154,11 +167,15 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
         "breakglassd exited before the scan"
     );
 
-    let when = "after 3 unlocks, a cancel and an expiry";
+    let when = "after 3 unlocks, a cancel, an expiry and 3 attestations";
     let mut daemon_found = memscan::scan_checked(pid, "breakglassd", &daemon_needles, when);
     let publics: Vec<(String, [u8; 32])> = closed
         .iter()
         .map(|(what, r)| (format!("E_req of {what}"), eph(r)))
+        .chain([(
+            "the attestation key of c2".to_string(),
+            attested.attestation_key,
+        )])
         .collect();
     daemon_found.extend(memscan::find_x25519_secrets(
         pid,

@@ -195,3 +195,37 @@ async fn one_log_line_per_call_in_text_and_json() {
         }
     }
 }
+
+/// Readiness on the metrics listener: proven custodians, the threshold,
+/// ready or not, and each custodian's attestation age, scraped for real.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_readiness() {
+    let mut fx = Fixture::new(3, 2, "15m");
+    fx.start_with(&["--metrics", "127.0.0.1:0"]);
+    let addr = fx.daemon.as_ref().unwrap().metrics.clone().unwrap();
+    let m = parse_metrics(&http_get(&addr, "/metrics").1);
+    assert_eq!(m["breakglass_quorum_proven_custodians"], 0.0);
+    assert_eq!(m["breakglass_quorum_threshold"], 2.0);
+    assert_eq!(m["breakglass_quorum_ready"], 0.0);
+    assert_eq!(m["breakglass_custodian_proven{custodian=\"c1\"}"], 0.0);
+    assert!(!m.contains_key("breakglass_custodian_attestation_age_seconds{custodian=\"c1\"}"));
+    let mut client = fx.client().await;
+    for (i, id) in [(0, "c1"), (1, "c2")] {
+        let me = load(&fx.custodian_key(i));
+        let f = client.read_share_file(&me, &fx.share_file(id)).unwrap();
+        client.attest(&me, None, &f).await.unwrap();
+    }
+    let (_, body) = http_get(&addr, "/metrics");
+    let m = parse_metrics(&body);
+    assert_eq!(m["breakglass_quorum_proven_custodians"], 2.0, "{body}");
+    assert_eq!(m["breakglass_quorum_ready"], 1.0, "{body}");
+    assert_eq!(m["breakglass_custodian_proven{custodian=\"c2\"}"], 1.0);
+    assert_eq!(m["breakglass_custodian_proven{custodian=\"c3\"}"], 0.0);
+    let age = m["breakglass_custodian_attestation_age_seconds{custodian=\"c1\"}"];
+    assert!((0.0..120.0).contains(&age), "{body}");
+    assert!(!m.contains_key("breakglass_custodian_attestation_age_seconds{custodian=\"c3\"}"));
+    assert_eq!(
+        m["breakglass_calls_total{method=\"AttestShare\",code=\"OK\"}"],
+        2.0
+    );
+}

@@ -6,7 +6,8 @@
 //! - [`daemon`] runs `info` and `authority`.
 //! - [`revocations`] runs `revocations` (KRL and JSON list).
 //! - [`request`] runs `request open|show|list|watch|cancel`.
-//! - [`share`] runs `share submit|check`.
+//! - [`share`] runs `share submit|attest|check`.
+//! - [`readiness`] runs `readiness`.
 //! - [`credential`] runs `credential fetch|revoke|verify`.
 //! - [`audit`] runs `audit verify|export|tail`; [`audit_json`] is `audit verify --json`.
 //! - [`review`] runs `review`.
@@ -21,6 +22,7 @@ pub(crate) mod daemon;
 pub(crate) mod docs;
 pub(crate) mod drill;
 pub(crate) mod key;
+pub(crate) mod readiness;
 pub(crate) mod request;
 pub(crate) mod review;
 pub(crate) mod revocations;

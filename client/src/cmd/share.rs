@@ -22,6 +22,10 @@ pub(crate) async fn run(conn: &Conn, sc: ShareCmd) -> anyhow::Result<ExitCode> {
             let mut c = connect(conn).await?;
             submit(conn, &mut c, &id, &share, yes).await
         }
+        ShareCmd::Attest { share, json } => {
+            let mut c = connect(conn).await?;
+            attest(conn, &mut c, &share, json).await
+        }
         ShareCmd::Check {
             share,
             offline,
@@ -110,6 +114,50 @@ async fn check(
             shown(&f.custodian_id)
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `share attest`: the file must be encrypted to a custodian of this daemon
+/// and be from its ceremony (checked before the passphrase is asked); the
+/// daemon checks the share itself, so a wrong share is refused on the record.
+async fn attest(conn: &Conn, c: &mut Client, share: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let holder = share_holder(c.info(), share, conn.as_id.as_deref())?;
+    let me = load_identity(conn)?;
+    let caller = c.whoami(&me, Role::Custodian, conn.as_id.as_deref())?;
+    if caller != holder {
+        bail!(
+            "{} is encrypted to custodian {holder}'s key, but the key given is {}'s: use your own share file",
+            share.display(),
+            shown(&caller)
+        );
+    }
+    let file = c.read_share_file(&me, share)?;
+    let a = c.attest(&me, Some(&caller), &file).await?;
+    drop(file);
+    let when = breakglass_formats::time::rfc3339(a.attested_at);
+    if json {
+        crate::json::print(&crate::json::ShareAttestJson {
+            ok: true,
+            custodian_id: a.custodian_id,
+            daemon_id: c.info().daemon_id.clone(),
+            epoch: a.epoch,
+            attested_at: when,
+            attested_at_unix: a.attested_at,
+            attestation_id: a.attestation_id,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "attested: {} proved their share of daemon {} (epoch {}) at {}",
+        shown(&a.custodian_id),
+        shown(&c.info().daemon_id),
+        a.epoch,
+        when.unwrap_or_else(|| a.attested_at.to_string())
+    );
+    println!(
+        "the daemon checked it against the commitment and wiped it; nothing was unlocked ({})",
+        shown(&a.attestation_id)
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -82,6 +82,11 @@ impl DaemonKey {
         self.0.sign(&payload).to_bytes()
     }
 
+    /// D's signature over an attestation challenge (`signing::attestation_challenge`).
+    pub fn sign_challenge(&self, c: &signing::Challenge<'_>) -> [u8; 64] {
+        self.0.sign(&signing::attestation_challenge(c)).to_bytes()
+    }
+
     /// D's signature over the end of an audit export (`signing::audit_export_trailer`).
     pub fn sign_export_trailer(
         &self,

@@ -7,14 +7,20 @@
 //! - [`policy`]: the policy file, parsed once into typed keys, and every
 //!   policy question (who may open what, separation of duties, the open
 //!   bound, reasons, which SSH key a scope needs).
+//! - [`attest`]: one-shot attestation keys; a share proven against its
+//!   commitment and wiped, never combined (readiness).
 //! - [`auth`]: membership, freshness and signature of a call (invariant 4).
 //! - [`share`]: a decrypted share checked against its commitment (invariant 5).
 //! - [`collecting`]: the live states that own E_req and the shares.
+//! - [`readiness`]: who has proven their share lately, and whether a
+//!   threshold has (the readiness report).
 //! - [`request`]: the plain stored record and what may happen to a closed request.
 
+pub mod attest;
 pub mod auth;
 pub mod collecting;
 pub use breakglass_formats::audit::event;
 pub mod policy;
+pub mod readiness;
 pub mod request;
 pub mod share;

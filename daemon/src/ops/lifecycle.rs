@@ -141,6 +141,19 @@ impl Daemon {
         });
         store.set_routes(routes);
         let now = clock();
+        // The epoch began with the ceremony, the log's first entry.
+        let epoch_since = match store.audit_entry(1)? {
+            Some(e) if matches!(e.event, Event::Ceremony { .. }) => e.time,
+            other => {
+                return Err(Error::StateCorrupt {
+                    path: store.path().to_path_buf(),
+                    why: format!(
+                        "the audit log's first entry is {}, not the ceremony",
+                        other.map_or("missing".to_string(), |e| format!("`{}`", e.event.kind()))
+                    ),
+                })
+            }
+        };
         let mut records = Vec::new();
         let mut abandoned = Vec::new();
         for r in store.collecting_requests()? {
@@ -181,10 +194,13 @@ impl Daemon {
             meta,
             commitments,
             share_signatures,
+            epoch_since,
+            due_checked_at: std::sync::atomic::AtomicU64::new(0),
             store,
             key,
             live: Mutex::new(Live {
                 requests: HashMap::new(),
+                attestations: Default::default(),
                 rng,
             }),
             clock,
@@ -228,6 +244,7 @@ impl Daemon {
         }
         drop(live);
         super::scrub_stack();
+        self.notify_due()?;
         Ok(expired)
     }
 

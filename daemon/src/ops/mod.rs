@@ -9,11 +9,13 @@
 //! are serialised by one lock (the map and the injected RNG sit under it), so
 //! two shares completing a quorum at the same instant mint exactly once.
 
+mod attest;
 mod cancel;
 mod fetch;
 mod lifecycle;
 mod open;
 mod read;
+mod readiness;
 mod revoke;
 mod submit;
 mod unlock;
@@ -38,6 +40,7 @@ use crate::store::audit::AuditEntry;
 use crate::store::{Meta, Store};
 use breakglass_formats::keys::AuthorityPublic;
 
+pub use attest::AttestCall;
 pub use open::OpenCall;
 pub use revoke::RevocationList;
 pub use submit::{Progress, SubmitCall};
@@ -84,9 +87,11 @@ impl Sig {
     }
 }
 
-/// What the lock guards: the live states and the RNG that makes their keys.
+/// What the lock guards: the live states, the pending attestation keys, and
+/// the RNG that makes their keys.
 struct Live {
     requests: HashMap<String, Collecting>,
+    attestations: crate::engine::attest::Attestations,
     rng: Rng,
 }
 
@@ -97,6 +102,10 @@ pub struct Daemon {
     /// D's signature over each custodian's share statement, by custodian id
     /// (published by `GetInfo`; the same bytes the share file carries).
     share_signatures: BTreeMap<String, [u8; 64]>,
+    /// When the current epoch began (the ceremony's audit entry).
+    epoch_since: u64,
+    /// When the sweep last looked for due attestations.
+    due_checked_at: std::sync::atomic::AtomicU64,
     store: Store,
     key: DaemonKey,
     live: Mutex<Live>,

@@ -57,7 +57,11 @@ impl BreakGlassService {
 
     /// Rate limits (cheapest check: before decoding anything else), then, with mutual
     /// TLS, that the client certificate belongs to the signer.
-    fn admit<T>(&self, req: &GrpcRequest<T>, signer: Option<&pb::Signature>) -> Result<(), Status> {
+    pub(super) fn admit<T>(
+        &self,
+        req: &GrpcRequest<T>,
+        signer: Option<&pb::Signature>,
+    ) -> Result<(), Status> {
         self.limiter
             .admit(req.remote_addr().map(|a| a.ip()))
             .map_err(|e| to_status(&e))?;
@@ -84,7 +88,7 @@ impl BreakGlassService {
     }
 
     /// Starts the operational log line of a call.
-    fn log<T>(
+    pub(super) fn log<T>(
         &self,
         method: &'static str,
         req: &GrpcRequest<T>,
@@ -389,5 +393,26 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         }
         .await;
         log.end(out)
+    }
+
+    async fn start_attestation(
+        &self,
+        req: GrpcRequest<pb::StartAttestationRequest>,
+    ) -> Result<Response<pb::AttestationChallenge>, Status> {
+        self.start_attestation_call(req).await
+    }
+
+    async fn attest_share(
+        &self,
+        req: GrpcRequest<pb::AttestShareRequest>,
+    ) -> Result<Response<pb::AttestShareResponse>, Status> {
+        self.attest_share_call(req).await
+    }
+
+    async fn get_readiness(
+        &self,
+        req: GrpcRequest<pb::GetReadinessRequest>,
+    ) -> Result<Response<pb::Readiness>, Status> {
+        self.get_readiness_call(req).await
     }
 }

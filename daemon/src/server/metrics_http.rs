@@ -69,11 +69,15 @@ async fn answer(mut sock: TcpStream, d: &Daemon) -> std::io::Result<()> {
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, kind, body) = match (method, path) {
-        ("GET", "/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            d.metrics().render(&d.gauges()),
-        ),
+        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", {
+            let mut text = d.metrics().render(&d.gauges());
+            // Custodian ids are policy ids (letters, digits, `.`, `_`, `-`): safe as label values.
+            match d.readiness() {
+                Ok(r) => crate::metrics::readiness::render(&mut text, &r),
+                Err(e) => tracing::error!(error = %e, "readiness figures unavailable"),
+            }
+            text
+        }),
         ("GET", "/healthz") => {
             if d.gauges().writable {
                 ("200 OK", "text/plain", "ok\n".to_string())

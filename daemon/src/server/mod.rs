@@ -2,6 +2,7 @@
 //! health and reflection services, and the expiry sweeper. `run` takes the
 //! listener and the shutdown signal, so tests bind `127.0.0.1:0`.
 
+mod attest;
 mod calllog;
 pub mod decode;
 pub mod grpc;

@@ -16,6 +16,7 @@ pub fn to_status(e: &Error) -> Status {
         Error::UnknownCustodian { .. }
         | Error::NotACommander { .. }
         | Error::ScopeNotAllowed { .. }
+        | Error::AttestationNotYours { .. }
         | Error::NotRequester { .. }
         | Error::NotAllowedToCancel { .. }
         | Error::NotAllowedToRevoke { .. }
@@ -23,13 +24,15 @@ pub fn to_status(e: &Error) -> Status {
         | Error::CertMismatch { .. } => Code::PermissionDenied,
         Error::TooManyOpen { .. } | Error::RateLimited(_) => Code::ResourceExhausted,
         Error::BadSignature { .. } | Error::StaleSignature { .. } => Code::Unauthenticated,
-        Error::RequestNotFound { .. } => Code::NotFound,
+        Error::RequestNotFound { .. } | Error::AttestationNotFound { .. } => Code::NotFound,
         Error::RequestExists { .. }
         | Error::DuplicateShare { .. }
         | Error::AlreadyRevoked { .. } => Code::AlreadyExists,
         Error::RequestClosed { .. }
         | Error::WindowClosed { .. }
         | Error::NoCredential { .. }
+        | Error::AttestationUsed { .. }
+        | Error::AttestationExpired { .. }
         | Error::CredentialRevoked { .. } => Code::FailedPrecondition,
         Error::Storage(_) => Code::Unavailable,
         Error::Policy(_)

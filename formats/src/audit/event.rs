@@ -79,6 +79,27 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A custodian proved her share against her commitment without unlocking
+    /// anything (readiness); the share was checked and wiped.
+    ShareAttested {
+        /// Custodian.
+        custodian: String,
+        /// Epoch of her share.
+        epoch: u64,
+        /// Attestation id.
+        attestation_id: String,
+    },
+    /// A custodian's attestation fell due (`attest_every` after her last one,
+    /// or after the ceremony): written once per due date.
+    AttestationDue {
+        /// Custodian.
+        custodian: String,
+        /// When it fell due.
+        due_at: u64,
+        /// Her last attestation in this epoch, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_attested: Option<u64>,
+    },
     /// A call whose signature verified was refused (any call but a share
     /// submission, which has `share_rejected`): repeated refusals of the same
     /// signed caller are what reviewers look for.
@@ -165,13 +186,15 @@ pub enum Event {
 }
 
 /// Every event kind, as it appears in the `kind` field of the JSON.
-pub const EVENT_KINDS: [&str; 17] = [
+pub const EVENT_KINDS: [&str; 19] = [
     "ceremony",
     "daemon_started",
     "daemon_stopped",
     "request_opened",
     "share_accepted",
     "share_rejected",
+    "share_attested",
+    "attestation_due",
     "call_refused",
     "quorum_reached",
     "credential_minted",
@@ -195,6 +218,8 @@ impl Event {
             Event::RequestOpened { .. } => "request_opened",
             Event::ShareAccepted { .. } => "share_accepted",
             Event::ShareRejected { .. } => "share_rejected",
+            Event::ShareAttested { .. } => "share_attested",
+            Event::AttestationDue { .. } => "attestation_due",
             Event::CallRefused { .. } => "call_refused",
             Event::QuorumReached { .. } => "quorum_reached",
             Event::CredentialMinted { .. } => "credential_minted",

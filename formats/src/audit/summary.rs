@@ -30,9 +30,26 @@ pub fn summary(e: &AuditEntry) -> String {
             accepted,
             threshold,
         } => format!("breakglass: {custodian} approved {req} ({accepted}/{threshold})"),
-        Event::ShareRejected { custodian, reason } => {
-            format!("breakglass: share from {custodian} rejected for {req}: {reason}")
-        }
+        Event::ShareRejected { custodian, reason } => match &e.request_id {
+            Some(req) => format!("breakglass: share from {custodian} rejected for {req}: {reason}"),
+            None => format!("breakglass: share from {custodian} rejected: {reason}"),
+        },
+        Event::ShareAttested {
+            custodian, epoch, ..
+        } => format!(
+            "breakglass: {custodian} proved their share (epoch {epoch}) without unlocking anything"
+        ),
+        Event::AttestationDue {
+            custodian,
+            due_at,
+            last_attested,
+        } => format!(
+            "breakglass: {custodian} should prove their share again (`breakglass share attest`): due since {}, last proven {}",
+            crate::time::rfc3339(*due_at).unwrap_or_else(|| due_at.to_string()),
+            last_attested
+                .and_then(crate::time::rfc3339)
+                .unwrap_or_else(|| "never in this epoch".into())
+        ),
         Event::CallRefused {
             call,
             caller,

@@ -25,6 +25,10 @@ struct PolicyFile {
     separation_of_duties: bool,
     #[serde(default = "default_max_open")]
     max_open_per_commander: u32,
+    #[serde(default)]
+    attest_every: Option<String>,
+    #[serde(default)]
+    drill_every: Option<String>,
     custodians: Vec<CustodianFile>,
     commanders: Vec<CommanderFile>,
     scopes: Vec<ScopeFile>,
@@ -130,6 +134,16 @@ impl Policy {
             },
             separation_of_duties: f.separation_of_duties,
             max_open_per_commander: f.max_open_per_commander,
+            attest_every_seconds: f
+                .attest_every
+                .as_deref()
+                .map(|s| duration("attest_every", s))
+                .transpose()?,
+            drill_every_seconds: f
+                .drill_every
+                .as_deref()
+                .map(|s| duration("drill_every", s))
+                .transpose()?,
             custodians: f
                 .custodians
                 .into_iter()
@@ -202,6 +216,18 @@ impl Policy {
                 "clock_skew must be at most 1h, got {}s",
                 self.clock_skew_seconds
             )));
+        }
+        for (field, v) in [
+            ("attest_every", self.attest_every_seconds),
+            ("drill_every", self.drill_every_seconds),
+        ] {
+            if let Some(v) = v {
+                if !(MIN_READINESS_PERIOD..=MAX_READINESS_PERIOD).contains(&v) {
+                    return Err(Error::Policy(format!(
+                        "{field} must be between 1 day and 2 years (like \"90days\"), got {v}s"
+                    )));
+                }
+            }
         }
         let mut seen = BTreeMap::new();
         for c in &mut self.custodians {

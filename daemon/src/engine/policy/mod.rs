@@ -30,6 +30,15 @@ pub const DEFAULT_FRESHNESS: u64 = 120;
 pub const MAX_REASON_LEN: usize = 1024;
 /// Default backdating of SSH certificates' `valid_after`, for clock skew.
 pub const DEFAULT_CLOCK_SKEW: u64 = 120;
+/// How often each custodian should prove her share, by default (90 days).
+pub const DEFAULT_ATTEST_EVERY: u64 = 90 * 86_400;
+/// How often the real quorum should run a live drill, by default (180 days).
+pub const DEFAULT_DRILL_EVERY: u64 = 180 * 86_400;
+/// Shortest `attest_every` or `drill_every` (a day: a shorter one would make
+/// every custodian overdue all the time).
+pub const MIN_READINESS_PERIOD: u64 = 86_400;
+/// Longest `attest_every` or `drill_every` (two years).
+pub const MAX_READINESS_PERIOD: u64 = 2 * 365 * 86_400;
 /// OpenSSH certificate extensions a scope may grant.
 pub const SSH_EXTENSIONS: [&str; 5] = [
     "permit-pty",
@@ -151,6 +160,16 @@ pub struct Policy {
     /// Most requests one commander may have collecting at once.
     #[serde(default = "default_max_open")]
     pub max_open_per_commander: u32,
+    /// How often each custodian should prove her share (`attest_every`),
+    /// seconds; none: [`DEFAULT_ATTEST_EVERY`]. This and `drill_every` are
+    /// absent from policies written before they existed and are not
+    /// serialized when absent, so those policies keep their digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attest_every_seconds: Option<u64>,
+    /// How often the real quorum should run a live drill (`drill_every`),
+    /// seconds; none: [`DEFAULT_DRILL_EVERY`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_every_seconds: Option<u64>,
     /// Custodians, in share order: custodian `i` holds the share with x = i + 1.
     pub custodians: Vec<Member>,
     /// Commanders.
@@ -180,6 +199,16 @@ impl Policy {
     /// SHA-256 of the canonical JSON.
     pub fn digest(&self) -> Result<[u8; 32]> {
         Ok(Sha256::digest(self.canonical_json()?).into())
+    }
+
+    /// How often each custodian should prove her share, seconds.
+    pub fn attest_every(&self) -> u64 {
+        self.attest_every_seconds.unwrap_or(DEFAULT_ATTEST_EVERY)
+    }
+
+    /// How often the real quorum should run a live drill, seconds.
+    pub fn drill_every(&self) -> u64 {
+        self.drill_every_seconds.unwrap_or(DEFAULT_DRILL_EVERY)
     }
 
     /// The custodian with this id and their x coordinate (index + 1).

@@ -171,3 +171,44 @@ fn a_misspelt_custodian_field_is_refused() {
     let e = Policy::from_toml(&t).unwrap_err().to_string();
     assert!(e.contains("unknown field `nmae`"), "{e}");
 }
+
+/// Readiness periods: absent means the defaults and leaves the canonical JSON
+/// (so the digest the seal binds) as it was; given, they are bounded.
+#[test]
+fn readiness_periods() {
+    let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
+    assert_eq!(p.attest_every(), DEFAULT_ATTEST_EVERY);
+    assert_eq!(p.drill_every(), DEFAULT_DRILL_EVERY);
+    let json = String::from_utf8(p.canonical_json().unwrap()).unwrap();
+    assert!(
+        !json.contains("attest_every") && !json.contains("drill_every"),
+        "{json}"
+    );
+    let set = Policy::from_toml(&format!(
+        "attest_every = \"30days\"\ndrill_every = \"1y\"\n{}",
+        sample_toml(3, 2)
+    ))
+    .unwrap();
+    assert_eq!(set.attest_every(), 30 * 86_400);
+    assert!(set.drill_every() > 365 * 86_400);
+    assert_ne!(set.digest().unwrap(), p.digest().unwrap());
+    let again = Policy::from_canonical_json(&set.canonical_json().unwrap()).unwrap();
+    assert_eq!(again, set);
+    for (bad, says) in [
+        (
+            "attest_every = \"1h\"",
+            "attest_every must be between 1 day and 2 years",
+        ),
+        (
+            "drill_every = \"5y\"",
+            "drill_every must be between 1 day and 2 years",
+        ),
+        (
+            "attest_every = \"often\"",
+            "attest_every = \"often\" is not a duration",
+        ),
+    ] {
+        let e = Policy::from_toml(&format!("{bad}\n{}", sample_toml(3, 2))).unwrap_err();
+        assert!(e.to_string().contains(says), "{bad}: {e}");
+    }
+}

@@ -1,0 +1,59 @@
+//! The readiness figures on the metrics listener, read from the readiness
+//! report at scrape time (one small table, whatever the history).
+
+use std::fmt::Write;
+
+use crate::engine::readiness::Report;
+
+/// Appends the readiness gauges of `r` to `o`.
+pub fn render(o: &mut String, r: &Report) {
+    let head = |o: &mut String, name: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
+    };
+    head(
+        o,
+        "breakglass_quorum_proven_custodians",
+        "Custodians who proved their share (attestation) in the current epoch within attest_every.",
+    );
+    let _ = writeln!(o, "breakglass_quorum_proven_custodians {}", r.proven);
+    head(o, "breakglass_quorum_threshold", "Shares needed to unlock.");
+    let _ = writeln!(o, "breakglass_quorum_threshold {}", r.threshold);
+    head(
+        o,
+        "breakglass_quorum_ready",
+        "1 if at least a threshold of custodians are proven (ready), 0 if at risk.",
+    );
+    let _ = writeln!(o, "breakglass_quorum_ready {}", u8::from(r.ready));
+    head(
+        o,
+        "breakglass_custodian_proven",
+        "1 if the custodian attested in the current epoch within attest_every.",
+    );
+    for c in &r.custodians {
+        let _ = writeln!(
+            o,
+            "breakglass_custodian_proven{{custodian=\"{}\"}} {}",
+            c.id,
+            u8::from(c.proven)
+        );
+    }
+    head(
+        o,
+        "breakglass_custodian_attestation_age_seconds",
+        "Seconds since the custodian's last attestation in the current epoch (absent: never).",
+    );
+    for c in &r.custodians {
+        let current = c
+            .proofs
+            .attested_at
+            .filter(|_| c.proofs.attested_epoch == Some(r.epoch));
+        if let Some(at) = current {
+            let _ = writeln!(
+                o,
+                "breakglass_custodian_attestation_age_seconds{{custodian=\"{}\"}} {}",
+                c.id,
+                r.now.saturating_sub(at)
+            );
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The readiness report, and the `attestation_due` notices: each custodian's
+//! due date is written to the audit log (and so to the webhooks) once, when
+//! it passes, not on every start.
+
+use std::sync::atomic::Ordering;
+
+use breakglass_proto::signing;
+
+use super::Daemon;
+use crate::engine::event::{Event, Record};
+use crate::engine::readiness::{self, Report};
+use crate::error::Result;
+
+/// How often the sweep looks for due attestations, seconds.
+const DUE_CHECK_EVERY: u64 = 60;
+
+impl Daemon {
+    /// The readiness report now.
+    pub fn readiness(&self) -> Result<Report> {
+        let proofs = self.store.readiness()?;
+        Ok(readiness::report(
+            self.policy(),
+            &proofs,
+            signing::FIRST_EPOCH,
+            self.epoch_since,
+            self.now(),
+        ))
+    }
+
+    /// Ids of the requests collecting shares now, sorted.
+    pub fn collecting_ids(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = self.lock()?.requests.keys().cloned().collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Writes `attestation_due` for every custodian whose due date passed
+    /// and was not yet notified; at most once a minute. Returns how many.
+    pub fn notify_due(&self) -> Result<usize> {
+        let now = self.now();
+        let last = self.due_checked_at.load(Ordering::Relaxed);
+        if last != 0 && now >= last && now - last < DUE_CHECK_EVERY {
+            return Ok(0);
+        }
+        self.due_checked_at.store(now, Ordering::Relaxed);
+        let due = self.readiness()?.newly_due();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let records: Vec<Record> = due
+            .iter()
+            .map(|(custodian, due_at, last_attested)| Record {
+                time: now,
+                actor: "daemon".into(),
+                request_id: None,
+                event: Event::AttestationDue {
+                    custodian: custodian.clone(),
+                    due_at: *due_at,
+                    last_attested: *last_attested,
+                },
+            })
+            .collect();
+        self.commit(&[], records)?;
+        Ok(due.len())
+    }
+}
