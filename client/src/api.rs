@@ -4,6 +4,7 @@
 //! daemon id) before anyone acts on it.
 
 mod attest;
+mod drill;
 pub use attest::Attested;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -187,7 +188,7 @@ impl Client {
             .as_slice()
             .try_into()
             .map_err(|_| ClientError::Untrusted("ephemeral key is not 32 bytes".into()))?;
-        let digest = signing::request_digest(&signing::RequestFields {
+        let fields = signing::RequestFields {
             daemon_id: &v.daemon_id,
             request_id: &v.id,
             requester: &v.requester,
@@ -199,7 +200,19 @@ impl Client {
             threshold: v.threshold,
             ephemeral_public: &eph,
             ssh_public_key: &v.ssh_public_key,
-        });
+        };
+        // The kind picks the digest's domain, so a drill can never be shown as
+        // access (or the reverse) without the digest failing here.
+        let digest = match pb::RequestKind::try_from(v.kind) {
+            Ok(pb::RequestKind::Access) => signing::request_digest(&fields),
+            Ok(pb::RequestKind::Drill) => signing::drill_digest(&fields),
+            Err(_) => {
+                return Err(ClientError::Untrusted(format!(
+                    "request {} has unknown kind {}",
+                    v.id, v.kind
+                )))
+            }
+        };
         if digest.as_slice() != v.digest.as_slice() {
             return Err(ClientError::Untrusted(format!(
                 "request {}: digest does not match its fields",
@@ -263,9 +276,16 @@ impl Client {
             nonce: nonce.to_vec(),
             signature: Some(self.signature(me, &id, &payload, at)),
             ssh_public_key: ssh_public_key.to_string(),
+            kind: pb::RequestKind::Access as i32,
         };
         let v = self.rpc.open_request(msg).await?.into_inner();
         self.check_view(&v)?;
+        if v.kind != pb::RequestKind::Access as i32 {
+            return Err(ClientError::Untrusted(format!(
+                "request {} was opened as a drill, not as access",
+                v.id
+            )));
+        }
         Ok(v)
     }
 
@@ -710,6 +730,7 @@ pub fn state_name(s: i32) -> &'static str {
         Ok(pb::RequestState::Unlocked) => "unlocked",
         Ok(pb::RequestState::Expired) => "expired",
         Ok(pb::RequestState::Cancelled) => "cancelled",
+        Ok(pb::RequestState::DrillPassed) => "drill_passed",
         _ => "unknown",
     }
 }

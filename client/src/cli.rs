@@ -150,11 +150,35 @@ pub(crate) enum Cmd {
         #[arg(long)]
         force: bool,
     },
-    /// Run a whole quorum unlock against a temporary daemon on loopback TLS.
+    /// Run a whole quorum unlock against a temporary daemon on loopback TLS; or,
+    /// with --live, rehearse on the real daemon with the real custodians (nothing
+    /// is minted), or verify a live drill's statement offline.
     Drill {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// A live drill on the daemon of --addr: open a request of kind drill (as a
+        /// commander), wait for the real custodians to approve it, and keep the
+        /// statement A signs at quorum. Needs --reason or --verify.
+        #[arg(long)]
+        live: bool,
+        /// With --live: why, for the audit log and the custodians' screens.
+        #[arg(long, requires = "live", conflicts_with = "verify")]
+        reason: Option<String>,
+        /// With --live --reason: write the drill statement here when it passes
+        /// (default: print it).
+        #[arg(long, requires = "reason")]
+        out: Option<PathBuf>,
+        /// With --live: verify this drill statement offline against --authority.
+        #[arg(long, requires = "live", requires = "authority")]
+        verify: Option<PathBuf>,
+        /// With --verify: the authority key A (k4.public.…, ssh-ed25519 … or hex,
+        /// from `breakglass authority`).
+        #[arg(long, requires = "verify")]
+        authority: Option<String>,
+        /// With --verify: the daemon id the statement must be for.
+        #[arg(long, requires = "verify")]
+        daemon_id: Option<String>,
         /// Custodians to generate.
         #[arg(long, default_value_t = 5)]
         custodians: u8,

@@ -513,6 +513,7 @@ async fn unlock(
         None => Err("the certificate could not be decoded to tamper with".into()),
     };
     rec.step("tampered certificate rejected", t, r);
+    readiness::live_drill_step(rec, &mut client, cer, custodians, commander, opts.threshold).await;
     readiness::report_step(rec, &mut client).await;
     Ok(())
 }

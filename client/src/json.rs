@@ -96,6 +96,8 @@ pub(crate) struct RevocationJson {
 pub(crate) struct RequestJson {
     id: String,
     daemon_id: String,
+    /// `access` or `drill`.
+    kind: &'static str,
     state: &'static str,
     requester: String,
     scope: String,
@@ -122,6 +124,11 @@ impl From<&pb::RequestView> for RequestJson {
         RequestJson {
             id: v.id.clone(),
             daemon_id: v.daemon_id.clone(),
+            kind: if v.kind == pb::RequestKind::Drill as i32 {
+                "drill"
+            } else {
+                "access"
+            },
             state: state_name(v.state),
             requester: v.requester.clone(),
             scope: v.scope.clone(),

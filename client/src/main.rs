@@ -104,9 +104,33 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd::review::run(conn, &id, html, out, source, force).await?
         }
         Cmd::Drill {
+            live: true,
+            reason,
+            out,
+            verify,
+            authority,
+            daemon_id,
+            json,
+            ..
+        } => {
+            return match (reason, verify) {
+                (Some(reason), None) => cmd::live_drill::run(conn, &reason, out.as_deref(), json).await,
+                (None, Some(file)) => cmd::live_drill::verify(
+                    &file,
+                    authority.as_deref().unwrap_or_default(),
+                    daemon_id.as_deref(),
+                    json,
+                ),
+                _ => Err(anyhow::anyhow!(
+                    "drill --live needs --reason TEXT (run a live drill) or --verify FILE --authority KEY (check a statement)"
+                )),
+            }
+        }
+        Cmd::Drill {
             json,
             custodians,
             threshold,
+            ..
         } => return cmd::drill::run(json, custodians, threshold).await,
         Cmd::Completions { shell } => cmd::docs::completions(shell),
         Cmd::Man => cmd::docs::man()?,

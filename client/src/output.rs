@@ -110,6 +110,9 @@ pub(crate) fn ssh_key_text(line: &str) -> String {
 pub(crate) fn print_request(v: &pb::RequestView) {
     let now = unix_now();
     println!("request   {}", shown(&v.id));
+    if v.kind == pb::RequestKind::Drill as i32 {
+        println!("kind      live drill: it grants nothing");
+    }
     println!("state     {}", state_name(v.state));
     println!("requester {}", shown(&v.requester));
     println!("scope     {}", shown(&v.scope));
@@ -162,6 +165,35 @@ pub(crate) fn print_grant(info: &pb::GetInfoResponse, v: &pb::RequestView, share
             shown(&v.join(", "))
         }
     };
+    if v.kind == pb::RequestKind::Drill as i32 {
+        // A drill's digest has its own domain (checked with the view), so this
+        // screen cannot be shown for a request that grants access.
+        println!(
+            "You are asked to approve a LIVE DRILL. It grants nothing: no credential is minted,"
+        );
+        println!("no access is given. Your real share proves, with the others, that the quorum can unlock.");
+        println!(
+            "daemon    {} (daemon key {})",
+            shown(&v.daemon_id),
+            hex::encode(&info.daemon_public_key)
+        );
+        println!("drill     {}", shown(&v.id));
+        println!("opened by {}", shown(&v.requester));
+        println!("reason    {}", shown(&v.reason));
+        println!("deadline  {}", when(v.deadline, now));
+        println!(
+            "approvals {}/{} so far{}",
+            v.approvals.len(),
+            v.threshold,
+            if v.approvals.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", shown(&approvers(v).join(", ")))
+            }
+        );
+        println!("share     {}", shown(share_of));
+        return;
+    }
     let scope = info.scopes.iter().find(|s| s.name == v.scope);
     // The same labelled card as `request show`; what the scope mints is
     // indented under it.

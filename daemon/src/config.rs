@@ -34,7 +34,12 @@ use crate::error::{Error, Result};
 use crate::store::Route;
 
 /// Events every custodian's contact receives.
-pub const CONTACT_EVENTS: [&str; 2] = ["request_opened", "quorum_reached"];
+pub const CONTACT_EVENTS: [&str; 4] = [
+    "request_opened",
+    "quorum_reached",
+    "drill_opened",
+    "drill_passed",
+];
 
 /// The configuration file.
 #[derive(Debug, Default, Deserialize)]

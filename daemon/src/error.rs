@@ -175,6 +175,18 @@ pub enum Error {
         /// Who used it.
         caller: String,
     },
+    /// A credential call on a drill request.
+    #[error("request `{id}` is a drill: it grants nothing and has no credential to fetch or revoke; open an access request (`breakglass request open`) for emergency access")]
+    DrillGrantsNothing {
+        /// Request id.
+        id: String,
+    },
+    /// A second live drill while one is collecting.
+    #[error("drill `{id}` is still collecting shares; one live drill at a time: wait for it to close or cancel it")]
+    DrillInProgress {
+        /// The collecting drill.
+        id: String,
+    },
     /// The caller is not the requester.
     #[error("only the requester `{requester}` may {action} request `{id}`; `{caller}` may not")]
     NotRequester {
@@ -377,6 +389,8 @@ impl Error {
             Error::AttestationUsed { .. } => "attestation_replayed",
             Error::AttestationExpired { .. } => "attestation_expired",
             Error::AttestationNotYours { .. } => "attestation_not_yours",
+            Error::DrillGrantsNothing { .. } => "drill_grants_nothing",
+            Error::DrillInProgress { .. } => "drill_in_progress",
             Error::NotRequester { .. } => "not_requester",
             Error::NotAllowedToCancel { .. } => "not_allowed_to_cancel",
             Error::NoCredential { .. } => "no_credential",

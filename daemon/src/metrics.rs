@@ -71,11 +71,18 @@ impl Metrics {
 
     /// Entries just committed; `opened_at` finds a request's opening time (for
     /// the open → quorum histogram).
-    pub fn committed(&self, entries: &[AuditEntry], opened_at: impl Fn(&str) -> Option<u64>) {
+    /// A share accepted on a drill counts toward nothing an approval counts
+    /// toward (`is_drill` says which requests are drills).
+    pub fn committed(
+        &self,
+        entries: &[AuditEntry],
+        opened_at: impl Fn(&str) -> Option<u64>,
+        is_drill: impl Fn(&str) -> bool,
+    ) {
         for e in entries {
             self.audit_head.fetch_max(e.seq, Ordering::Relaxed);
             match &e.event {
-                Event::ShareAccepted { .. } => {
+                Event::ShareAccepted { .. } if !e.request_id.as_deref().is_some_and(&is_drill) => {
                     self.shares_accepted.fetch_add(1, Ordering::Relaxed);
                 }
                 Event::ShareRejected { .. } => {

@@ -57,7 +57,8 @@ pub fn summary(e: &AuditEntry) -> String {
     let marker = match &e.event {
         Event::RequestOpened { .. } => ":rotating_light: ",
         Event::ShareRejected { .. } => ":warning: ",
-        Event::AttestationDue { .. } => ":hourglass: ",
+        Event::AttestationDue { .. } | Event::DrillDue { .. } => ":hourglass: ",
+        Event::DrillOpened { .. } => ":test_tube: ",
         Event::QuorumReached { .. } => ":unlock: ",
         Event::CredentialRevoked { .. } => ":no_entry: ",
         _ => "",

@@ -8,6 +8,7 @@
 //! - [`sshcert`]: OpenSSH user certificates (verification, key id, serial) and KRLs.
 //! - [`revocation`]: the revocation list entries the daemon signs and the JSON list verifiers read.
 //! - [`verify`]: what `breakglass credential verify` does with a file: recognise it, verify it, check revocation.
+//! - [`drill`]: the drill statement a passed live drill yields, signed by A.
 //! - [`audit`]: audit events and entries, the hash chain and its checkpoints, plain-text summaries.
 //!
 //! `breakglass-proto` stays the wire contract (messages, signed payloads,
@@ -16,6 +17,7 @@
 
 pub mod audit;
 pub mod credential;
+pub mod drill;
 pub mod envelope;
 pub mod keys;
 pub mod revocation;

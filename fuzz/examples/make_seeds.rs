@@ -77,6 +77,19 @@ fn share_seeds() {
     for x in 1..=3u8 {
         write("share_verify", &format!("share-c{x}"), &share(x));
     }
+    // A genuine attestation: c1's share sealed to the target's challenge.
+    let (_, issued) = breakglass_fuzz::fixture::attestation();
+    let sealed = transport::seal_share(
+        &issued.public_key,
+        &issued.digest,
+        &issued.id,
+        "c1",
+        &share(1),
+        rand::rngs::StdRng::seed_from_u64(12),
+    )
+    .expect("sealed");
+    write("attest", "genuine-c1", &sealed);
+    write("attest", "sealed-for-c2", &sealed_share("c2", 2));
 }
 
 fn share_file_seeds() {
@@ -187,6 +200,7 @@ fn proto_seeds() {
         nonce: nonce.to_vec(),
         signature: Some(signature(COMMANDER_SEED, COMMANDER, &open)),
         ssh_public_key: key,
+        kind: pb::RequestKind::Access as i32,
     };
     write("proto_calls", "open-ic", &call(Kind::Open, &msg));
 
@@ -265,6 +279,27 @@ fn policy_seeds() {
 fn credential_seeds() {
     let w = world();
     write("credential", "token", w.token.as_bytes());
+    // A drill statement signed by the fixture authority A.
+    let mut st = breakglass_formats::drill::DrillStatement {
+        format: breakglass_formats::drill::DRILL_STATEMENT_FORMAT.into(),
+        daemon_id: DAEMON_ID.into(),
+        epoch: 1,
+        request_id: "req-0123456789abcdef".into(),
+        digest: hex::encode([5u8; 32]),
+        approvers: vec!["c1".into(), "c2".into()],
+        opened_at: NOW - 60,
+        quorum_at: NOW,
+        seconds_to_quorum: 60,
+        authority_public_key: hex::encode(w.authority.0.to_bytes()),
+        signature: String::new(),
+    };
+    let payload = st.payload().expect("drill payload");
+    st.signature = hex::encode(signing_key(AUTHORITY_SEED).sign(&payload).to_bytes());
+    write(
+        "credential",
+        "drill-statement",
+        serde_json::to_string(&st).expect("json").as_bytes(),
+    );
     write("credential", "certificate", w.certificate.as_bytes());
     let c = w
         .unlocked

@@ -6,7 +6,9 @@
 //!   `token_from`, and `verify_artifact` without and with a revocation list;
 //! - `AuthorityPublic::parse` (PASERK, ssh-ed25519 line, hex) over the
 //!   same text: the fixture token and certificate verify only under A;
-//! - the JSON revocation list (`RevocationListJson`), applied to the fixture credentials.
+//! - the JSON revocation list (`RevocationListJson`), applied to the fixture credentials;
+//! - a live drill's statement (`formats::drill::DrillStatement`): parsed and
+//!   verified against A, with and without the daemon id.
 #![no_main]
 
 use breakglass_formats::keys::AuthorityPublic;
@@ -22,6 +24,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let w = world();
+    if let Ok(st) = breakglass_formats::drill::DrillStatement::parse(text) {
+        let a = w.authority.0.to_bytes();
+        if st.verify(&a, Some(&st.daemon_id.clone())).is_ok() {
+            assert_eq!(st.authority_public_key, hex::encode(a));
+            assert_eq!(st.quorum_at - st.opened_at, st.seconds_to_quorum);
+        }
+        let _ = st.verify(&[7u8; 32], None);
+    }
     if let Ok(v) = credential::verify(&w.authority, text, NOW) {
         assert!(v.not_before <= NOW && NOW < v.expires_at);
     }

@@ -197,6 +197,9 @@ fn open(m: pb::OpenRequestRequest, now: u64) -> Result<()> {
                 .collect(),
             principals: scope.principals.clone(),
             ssh_extensions: scope.ssh_extensions.clone(),
+            // This mirror checks access opens (the signature is over
+            // `open_request`, so a drill's open is refused at the signature).
+            kind: breakglass_daemon::engine::request::Kind::Access,
         },
         &mut rand::rngs::OsRng,
         now,

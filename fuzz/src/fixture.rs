@@ -205,6 +205,7 @@ fn open_fixture_request(policy: &Policy, nonce: &[u8]) -> Collecting {
             kinds: vec![],
             principals: vec![],
             ssh_extensions: vec![],
+            kind: breakglass_daemon::engine::request::Kind::Access,
         },
         &mut Fixed,
         OPENED_AT,
@@ -374,4 +375,28 @@ pub fn certificate(authority: &SigningKey, request_id: &str) -> String {
         .expect("certificate signs")
         .to_openssh()
         .expect("certificate encodes")
+}
+
+/// The attestation challenge the `attest` target issues to custodian `c1` at
+/// [`NOW`] (a seeded RNG, so the seeds can seal a genuine share to it), in
+/// fresh registry.
+pub fn attestation() -> (
+    breakglass_daemon::engine::attest::Attestations,
+    breakglass_daemon::engine::attest::Issued,
+) {
+    use rand::SeedableRng;
+    let w = world();
+    let mut a = breakglass_daemon::engine::attest::Attestations::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let issued = a.start(
+        &mut rng,
+        &breakglass_daemon::engine::attest::Issue {
+            daemon_id: DAEMON_ID,
+            ceremony_id: CEREMONY_ID,
+            epoch: 1,
+            custodian: &w.custodians[0],
+            now: NOW,
+        },
+    );
+    (a, issued)
 }

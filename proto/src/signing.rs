@@ -11,7 +11,9 @@
 use sha2::{Digest, Sha256};
 
 mod attest;
+mod drill;
 pub use attest::*;
+pub use drill::*;
 
 /// Domain of the request digest.
 pub const DOMAIN_REQUEST_DIGEST: &str = "breakglass/v1/request-digest";

@@ -185,6 +185,8 @@ fn fill(state: &Path, requests: u64, entries: u64) {
                     close_reason: "collection window ended without a quorum".into(),
                     credential: None,
                     revocation: None,
+                    kind: Default::default(),
+                    drill_statement: None,
                 }
             })
             .collect();

@@ -271,6 +271,7 @@ async fn bad_opens_and_fetches_are_refused() {
                 signature: key.sign(&p).to_vec(),
             }),
             ssh_public_key: ssh.into(),
+            kind: pb::RequestKind::Access as i32,
         }
     };
     let open =

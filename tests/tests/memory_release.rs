@@ -11,7 +11,9 @@
 //! whose shares go through the release CLI (`breakglass share submit`); a
 //! request cancelled after one share; a request left to expire after one share
 //! (a short collection window; the daemon's sweeper closes it, and the API must
-//! say `expired` before the scan). Three attestations too (readiness): two
+//! say `expired` before the scan). A live drill (readiness: the quorum
+//! rebuilds the key and A signs a statement, nothing is minted), and three
+//! attestations: two
 //! through the release CLI (`breakglass share attest`), one through the client
 //! library, whose one-shot attestation key must be gone like every E_req.
 //!
@@ -148,6 +150,16 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
         let (ok, out, err) = fx.cli(&fx.custodian_key(i), &["share", "attest", "--share", &file]);
         assert!(ok, "breakglass share attest as c{}: {out}{err}", i + 1);
     }
+    // A live drill: the quorum rebuilds R, S and A, A signs the statement, nothing is minted.
+    let drill = client
+        .open_drill(&ic, None, &reason("live drill"))
+        .await
+        .unwrap();
+    for i in 0..K {
+        cli_submit(&fx, &drill.id, i);
+    }
+    closed.push(("the live drill (drill_passed)".into(), drill));
+
     let c2 = load(&fx.custodian_key(1));
     let f = client.read_share_file(&c2, &share_path(&fx, 1)).unwrap();
     let attested = client.attest(&c2, None, &f).await.unwrap();
@@ -167,7 +179,7 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
         "breakglassd exited before the scan"
     );
 
-    let when = "after 3 unlocks, a cancel, an expiry and 3 attestations";
+    let when = "after 3 unlocks, a live drill, a cancel, an expiry and 3 attestations";
     let mut daemon_found = memscan::scan_checked(pid, "breakglassd", &daemon_needles, when);
     let publics: Vec<(String, [u8; 32])> = closed
         .iter()
@@ -355,7 +367,7 @@ async fn wait_until_expired(client: &mut Client, r: &pb::RequestView) {
 async fn check_states(client: &mut Client, closed: &[(String, pb::RequestView)]) {
     for (what, r) in closed {
         let state = breakglass_client::api::state_name(client.get(&r.id).await.unwrap().state);
-        let expected = ["unlocked", "cancelled", "expired"]
+        let expected = ["drill_passed", "unlocked", "cancelled", "expired"]
             .into_iter()
             .find(|s| what.contains(s))
             .unwrap();

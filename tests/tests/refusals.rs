@@ -76,6 +76,7 @@ fn signed_open(
             signature: me.sign(&payload).to_vec(),
         }),
         ssh_public_key: ssh,
+        kind: pb::RequestKind::Access as i32,
     }
 }
 

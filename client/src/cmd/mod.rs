@@ -11,7 +11,7 @@
 //! - [`credential`] runs `credential fetch|revoke|verify`.
 //! - [`audit`] runs `audit verify|export|tail`; [`audit_json`] is `audit verify --json`.
 //! - [`review`] runs `review`.
-//! - [`drill`] runs `drill` (feature `drill`).
+//! - [`drill`] runs `drill` (feature `drill`); [`live_drill`] runs `drill --live` (any build).
 //! - [`docs`] prints shell completions and the man page.
 
 pub(crate) mod audit;
@@ -22,6 +22,7 @@ pub(crate) mod daemon;
 pub(crate) mod docs;
 pub(crate) mod drill;
 pub(crate) mod key;
+pub(crate) mod live_drill;
 pub(crate) mod readiness;
 pub(crate) mod request;
 pub(crate) mod review;

@@ -30,6 +30,12 @@ struct ReadinessJson {
     drill_every_seconds: u64,
     stale: Vec<String>,
     open_requests: Vec<String>,
+    last_drill_at: Option<String>,
+    last_drill_at_unix: Option<u64>,
+    last_drill_request_id: Option<String>,
+    last_drill_seconds_to_quorum: Option<u64>,
+    drill_due_at: Option<String>,
+    drill_due_at_unix: u64,
     custodians: Vec<CustodianJson>,
 }
 
@@ -44,6 +50,8 @@ struct CustodianJson {
     last_approved_at_unix: Option<u64>,
     attest_due_at: Option<String>,
     attest_due_at_unix: u64,
+    last_drill_at: Option<String>,
+    last_drill_at_unix: Option<u64>,
 }
 
 fn when(t: u64) -> Option<String> {
@@ -90,6 +98,14 @@ fn to_json(r: &pb::Readiness) -> ReadinessJson {
         drill_every_seconds: r.drill_every_seconds,
         stale: r.stale.clone(),
         open_requests: r.open_requests.clone(),
+        last_drill_at: when(r.last_drill_at),
+        last_drill_at_unix: (r.last_drill_at != 0).then_some(r.last_drill_at),
+        last_drill_request_id: (!r.last_drill_request_id.is_empty())
+            .then(|| r.last_drill_request_id.clone()),
+        last_drill_seconds_to_quorum: (r.last_drill_at != 0)
+            .then_some(r.last_drill_seconds_to_quorum),
+        drill_due_at: when(r.drill_due_at),
+        drill_due_at_unix: r.drill_due_at,
         custodians: r
             .custodians
             .iter()
@@ -103,6 +119,8 @@ fn to_json(r: &pb::Readiness) -> ReadinessJson {
                 last_approved_at_unix: (cu.last_approved_at != 0).then_some(cu.last_approved_at),
                 attest_due_at: when(cu.attest_due_at),
                 attest_due_at_unix: cu.attest_due_at,
+                last_drill_at: when(cu.last_drill_at),
+                last_drill_at_unix: (cu.last_drill_at != 0).then_some(cu.last_drill_at),
             })
             .collect(),
     }
@@ -146,18 +164,32 @@ fn print(r: &pb::Readiness) {
             format!(" ({})", shown(&cu.name))
         };
         println!(
-            "  {mark} {}{name}: attested {}, approved {}, next due {}",
+            "  {mark} {}{name}: attested {}, approved {}, drilled {}, next due {}",
             shown(&cu.id),
             when(cu.last_attested_at).unwrap_or_else(|| "never".into()),
             when(cu.last_approved_at).unwrap_or_else(|| "never".into()),
+            when(cu.last_drill_at).unwrap_or_else(|| "never".into()),
             when(cu.attest_due_at).unwrap_or_default()
         );
     }
+    println!();
+    match when(r.last_drill_at) {
+        Some(at) => println!(
+            "last live drill: {} at {at}, quorum in {}s; next due {}",
+            shown(&r.last_drill_request_id),
+            r.last_drill_seconds_to_quorum,
+            when(r.drill_due_at).unwrap_or_default()
+        ),
+        None => println!(
+            "no live drill yet in this epoch (`breakglass drill --live --reason …`); due {}",
+            when(r.drill_due_at).unwrap_or_default()
+        ),
+    }
     if r.open_requests.is_empty() {
-        println!("\nno request is collecting shares");
+        println!("no request is collecting shares");
     } else {
         println!(
-            "\ncollecting shares now: {}",
+            "collecting shares now: {}",
             shown(&r.open_requests.join(", "))
         );
     }

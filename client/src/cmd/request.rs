@@ -115,13 +115,15 @@ pub(crate) enum Outcome {
     Cancelled,
     /// The connection to the daemon was lost before the request closed: exit 5.
     LostConnection,
+    /// A live drill reached its quorum (nothing was minted): exit 0.
+    DrillPassed,
 }
 
 impl Outcome {
     /// The process's exit code.
     pub(crate) fn code(self) -> u8 {
         match self {
-            Outcome::Unlocked => 0,
+            Outcome::Unlocked | Outcome::DrillPassed => 0,
             Outcome::Expired => 3,
             Outcome::Cancelled => 4,
             Outcome::LostConnection => 5,
@@ -135,6 +137,7 @@ impl Outcome {
             Outcome::Expired => "expired",
             Outcome::Cancelled => "cancelled",
             Outcome::LostConnection => "lost_connection",
+            Outcome::DrillPassed => "drill_passed",
         }
     }
 
@@ -144,6 +147,7 @@ impl Outcome {
             Ok(pb::RequestState::Unlocked) => Some(Outcome::Unlocked),
             Ok(pb::RequestState::Expired) => Some(Outcome::Expired),
             Ok(pb::RequestState::Cancelled) => Some(Outcome::Cancelled),
+            Ok(pb::RequestState::DrillPassed) => Some(Outcome::DrillPassed),
             _ => None,
         }
     }

@@ -207,20 +207,33 @@ async fn submit(
             shown(&caller)
         );
     }
-    if !yes
-        && !confirm(&format!(
+    let question = if v.kind == pb::RequestKind::Drill as i32 {
+        format!(
+            "Approve the live drill {} opened by {} (it grants nothing)?",
+            shown(&v.id),
+            shown(&v.requester)
+        )
+    } else {
+        format!(
             "Approve emergency access for {} to {}?",
             shown(&v.requester),
             shown(&v.scope)
-        ))?
-    {
+        )
+    };
+    if !yes && !confirm(&question)? {
         println!("not approved; nothing sent");
         return Ok(ExitCode::FAILURE);
     }
     let p = c.submit(&me, Some(&caller), &v, &file).await?;
     drop(file);
     println!("share accepted: {}/{}", p.accepted, p.threshold);
-    if p.unlocked {
+    let drill = p
+        .request
+        .as_ref()
+        .is_some_and(|r| r.state == pb::RequestState::DrillPassed as i32);
+    if drill {
+        println!("quorum reached: the drill passed; the key was rebuilt and nothing was minted");
+    } else if p.unlocked {
         println!(
             "quorum reached: the credential was minted for {}",
             shown(&v.requester)

@@ -25,7 +25,7 @@ use breakglass_proto::signing::{self, RequestFields};
 
 use super::event::{Event, Record};
 use super::policy;
-use super::request::{record, Approval, Request, State, StoredCredential};
+use super::request::{record, Approval, Kind, Request, State, StoredCredential};
 use super::share::VerifiedShare;
 use crate::error::{Error, Result};
 
@@ -57,6 +57,8 @@ pub struct OpenParams {
     pub principals: Vec<String>,
     /// The scope's SSH certificate extensions.
     pub ssh_extensions: Vec<String>,
+    /// Access or drill (a drill has no scope, TTL or key).
+    pub kind: Kind,
 }
 
 /// A transition that did not happen: the state as it was, and why.
@@ -140,7 +142,7 @@ impl Collecting {
         let ephemeral = Box::new(StaticSecret::random_from_rng(&mut *rng));
         let ephemeral_public = PublicKey::from(ephemeral.as_ref()).to_bytes();
         let deadline = now.saturating_add(p.window_seconds);
-        let digest = signing::request_digest(&RequestFields {
+        let fields = RequestFields {
             daemon_id: &p.daemon_id,
             request_id: &p.id,
             requester: &p.requester,
@@ -152,7 +154,11 @@ impl Collecting {
             threshold: p.threshold,
             ephemeral_public: &ephemeral_public,
             ssh_public_key: &p.ssh_public_key,
-        });
+        };
+        let digest = match p.kind {
+            Kind::Access => signing::request_digest(&fields),
+            Kind::Drill => signing::drill_digest(&fields),
+        };
         let request = Request {
             id: p.id,
             daemon_id: p.daemon_id,
@@ -172,6 +178,8 @@ impl Collecting {
             close_reason: String::new(),
             credential: None,
             revocation: None,
+            kind: p.kind,
+            drill_statement: None,
         };
         // The key to certify, as reviewers compare it: type and SHA256
         // fingerprint (public). It was normalised by the policy check.
@@ -179,20 +187,29 @@ impl Collecting {
             .then(|| breakglass_formats::sshcert::parse_subject_key(&request.ssh_public_key))
             .transpose()
             .map_err(|e| Error::SshKey(e.to_string()))?;
-        let ev = Event::RequestOpened {
-            requester: request.requester.clone(),
-            scope: request.scope.clone(),
-            reason: request.reason.clone(),
-            ttl_seconds: request.ttl_seconds,
-            deadline,
-            digest: hex::encode(digest),
-            kinds: p.kinds,
-            principals: p.principals,
-            ssh_extensions: p.ssh_extensions,
-            ssh_key_type: ssh_key.as_ref().map(|k| k.algorithm().to_string()),
-            ssh_key_fingerprint: ssh_key
-                .as_ref()
-                .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256).to_string()),
+        let ev = if p.kind == Kind::Drill {
+            Event::DrillOpened {
+                requester: request.requester.clone(),
+                reason: request.reason.clone(),
+                deadline,
+                digest: hex::encode(digest),
+            }
+        } else {
+            Event::RequestOpened {
+                requester: request.requester.clone(),
+                scope: request.scope.clone(),
+                reason: request.reason.clone(),
+                ttl_seconds: request.ttl_seconds,
+                deadline,
+                digest: hex::encode(digest),
+                kinds: p.kinds,
+                principals: p.principals,
+                ssh_extensions: p.ssh_extensions,
+                ssh_key_type: ssh_key.as_ref().map(|k| k.algorithm().to_string()),
+                ssh_key_fingerprint: ssh_key
+                    .as_ref()
+                    .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256).to_string()),
+            }
         };
         let recs = vec![record(now, &request.requester, &request.id, ev)];
         Ok((
@@ -303,23 +320,33 @@ impl QuorumReached {
             ephemeral,
             mut shares,
         } = self;
-        let outcome = mint(&request, Quorum { shares: &shares }).and_then(|(credential, kinds)| {
-            let mut r = *request;
-            let minted = Event::CredentialMinted {
-                expires_at: credential.expires_at,
-                kinds,
-                valid_from: credential.valid_from,
-                ssh_serial: credential.ssh_serial,
-                ssh_key_id: credential.ssh_key_id.clone(),
-            };
-            r.state = State::Unlocked;
-            r.closed_at = now;
-            r.close_reason = "quorum reached; credential minted".into();
-            r.credential = Some(credential);
-            records.push(record(now, "daemon", &r.id, minted));
-            commit(&r, records)?;
-            Ok(r)
-        });
+        let outcome = if request.kind == Kind::Drill {
+            Err(Error::Internal(format!(
+                "request `{}` is a drill: it mints nothing",
+                request.id
+            )))
+        } else {
+            Ok(())
+        };
+        let outcome = outcome
+            .and_then(|()| mint(&request, Quorum { shares: &shares }))
+            .and_then(|(credential, kinds)| {
+                let mut r = *request;
+                let minted = Event::CredentialMinted {
+                    expires_at: credential.expires_at,
+                    kinds,
+                    valid_from: credential.valid_from,
+                    ssh_serial: credential.ssh_serial,
+                    ssh_key_id: credential.ssh_key_id.clone(),
+                };
+                r.state = State::Unlocked;
+                r.closed_at = now;
+                r.close_reason = "quorum reached; credential minted".into();
+                r.credential = Some(credential);
+                records.push(record(now, "daemon", &r.id, minted));
+                commit(&r, records)?;
+                Ok(r)
+            });
         match outcome {
             // The shares and E_req drop here: invariant 3.
             Ok(r) => Ok(r),
@@ -340,5 +367,6 @@ impl QuorumReached {
 
 mod check;
 mod close;
+mod drill;
 #[cfg(test)]
 pub(crate) mod tests;

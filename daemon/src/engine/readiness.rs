@@ -24,6 +24,38 @@ pub struct Proofs {
     /// The due date of her attestation the daemon last notified about.
     #[serde(default)]
     pub due_notified: Option<u64>,
+    /// Time of the last live drill she approved that passed.
+    #[serde(default)]
+    pub drilled_at: Option<u64>,
+}
+
+/// The last passed live drill (stored beside the custodians' proofs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastDrill {
+    /// When it passed.
+    #[serde(default)]
+    pub at: Option<u64>,
+    /// Its request id.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// Seconds from opening to quorum.
+    #[serde(default)]
+    pub seconds_to_quorum: Option<u64>,
+    /// Epoch of the shares it combined.
+    #[serde(default)]
+    pub epoch: Option<u64>,
+    /// The due date of the next drill the daemon last notified about.
+    #[serde(default)]
+    pub due_notified: Option<u64>,
+}
+
+/// Everything the readiness table holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// Each custodian's proofs, by id.
+    pub custodians: std::collections::BTreeMap<String, Proofs>,
+    /// The last passed drill.
+    pub drill: LastDrill,
 }
 
 /// One custodian in the report.
@@ -62,18 +94,28 @@ pub struct Report {
     pub ready: bool,
     /// Ids of the custodians who are not proven.
     pub stale: Vec<String>,
+    /// The last passed live drill in this epoch (none: never).
+    pub last_drill: Option<LastDrill>,
+    /// When the next live drill is due (`drill_every` after the last one, or
+    /// after the ceremony).
+    pub drill_due_at: u64,
+    /// The drill due date the daemon last notified about.
+    pub drill_due_notified: Option<u64>,
 }
 
 /// The readiness report at `now`. `since` is when the current epoch began
 /// (the ceremony): a custodian who never attested is due `attest_every` after it.
-pub fn report(
-    policy: &Policy,
-    proofs: &std::collections::BTreeMap<String, Proofs>,
-    epoch: u64,
-    since: u64,
-    now: u64,
-) -> Report {
+pub fn report(policy: &Policy, history: &History, epoch: u64, since: u64, now: u64) -> Report {
+    let proofs = &history.custodians;
     let every = policy.attest_every();
+    let last_drill =
+        Some(history.drill.clone()).filter(|d| d.at.is_some() && d.epoch == Some(epoch));
+    let drill_due_at = last_drill
+        .as_ref()
+        .and_then(|d| d.at)
+        .unwrap_or(since)
+        .max(since)
+        .saturating_add(policy.drill_every());
     let custodians: Vec<CustodianReadiness> = policy
         .custodians
         .iter()
@@ -106,6 +148,9 @@ pub fn report(
             .map(|c| c.id.clone())
             .collect(),
         custodians,
+        last_drill,
+        drill_due_at,
+        drill_due_notified: history.drill.due_notified,
     }
 }
 
@@ -119,13 +164,18 @@ impl Report {
             .map(|c| (c.id.clone(), c.due_at, c.proofs.attested_at))
             .collect()
     }
+
+    /// The live drill's due date, if it passed and was not yet notified.
+    pub fn drill_newly_due(&self) -> Option<u64> {
+        (self.drill_due_at <= self.now && self.drill_due_notified != Some(self.drill_due_at))
+            .then_some(self.drill_due_at)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::policy::tests::sample_toml;
-    use std::collections::BTreeMap;
 
     const DAY: u64 = 86_400;
     const T0: u64 = 1_700_000_000;
@@ -144,29 +194,29 @@ mod tests {
     #[test]
     fn ready_when_a_threshold_is_proven() {
         let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
-        let mut proofs = BTreeMap::new();
-        let r = report(&p, &proofs, 1, T0, T0 + 10);
+        let mut h = History::default();
+        let r = report(&p, &h, 1, T0, T0 + 10);
         assert_eq!((r.proven, r.ready), (0, false));
         assert_eq!(r.stale, vec!["c1", "c2", "c3"]);
         assert!(
             r.newly_due().is_empty(),
             "nothing is due right after the ceremony"
         );
-        proofs.insert("c1".to_string(), attested(T0 + 20, 1));
-        let r = report(&p, &proofs, 1, T0, T0 + 30);
+        h.custodians.insert("c1".to_string(), attested(T0 + 20, 1));
+        let r = report(&p, &h, 1, T0, T0 + 30);
         assert_eq!((r.proven, r.ready), (1, false));
-        proofs.insert("c3".to_string(), attested(T0 + 40, 1));
-        let r = report(&p, &proofs, 1, T0, T0 + 50);
+        h.custodians.insert("c3".to_string(), attested(T0 + 40, 1));
+        let r = report(&p, &h, 1, T0, T0 + 50);
         assert_eq!((r.proven, r.ready), (2, true));
         assert_eq!(r.stale, vec!["c2"]);
         // 90 days later c1's proof is stale: at risk again.
         let later = T0 + 20 + 90 * DAY + 1;
-        let r = report(&p, &proofs, 1, T0, later);
+        let r = report(&p, &h, 1, T0, later);
         assert_eq!((r.proven, r.ready), (1, false));
         assert_eq!(r.stale, vec!["c1", "c2"]);
         // Another epoch's attestation proves nothing about this one.
-        proofs.insert("c2".to_string(), attested(T0 + 60, 2));
-        let r = report(&p, &proofs, 1, T0, T0 + 70);
+        h.custodians.insert("c2".to_string(), attested(T0 + 60, 2));
+        let r = report(&p, &h, 1, T0, T0 + 70);
         assert!(!r.custodians[1].proven);
     }
 
@@ -175,10 +225,11 @@ mod tests {
     #[test]
     fn due_once_per_due_date() {
         let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
-        let mut proofs = BTreeMap::new();
-        proofs.insert("c1".to_string(), attested(T0 + 5 * DAY, 1));
+        let mut h = History::default();
+        h.custodians
+            .insert("c1".to_string(), attested(T0 + 5 * DAY, 1));
         let now = T0 + 91 * DAY;
-        let r = report(&p, &proofs, 1, T0, now);
+        let r = report(&p, &h, 1, T0, now);
         let due = r.newly_due();
         assert_eq!(
             due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
@@ -186,11 +237,11 @@ mod tests {
         );
         assert_eq!(due[0].1, T0 + 90 * DAY);
         for (id, at, _) in &due {
-            proofs.entry(id.clone()).or_default().due_notified = Some(*at);
+            h.custodians.entry(id.clone()).or_default().due_notified = Some(*at);
         }
-        assert!(report(&p, &proofs, 1, T0, now).newly_due().is_empty());
+        assert!(report(&p, &h, 1, T0, now).newly_due().is_empty());
         // c1's falls due 90 days after her attestation.
-        let r = report(&p, &proofs, 1, T0, T0 + 96 * DAY);
+        let r = report(&p, &h, 1, T0, T0 + 96 * DAY);
         assert_eq!(r.newly_due()[0].0, "c1");
         assert_eq!(r.newly_due()[0].1, T0 + 95 * DAY);
     }

@@ -4,8 +4,9 @@
 //!
 //! The live, secret-holding states (`Collecting`, `QuorumReached`) are in
 //! [`super::collecting`]; they carry one of these records and hand back a
-//! plain record when they end. States: `Collecting → Unlocked`, or
-//! `Collecting → Expired | Cancelled`; terminal states are final.
+//! plain record when they end. States: `Collecting → Unlocked` (access) or
+//! `Collecting → DrillPassed` (drill), or `Collecting → Expired | Cancelled`;
+//! terminal states are final.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,35 @@ pub enum State {
     Expired,
     /// Cancelled.
     Cancelled,
+    /// A drill whose quorum was reached: the key was rebuilt and a drill
+    /// statement signed by A; nothing was minted.
+    DrillPassed,
+}
+
+/// What a request is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Emergency access: the quorum mints a credential.
+    #[default]
+    Access,
+    /// A live drill: the quorum rebuilds the key, A signs a statement, nothing is minted.
+    Drill,
+}
+
+impl Kind {
+    /// The proto's `RequestKind` number.
+    pub fn code(self) -> i32 {
+        match self {
+            Kind::Access => 0,
+            Kind::Drill => 1,
+        }
+    }
+
+    /// True for [`Kind::Access`] (not serialized, so stored access requests keep their bytes).
+    pub fn is_access(&self) -> bool {
+        *self == Kind::Access
+    }
 }
 
 impl State {
@@ -35,6 +65,7 @@ impl State {
             State::Unlocked => 2,
             State::Expired => 3,
             State::Cancelled => 4,
+            State::DrillPassed => 5,
         }
     }
 
@@ -45,6 +76,7 @@ impl State {
             State::Unlocked => "unlocked",
             State::Expired => "expired",
             State::Cancelled => "cancelled",
+            State::DrillPassed => "drill passed",
         }
     }
 
@@ -134,6 +166,12 @@ pub struct Request {
     /// Set when the minted credential was revoked.
     #[serde(default)]
     pub revocation: Option<Revocation>,
+    /// What the request is for (absent: access).
+    #[serde(default, skip_serializing_if = "Kind::is_access")]
+    pub kind: Kind,
+    /// A passed drill's statement (JSON, signed by A).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_statement: Option<String>,
 }
 
 pub(super) fn record(now: u64, actor: &str, id: &str, event: Event) -> Record {
@@ -198,6 +236,11 @@ impl Request {
     /// The stored credential, if the request is unlocked; records the fetch.
     pub fn fetch(&self, caller: &str, now: u64) -> Result<(&StoredCredential, Vec<Record>)> {
         self.check_requester(caller, "fetch the credential of")?;
+        if self.kind == Kind::Drill {
+            return Err(Error::DrillGrantsNothing {
+                id: self.id.clone(),
+            });
+        }
         if let Some(r) = &self.revocation {
             return Err(Error::CredentialRevoked {
                 id: self.id.clone(),
@@ -228,6 +271,11 @@ impl Request {
     /// Revokes the minted credential. `by` must be the requester or a custodian
     /// (checked by the caller); `reason` comes from [`super::policy::reason`].
     pub fn revoke(&self, by: &str, reason: &str, now: u64) -> Result<(Request, Vec<Record>)> {
+        if self.kind == Kind::Drill {
+            return Err(Error::DrillGrantsNothing {
+                id: self.id.clone(),
+            });
+        }
         if self.state != State::Unlocked || self.credential.is_none() {
             return Err(Error::NoCredential {
                 id: self.id.clone(),

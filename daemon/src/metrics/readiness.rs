@@ -56,4 +56,27 @@ pub fn render(o: &mut String, r: &Report) {
             );
         }
     }
+    if let Some(at) = r.last_drill.as_ref().and_then(|d| d.at) {
+        head(
+            o,
+            "breakglass_drill_age_seconds",
+            "Seconds since the last passed live drill in the current epoch (absent: never).",
+        );
+        let _ = writeln!(
+            o,
+            "breakglass_drill_age_seconds {}",
+            r.now.saturating_sub(at)
+        );
+        head(
+            o,
+            "breakglass_last_drill_quorum_seconds",
+            "The last passed live drill's time from opening to quorum.",
+        );
+        let q = r
+            .last_drill
+            .as_ref()
+            .and_then(|d| d.seconds_to_quorum)
+            .unwrap_or(0);
+        let _ = writeln!(o, "breakglass_last_drill_quorum_seconds {q}");
+    }
 }

@@ -172,7 +172,7 @@ impl Daemon {
             },
         });
         let started = store.commit(&abandoned.iter().collect::<Vec<_>>(), records)?;
-        metrics.committed(&started, |_| None);
+        metrics.committed(&started, |_| None, |_| false);
         let (events, _) = broadcast::channel(1024);
         let custodians = u8::try_from(meta.policy.custodians.len()).unwrap_or(u8::MAX);
         let share_signatures = commitments

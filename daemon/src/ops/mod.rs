@@ -121,9 +121,15 @@ impl Daemon {
     /// Commits and then tells watchers and the webhook outbox.
     fn commit(&self, requests: &[&Request], records: Vec<Record>) -> Result<()> {
         let entries = self.wrote(self.store.commit(requests, records))?;
-        self.metrics.committed(&entries, |id| {
-            requests.iter().find(|r| r.id == id).map(|r| r.opened_at)
-        });
+        self.metrics.committed(
+            &entries,
+            |id| requests.iter().find(|r| r.id == id).map(|r| r.opened_at),
+            |id| {
+                requests
+                    .iter()
+                    .any(|r| r.id == id && r.kind == crate::engine::request::Kind::Drill)
+            },
+        );
         let any = !entries.is_empty();
         for e in entries {
             // No receiver is fine: nobody is watching.

@@ -1,4 +1,6 @@
-//! `OpenRequest`: a commander asks for emergency access.
+//! `OpenRequest`: a commander asks for emergency access, or opens a live
+//! drill (a request that grants nothing: no scope, TTL or key, its own
+//! signed payload and digest, one at a time, outside the open bound).
 
 use breakglass_proto::signing::{self, NONCE_LEN};
 
@@ -6,7 +8,7 @@ use super::{Daemon, Sig};
 use crate::engine::auth;
 use crate::engine::collecting::{Collecting, OpenParams};
 use crate::engine::policy;
-use crate::engine::request::Request;
+use crate::engine::request::{Kind, Request};
 use crate::error::{Error, Result};
 
 /// A commander's open call.
@@ -22,6 +24,8 @@ pub struct OpenCall {
     pub ssh_public_key: String,
     /// Client nonce.
     pub nonce: Vec<u8>,
+    /// Access or drill.
+    pub kind: Kind,
     /// Signature.
     pub sig: Sig,
 }
@@ -43,51 +47,94 @@ impl Daemon {
         }
         policy::plain_text("scope", &call.scope)?;
         policy::plain_text("ssh_public_key", &call.ssh_public_key)?;
+        let drill = call.kind == Kind::Drill;
+        if drill
+            && (!call.scope.is_empty() || call.ttl_seconds != 0 || !call.ssh_public_key.is_empty())
+        {
+            return Err(Error::invalid(
+                "kind",
+                "a drill grants nothing: its scope, ttl_seconds and ssh_public_key must be empty",
+            ));
+        }
         let now = self.now();
         let policy = self.policy();
-        let payload = signing::open_request(
-            &self.meta.daemon_id,
-            &call.sig.signer_id,
-            &call.scope,
-            &call.reason,
-            call.ttl_seconds,
-            &call.ssh_public_key,
-            &call.nonce,
-            call.sig.signed_at,
-        );
+        let payload = if drill {
+            signing::open_drill(
+                &self.meta.daemon_id,
+                &call.sig.signer_id,
+                &call.reason,
+                &call.nonce,
+                call.sig.signed_at,
+            )
+        } else {
+            signing::open_request(
+                &self.meta.daemon_id,
+                &call.sig.signer_id,
+                &call.scope,
+                &call.reason,
+                call.ttl_seconds,
+                &call.ssh_public_key,
+                &call.nonce,
+                call.sig.signed_at,
+            )
+        };
         let who = auth::authenticate_commander(policy, &call.sig.by(), &payload, now)?;
         // The signature verified: from here every refusal is on the record.
         let refuse = |id: Option<&str>, e: Error| self.refused_call(CALL, who.id(), id, e, now);
-        let (ssh_public_key, scope) = policy
-            .authorize_open(who.id(), &call.scope, call.ttl_seconds)
-            .and_then(|()| {
-                let scope = policy.scope(&call.scope)?;
-                Ok((policy.subject_key(scope, &call.ssh_public_key)?, scope))
-            })
-            .map_err(|e| refuse(None, e))?;
-        // What the scope grants, for the `request_opened` record.
-        let kinds = scope
-            .credentials
-            .iter()
-            .map(|k| k.name().to_string())
-            .collect();
-        let (principals, ssh_extensions) = (scope.principals.clone(), scope.ssh_extensions.clone());
+        let (ssh_public_key, kinds, principals, ssh_extensions) = if drill {
+            (String::new(), Vec::new(), Vec::new(), Vec::new())
+        } else {
+            let (key, scope) = policy
+                .authorize_open(who.id(), &call.scope, call.ttl_seconds)
+                .and_then(|()| {
+                    let scope = policy.scope(&call.scope)?;
+                    Ok((policy.subject_key(scope, &call.ssh_public_key)?, scope))
+                })
+                .map_err(|e| refuse(None, e))?;
+            // What the scope grants, for the `request_opened` record.
+            let kinds = scope
+                .credentials
+                .iter()
+                .map(|k| k.name().to_string())
+                .collect();
+            (
+                key,
+                kinds,
+                scope.principals.clone(),
+                scope.ssh_extensions.clone(),
+            )
+        };
         let id = signing::request_id(&payload);
         let mut live = self.lock()?;
         if self.store.request(&id)?.is_some() {
             // A replay of a signed open (or the same open sent twice).
             return Err(refuse(Some(&id), Error::RequestExists { id: id.clone() }));
         }
-        policy
-            .check_open_bound(
-                who.id(),
-                live.requests
-                    .values()
-                    .filter(|c| c.request().requester == who.id())
-                    .map(|c| c.request().id.clone())
-                    .collect(),
-            )
-            .map_err(|e| refuse(None, e))?;
+        if drill {
+            if let Some(c) = live
+                .requests
+                .values()
+                .find(|c| c.request().kind == Kind::Drill)
+            {
+                let e = Error::DrillInProgress {
+                    id: c.request().id.clone(),
+                };
+                return Err(refuse(None, e));
+            }
+        } else {
+            policy
+                .check_open_bound(
+                    who.id(),
+                    live.requests
+                        .values()
+                        .filter(|c| {
+                            c.request().requester == who.id() && c.request().kind == Kind::Access
+                        })
+                        .map(|c| c.request().id.clone())
+                        .collect(),
+                )
+                .map_err(|e| refuse(None, e))?;
+        }
         let (collecting, records) = Collecting::open(
             OpenParams {
                 id: id.clone(),
@@ -102,6 +149,7 @@ impl Daemon {
                 kinds,
                 principals,
                 ssh_extensions,
+                kind: call.kind,
             },
             live.rng.as_mut(),
             now,

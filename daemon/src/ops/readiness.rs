@@ -1,6 +1,6 @@
-//! The readiness report, and the `attestation_due` notices: each custodian's
-//! due date is written to the audit log (and so to the webhooks) once, when
-//! it passes, not on every start.
+//! The readiness report, and the `attestation_due` and `drill_due` notices:
+//! each due date is written to the audit log (and so to the webhooks) once,
+//! when it passes, not on every start.
 
 use std::sync::atomic::Ordering;
 
@@ -34,8 +34,9 @@ impl Daemon {
         Ok(ids)
     }
 
-    /// Writes `attestation_due` for every custodian whose due date passed
-    /// and was not yet notified; at most once a minute. Returns how many.
+    /// Writes `attestation_due` for every custodian whose due date passed and
+    /// `drill_due` if the next live drill's did, each not yet notified; at
+    /// most once a minute. Returns how many entries were written.
     pub fn notify_due(&self) -> Result<usize> {
         let now = self.now();
         let last = self.due_checked_at.load(Ordering::Relaxed);
@@ -43,11 +44,13 @@ impl Daemon {
             return Ok(0);
         }
         self.due_checked_at.store(now, Ordering::Relaxed);
-        let due = self.readiness()?.newly_due();
-        if due.is_empty() {
+        let report = self.readiness()?;
+        let due = report.newly_due();
+        let drill_due = report.drill_newly_due();
+        if due.is_empty() && drill_due.is_none() {
             return Ok(0);
         }
-        let records: Vec<Record> = due
+        let mut records: Vec<Record> = due
             .iter()
             .map(|(custodian, due_at, last_attested)| Record {
                 time: now,
@@ -60,7 +63,19 @@ impl Daemon {
                 },
             })
             .collect();
+        if let Some(due_at) = drill_due {
+            records.push(Record {
+                time: now,
+                actor: "daemon".into(),
+                request_id: None,
+                event: Event::DrillDue {
+                    due_at,
+                    last_drill: report.last_drill.as_ref().and_then(|d| d.at),
+                },
+            });
+        }
+        let n = records.len();
         self.commit(&[], records)?;
-        Ok(due.len())
+        Ok(n)
     }
 }

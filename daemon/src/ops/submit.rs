@@ -14,7 +14,7 @@ use super::{Daemon, Live};
 use crate::engine::auth::{self, AuthenticatedCustodian, SignedBy};
 use crate::engine::collecting::{Accepted, Admitted, Collecting};
 use crate::engine::event::Event;
-use crate::engine::request::Request;
+use crate::engine::request::{Kind, Request};
 use crate::engine::share::VerifiedShare;
 use crate::error::{Error, Result};
 
@@ -174,16 +174,25 @@ impl Daemon {
         // Quorum: rebuild R, open the seal, derive A, mint, encrypt to the requester,
         // and commit the unlock; on any failure the request keeps collecting without
         // the last share. The shares and E_req are wiped as the state drops.
-        let unlocked = quorum.unlock(
-            now,
-            |r, shares| self.mint(live.rng.as_mut(), r, shares, now),
-            |r, recs| self.commit_one(r, recs),
-        );
+        let unlocked = if quorum.request().kind == Kind::Drill {
+            quorum.rehearse(
+                now,
+                |r, shares| self.sign_drill(r, shares, now),
+                |r, recs| self.commit_one(r, recs),
+            )
+        } else {
+            quorum.unlock(
+                now,
+                |r, shares| self.mint(live.rng.as_mut(), r, shares, now),
+                |r, recs| self.commit_one(r, recs),
+            )
+        };
         match unlocked {
             Ok(request) => Ok(Progress {
                 accepted: count(&request),
+                // A passed drill minted nothing.
+                unlocked: request.kind == Kind::Access,
                 request,
-                unlocked: true,
             }),
             Err(refused) => {
                 live.requests.insert(id, refused.state);

@@ -1,5 +1,6 @@
 //! The unlock's crypto: rebuild R from the quorum, open the seal, derive A,
-//! mint what the scope says, and encrypt the bundle to the requester. Every
+//! mint what the scope says, and encrypt the bundle to the requester (or, for
+//! a live drill, sign the drill statement with A and mint nothing). Every
 //! secret here (R, S, A, the bundle in clear) is wiped when it drops at the
 //! end of this function, whatever happens.
 
@@ -25,21 +26,7 @@ impl Daemon {
         quorum: Quorum<'_>,
         now: u64,
     ) -> Result<(StoredCredential, Vec<String>)> {
-        let root = shamir::combine(quorum)?;
-        let seed = seal::unseal(
-            &root,
-            &self.meta.seal,
-            &self.meta.ceremony_id,
-            &self.meta.policy_digest,
-        )?;
-        drop(root);
-        let a = AuthorityKey::derive(&seed);
-        drop(seed);
-        if a.public().to_bytes() != self.meta.authority_public {
-            return Err(Error::Reconstruction(
-                "the rebuilt authority key is not the published one".into(),
-            ));
-        }
+        let a = self.rebuild(quorum)?;
         let policy = self.policy();
         let scope = policy.scope(&r.scope)?;
         let approvers: Vec<String> = r.approvals.iter().map(|x| x.custodian.clone()).collect();
@@ -86,5 +73,59 @@ impl Daemon {
             },
             bundle.kinds(),
         ))
+    }
+
+    /// R from the quorum, S from the seal, A from S, checked against the
+    /// published A; R and S are wiped before this returns, A when it drops.
+    fn rebuild(&self, quorum: Quorum<'_>) -> Result<AuthorityKey> {
+        let root = shamir::combine(quorum)?;
+        let seed = seal::unseal(
+            &root,
+            &self.meta.seal,
+            &self.meta.ceremony_id,
+            &self.meta.policy_digest,
+        )?;
+        drop(root);
+        let a = AuthorityKey::derive(&seed);
+        drop(seed);
+        if a.public().to_bytes() != self.meta.authority_public {
+            return Err(Error::Reconstruction(
+                "the rebuilt authority key is not the published one".into(),
+            ));
+        }
+        Ok(a)
+    }
+
+    /// A live drill's proof: the key rebuilt from the quorum signs the drill
+    /// statement; nothing is minted. Returns the statement (JSON) and the epoch.
+    pub(super) fn sign_drill(
+        &self,
+        r: &Request,
+        quorum: Quorum<'_>,
+        now: u64,
+    ) -> Result<(String, u64)> {
+        let a = self.rebuild(quorum)?;
+        let epoch = breakglass_proto::signing::FIRST_EPOCH;
+        let approvers: Vec<String> = r.approvals.iter().map(|x| x.custodian.clone()).collect();
+        let mut st = breakglass_formats::drill::DrillStatement {
+            format: breakglass_formats::drill::DRILL_STATEMENT_FORMAT.into(),
+            daemon_id: self.meta.daemon_id.clone(),
+            epoch,
+            request_id: r.id.clone(),
+            digest: hex::encode(r.digest),
+            approvers,
+            opened_at: r.opened_at,
+            quorum_at: now,
+            seconds_to_quorum: now.saturating_sub(r.opened_at),
+            authority_public_key: hex::encode(self.meta.authority_public),
+            signature: String::new(),
+        };
+        let payload = st
+            .payload()
+            .map_err(|e| Error::Internal(format!("drill statement: {e}")))?;
+        st.signature = hex::encode(ed25519_dalek::Signer::sign(a.signing(), &payload).to_bytes());
+        drop(a);
+        let json = serde_json::to_string(&st).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok((json, epoch))
     }
 }

@@ -82,7 +82,12 @@ impl BreakGlassService {
 
 fn readiness(daemon_id: String, r: Report, open_requests: Vec<String>) -> pb::Readiness {
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let drill = r.last_drill.clone().unwrap_or_default();
     pb::Readiness {
+        last_drill_at: drill.at.unwrap_or(0),
+        last_drill_request_id: drill.request_id.unwrap_or_default(),
+        last_drill_seconds_to_quorum: drill.seconds_to_quorum.unwrap_or(0),
+        drill_due_at: r.drill_due_at,
         daemon_id,
         epoch: r.epoch,
         generated_at: r.now,
@@ -103,6 +108,12 @@ fn readiness(daemon_id: String, r: Report, open_requests: Vec<String>) -> pb::Re
                     .filter(|_| c.proofs.attested_epoch == Some(r.epoch))
                     .unwrap_or(0),
                 last_approved_at: c.proofs.approved_at.unwrap_or(0),
+                // A drill of an earlier epoch is not shown as this epoch's.
+                last_drill_at: c
+                    .proofs
+                    .drilled_at
+                    .filter(|_| r.last_drill.is_some())
+                    .unwrap_or(0),
                 proven: c.proven,
                 attest_due_at: c.due_at,
                 id: c.id,

@@ -149,6 +149,16 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
                 ttl_seconds: m.ttl_seconds,
                 ssh_public_key: m.ssh_public_key,
                 nonce: m.nonce,
+                kind: match pb::RequestKind::try_from(m.kind) {
+                    Ok(pb::RequestKind::Access) => crate::engine::request::Kind::Access,
+                    Ok(pb::RequestKind::Drill) => crate::engine::request::Kind::Drill,
+                    Err(_) => {
+                        return Err(to_status(&Error::invalid(
+                            "kind",
+                            format!("{} is not a request kind (0 access, 1 drill)", m.kind),
+                        )))
+                    }
+                },
                 sig: sig(m.signature)?,
             };
             let v = self.run(move |d| d.open(call).map(|r| view(d, &r))).await?;

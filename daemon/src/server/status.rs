@@ -22,7 +22,9 @@ pub fn to_status(e: &Error) -> Status {
         | Error::NotAllowedToRevoke { .. }
         | Error::OwnRequest { .. }
         | Error::CertMismatch { .. } => Code::PermissionDenied,
-        Error::TooManyOpen { .. } | Error::RateLimited(_) => Code::ResourceExhausted,
+        Error::TooManyOpen { .. } | Error::RateLimited(_) | Error::DrillInProgress { .. } => {
+            Code::ResourceExhausted
+        }
         Error::BadSignature { .. } | Error::StaleSignature { .. } => Code::Unauthenticated,
         Error::RequestNotFound { .. } | Error::AttestationNotFound { .. } => Code::NotFound,
         Error::RequestExists { .. }
@@ -32,6 +34,7 @@ pub fn to_status(e: &Error) -> Status {
         | Error::WindowClosed { .. }
         | Error::NoCredential { .. }
         | Error::AttestationUsed { .. }
+        | Error::DrillGrantsNothing { .. }
         | Error::AttestationExpired { .. }
         | Error::CredentialRevoked { .. } => Code::FailedPrecondition,
         Error::Storage(_) => Code::Unavailable,

@@ -44,6 +44,8 @@ pub fn view(d: &Daemon, r: &Request) -> pb::RequestView {
             .as_ref()
             .map(|x| x.reason.clone())
             .unwrap_or_default(),
+        kind: r.kind.code(),
+        drill_statement: r.drill_statement.clone().unwrap_or_default(),
     }
 }
 

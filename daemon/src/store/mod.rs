@@ -339,7 +339,7 @@ impl Store {
                 }
                 let mut audit = tx.open_table(AUDIT).map_err(storage)?;
                 entries = append_in(&mut audit, records, self.checkpointer.as_ref())?;
-                readiness::note(tx, &entries)?;
+                readiness::note(tx, requests, &entries)?;
                 if !self.routes.is_empty() {
                     let mut outbox = tx.open_table(OUTBOX).map_err(storage)?;
                     let fresh = serde_json::to_vec(&OutboxState {

@@ -63,6 +63,28 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ssh_key_fingerprint: Option<String>,
     },
+    /// A commander opened a live drill: the real quorum is asked to approve
+    /// a request that grants nothing.
+    DrillOpened {
+        /// Commander.
+        requester: String,
+        /// Reason.
+        reason: String,
+        /// Collection deadline.
+        deadline: u64,
+        /// Hex request digest.
+        digest: String,
+    },
+    /// A live drill reached its quorum: the key was rebuilt, A signed the
+    /// drill statement, nothing was minted.
+    DrillPassed {
+        /// Custodians whose shares counted.
+        approvers: Vec<String>,
+        /// Seconds from opening to quorum.
+        seconds_to_quorum: u64,
+        /// Epoch of the shares.
+        epoch: u64,
+    },
     /// A custodian's share was accepted.
     ShareAccepted {
         /// Custodian.
@@ -99,6 +121,15 @@ pub enum Event {
         /// Her last attestation in this epoch, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_attested: Option<u64>,
+    },
+    /// The next live drill fell due (`drill_every` after the last passed
+    /// drill, or after the ceremony): written once per due date.
+    DrillDue {
+        /// When it fell due.
+        due_at: u64,
+        /// The last passed drill in this epoch, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_drill: Option<u64>,
     },
     /// A call whose signature verified was refused (any call but a share
     /// submission, which has `share_rejected`): repeated refusals of the same
@@ -186,15 +217,18 @@ pub enum Event {
 }
 
 /// Every event kind, as it appears in the `kind` field of the JSON.
-pub const EVENT_KINDS: [&str; 19] = [
+pub const EVENT_KINDS: [&str; 22] = [
     "ceremony",
     "daemon_started",
     "daemon_stopped",
     "request_opened",
+    "drill_opened",
+    "drill_passed",
     "share_accepted",
     "share_rejected",
     "share_attested",
     "attestation_due",
+    "drill_due",
     "call_refused",
     "quorum_reached",
     "credential_minted",
@@ -216,10 +250,13 @@ impl Event {
             Event::DaemonStarted { .. } => "daemon_started",
             Event::DaemonStopped => "daemon_stopped",
             Event::RequestOpened { .. } => "request_opened",
+            Event::DrillOpened { .. } => "drill_opened",
+            Event::DrillPassed { .. } => "drill_passed",
             Event::ShareAccepted { .. } => "share_accepted",
             Event::ShareRejected { .. } => "share_rejected",
             Event::ShareAttested { .. } => "share_attested",
             Event::AttestationDue { .. } => "attestation_due",
+            Event::DrillDue { .. } => "drill_due",
             Event::CallRefused { .. } => "call_refused",
             Event::QuorumReached { .. } => "quorum_reached",
             Event::CredentialMinted { .. } => "credential_minted",
@@ -238,6 +275,7 @@ impl Event {
         matches!(
             self,
             Event::QuorumReached { .. }
+                | Event::DrillPassed { .. }
                 | Event::CredentialRevoked { .. }
                 | Event::DaemonStarted { .. }
                 | Event::DaemonStopped

@@ -39,6 +39,26 @@ pub fn summary(e: &AuditEntry) -> String {
         } => format!(
             "breakglass: {custodian} proved their share (epoch {epoch}) without unlocking anything"
         ),
+        Event::DrillOpened {
+            requester, reason, ..
+        } => format!(
+            "breakglass: {requester} opened a live drill ({req}): it grants nothing; custodians approve it with their real shares: {reason}"
+        ),
+        Event::DrillPassed {
+            approvers,
+            seconds_to_quorum,
+            ..
+        } => format!(
+            "breakglass: live drill {req} passed in {seconds_to_quorum}s (approved by {}); nothing was minted",
+            approvers.join(", ")
+        ),
+        Event::DrillDue { due_at, last_drill } => format!(
+            "breakglass: a live drill is due (`breakglass drill --live`): due since {}, last drill {}",
+            crate::time::rfc3339(*due_at).unwrap_or_else(|| due_at.to_string()),
+            last_drill
+                .and_then(crate::time::rfc3339)
+                .unwrap_or_else(|| "never in this epoch".into())
+        ),
         Event::AttestationDue {
             custodian,
             due_at,

@@ -23,6 +23,7 @@ pub fn params() -> OpenParams {
         kinds: vec!["token".into()],
         principals: vec![],
         ssh_extensions: vec![],
+        kind: crate::engine::request::Kind::Access,
     }
 }
 
@@ -150,6 +151,61 @@ fn collecting_to_unlocked() {
         kinds,
         ["share_accepted", "quorum_reached", "credential_minted"]
     );
+}
+
+/// Invariant 2 for drills: a drill's quorum rebuilds the key (the signer gets
+/// the quorum) and ends in `DrillPassed` with `drill_passed` instead of
+/// `quorum_reached`; it can never be unlocked, and an access request can never
+/// be rehearsed. Its digest is not an access digest.
+#[test]
+fn a_drill_passes_and_never_mints() {
+    use crate::engine::request::Kind;
+    let open_drill = || {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let p = OpenParams {
+            kind: Kind::Drill,
+            scope: String::new(),
+            ttl_seconds: 0,
+            kinds: vec![],
+            ..params()
+        };
+        let (c, recs) = Collecting::open(p, &mut rng, T0).unwrap();
+        assert_eq!(recs[0].event.kind(), "drill_opened");
+        c
+    };
+    assert_ne!(open_drill().request().digest, opened().request().digest);
+    let to_quorum = |c: Collecting| {
+        let c = more(take(c, 1, T0 + 1, ok));
+        let c = more(take(c, 2, T0 + 2, ok));
+        quorum(take(c, 3, T0 + 3, ok))
+    };
+    let refused = to_quorum(open_drill()).unlock(T0 + 3, |_, _| Ok((cred(), vec![])), ok);
+    let Err(refused) = refused else {
+        panic!("a drill was unlocked")
+    };
+    assert!(refused.error.to_string().contains("mints nothing"));
+    let mut kept = Vec::new();
+    let d = to_quorum(open_drill())
+        .rehearse(
+            T0 + 3,
+            |_, quorum| {
+                assert_eq!(quorum.shares().len(), 3);
+                Ok(("{}".into(), 1))
+            },
+            |_, recs| {
+                kept = recs;
+                Ok(())
+            },
+        )
+        .ok()
+        .unwrap();
+    assert_eq!(d.state, State::DrillPassed);
+    assert!(d.credential.is_none());
+    assert_eq!(d.drill_statement.as_deref(), Some("{}"));
+    let kinds: Vec<&str> = kept.iter().map(|r| r.event.kind()).collect();
+    assert_eq!(kinds, ["share_accepted", "drill_passed"]);
+    let access = to_quorum(opened()).rehearse(T0 + 3, |_, _| Ok(("{}".into(), 1)), ok);
+    assert!(access.is_err(), "an access request was rehearsed");
 }
 
 /// Nothing lost: a failed commit leaves the state as it was, with its shares.
