@@ -287,7 +287,8 @@ async fn wrong_attestations_are_refused() {
 async fn the_report_follows_attestations_and_time() {
     let fx = Fixture::new(3, 2, "15m");
     let mut ip = common::inprocess::InProcess::start(&fx, 1).await;
-    let t0 = unix_now();
+    // The daemon's fake clock, fixed at its start (not the time now).
+    let t0 = ip.clock.load(std::sync::atomic::Ordering::SeqCst);
     let r = ip.client.readiness().await.unwrap();
     assert_eq!((r.proven, r.ready, r.threshold), (0, false, 2));
     assert_eq!(r.stale, vec!["c1", "c2", "c3"]);
