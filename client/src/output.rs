@@ -242,7 +242,11 @@ pub(crate) fn request_row(v: &pb::RequestView) -> String {
         v.approvals.len(),
         v.threshold,
         shown(&v.requester),
-        shown(&v.scope),
+        if v.kind == pb::RequestKind::Drill as i32 {
+            "(drill)".to_string()
+        } else {
+            shown(&v.scope)
+        },
         if v.revoked_at != 0 {
             format!("[revoked] {}", shown(&v.reason))
         } else {

@@ -181,6 +181,12 @@ pub enum Error {
         /// Request id.
         id: String,
     },
+    /// A custodian opening a live drill when the policy does not allow it.
+    #[error("custodian `{custodian}` may not open a live drill: the policy does not set `custodians_may_drill = true`; ask a commander to open it")]
+    DrillNotAllowed {
+        /// The custodian.
+        custodian: String,
+    },
     /// A second live drill while one is collecting.
     #[error("drill `{id}` is still collecting shares; one live drill at a time: wait for it to close or cancel it")]
     DrillInProgress {
@@ -391,6 +397,7 @@ impl Error {
             Error::AttestationNotYours { .. } => "attestation_not_yours",
             Error::DrillGrantsNothing { .. } => "drill_grants_nothing",
             Error::DrillInProgress { .. } => "drill_in_progress",
+            Error::DrillNotAllowed { .. } => "drill_not_allowed",
             Error::NotRequester { .. } => "not_requester",
             Error::NotAllowedToCancel { .. } => "not_allowed_to_cancel",
             Error::NoCredential { .. } => "no_credential",

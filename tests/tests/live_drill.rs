@@ -297,19 +297,66 @@ async fn drill_opens_are_checked() {
         "is not a request kind",
     );
     let c1 = load(&fx.custodian_key(0));
-    let e = c.open_drill(&c1, Some("c1"), "me").await.unwrap_err();
+    let head = c.audit_head().await.unwrap();
+    let e = c.open_drill(&c1, None, "me").await.unwrap_err();
+    let breakglass_client::ClientError::Status(st) = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(st.code(), Code::PermissionDenied);
     assert!(
-        e.to_string().contains("not a commander") || e.to_string().contains("is not a"),
+        st.message().contains(
+            "custodian `c1` may not open a live drill: the policy does not set `custodians_may_drill = true`"
+        ),
         "{e}"
     );
     assert!(
         c.list(false).await.unwrap().is_empty(),
         "nothing was opened"
     );
+    let refused = c.audit_export(head + 1).await.unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].event.kind(), "call_refused");
     // A drill's digest is not an access digest: a view claiming the other kind fails.
     let v = c.open_drill(&ic, None, "check").await.unwrap();
     let mut as_access = v.clone();
     as_access.kind = pb::RequestKind::Access as i32;
     let e = c.check_view(&as_access).unwrap_err();
     assert!(e.to_string().contains("digest does not match"), "{e}");
+}
+
+/// Where the policy says `custodians_may_drill = true`, a custodian opens a
+/// drill; with separation of duties her own share does not count toward it.
+#[tokio::test]
+async fn custodians_may_open_drills_when_the_policy_says_so() {
+    let mut fx = Fixture::with_extra(
+        3,
+        2,
+        "15m",
+        &["root", "ops"],
+        "custodians_may_drill = true\n",
+        "",
+    );
+    fx.start();
+    let mut c = fx.client().await;
+    let c1 = load(&fx.custodian_key(0));
+    let v = c
+        .open_drill(&c1, None, "custodian-led drill")
+        .await
+        .unwrap();
+    assert_eq!(v.requester, "c1");
+    let f = c.read_share_file(&c1, &fx.share_file("c1")).unwrap();
+    let e = c.submit(&c1, None, &v, &f).await.unwrap_err();
+    assert!(
+        e.to_string().contains("their own share does not count"),
+        "{e}"
+    );
+    for (i, id) in [(1, "c2"), (2, "c3")] {
+        let me = load(&fx.custodian_key(i));
+        let f = c.read_share_file(&me, &fx.share_file(id)).unwrap();
+        c.submit(&me, None, &v, &f).await.unwrap();
+    }
+    let done = c.get(&v.id).await.unwrap();
+    assert_eq!(done.state, pb::RequestState::DrillPassed as i32);
+    let st = c.drill_statement(&done).unwrap();
+    assert_eq!(st.approvers, vec!["c2", "c3"]);
 }

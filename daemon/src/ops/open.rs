@@ -5,7 +5,7 @@
 use breakglass_proto::signing::{self, NONCE_LEN};
 
 use super::{Daemon, Sig};
-use crate::engine::auth;
+use crate::engine::auth::{self, Actor};
 use crate::engine::collecting::{Collecting, OpenParams};
 use crate::engine::policy;
 use crate::engine::request::{Kind, Request};
@@ -78,14 +78,31 @@ impl Daemon {
                 call.sig.signed_at,
             )
         };
-        let who = auth::authenticate_commander(policy, &call.sig.by(), &payload, now)?;
+        // A drill may be opened by a custodian too, if the policy says so.
+        let who = if drill {
+            match auth::authenticate_any(policy, &call.sig.by(), &payload, now)? {
+                Actor::Commander(c) => c.id().to_string(),
+                Actor::Custodian(c) if policy.custodians_may_drill => c.id().to_string(),
+                Actor::Custodian(c) => {
+                    let e = Error::DrillNotAllowed {
+                        custodian: c.id().to_string(),
+                    };
+                    return Err(self.refused_call(CALL, c.id(), None, e, now));
+                }
+            }
+        } else {
+            auth::authenticate_commander(policy, &call.sig.by(), &payload, now)?
+                .id()
+                .to_string()
+        };
+        let who = who.as_str();
         // The signature verified: from here every refusal is on the record.
-        let refuse = |id: Option<&str>, e: Error| self.refused_call(CALL, who.id(), id, e, now);
+        let refuse = |id: Option<&str>, e: Error| self.refused_call(CALL, who, id, e, now);
         let (ssh_public_key, kinds, principals, ssh_extensions) = if drill {
             (String::new(), Vec::new(), Vec::new(), Vec::new())
         } else {
             let (key, scope) = policy
-                .authorize_open(who.id(), &call.scope, call.ttl_seconds)
+                .authorize_open(who, &call.scope, call.ttl_seconds)
                 .and_then(|()| {
                     let scope = policy.scope(&call.scope)?;
                     Ok((policy.subject_key(scope, &call.ssh_public_key)?, scope))
@@ -124,11 +141,11 @@ impl Daemon {
         } else {
             policy
                 .check_open_bound(
-                    who.id(),
+                    who,
                     live.requests
                         .values()
                         .filter(|c| {
-                            c.request().requester == who.id() && c.request().kind == Kind::Access
+                            c.request().requester == who && c.request().kind == Kind::Access
                         })
                         .map(|c| c.request().id.clone())
                         .collect(),
@@ -139,7 +156,7 @@ impl Daemon {
             OpenParams {
                 id: id.clone(),
                 daemon_id: self.meta.daemon_id.clone(),
-                requester: who.id().to_string(),
+                requester: who.to_string(),
                 scope: call.scope,
                 reason: call.reason,
                 ttl_seconds: call.ttl_seconds,

@@ -17,6 +17,7 @@ pub fn to_status(e: &Error) -> Status {
         | Error::NotACommander { .. }
         | Error::ScopeNotAllowed { .. }
         | Error::AttestationNotYours { .. }
+        | Error::DrillNotAllowed { .. }
         | Error::NotRequester { .. }
         | Error::NotAllowedToCancel { .. }
         | Error::NotAllowedToRevoke { .. }

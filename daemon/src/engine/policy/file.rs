@@ -29,6 +29,8 @@ struct PolicyFile {
     attest_every: Option<String>,
     #[serde(default)]
     drill_every: Option<String>,
+    #[serde(default)]
+    custodians_may_drill: bool,
     custodians: Vec<CustodianFile>,
     commanders: Vec<CommanderFile>,
     scopes: Vec<ScopeFile>,
@@ -144,6 +146,7 @@ impl Policy {
                 .as_deref()
                 .map(|s| duration("drill_every", s))
                 .transpose()?,
+            custodians_may_drill: f.custodians_may_drill,
             custodians: f
                 .custodians
                 .into_iter()

@@ -170,6 +170,10 @@ pub struct Policy {
     /// seconds; none: [`DEFAULT_DRILL_EVERY`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill_every_seconds: Option<u64>,
+    /// Whether custodians (not only commanders) may open live drills. Absent
+    /// or false is not serialized, so existing policies keep their digest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub custodians_may_drill: bool,
     /// Custodians, in share order: custodian `i` holds the share with x = i + 1.
     pub custodians: Vec<Member>,
     /// Commanders.
