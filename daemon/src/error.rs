@@ -187,6 +187,16 @@ pub enum Error {
         /// The custodian.
         custodian: String,
     },
+    /// A custodian-opened drill that the other custodians cannot complete.
+    #[error("custodian `{custodian}` may not open this drill: with separation_of_duties their own share does not count, and the other {others} custodians are fewer than the threshold {threshold}; ask a commander to open it")]
+    DrillCannotReachQuorum {
+        /// The custodian.
+        custodian: String,
+        /// Custodians other than her.
+        others: usize,
+        /// Shares needed.
+        threshold: u8,
+    },
     /// A second live drill while one is collecting.
     #[error("drill `{id}` is still collecting shares; one live drill at a time: wait for it to close or cancel it")]
     DrillInProgress {
@@ -243,7 +253,7 @@ pub enum Error {
         caller: String,
     },
     /// Separation of duties: the requester's own share does not count.
-    #[error("custodian `{custodian}` opened request `{id}` (as commander `{requester}`); with separation_of_duties their own share does not count: another custodian must approve")]
+    #[error("custodian `{custodian}` opened request `{id}` (as `{requester}`); with separation_of_duties their own share does not count: another custodian must approve")]
     OwnRequest {
         /// Request id.
         id: String,
@@ -398,6 +408,7 @@ impl Error {
             Error::DrillGrantsNothing { .. } => "drill_grants_nothing",
             Error::DrillInProgress { .. } => "drill_in_progress",
             Error::DrillNotAllowed { .. } => "drill_not_allowed",
+            Error::DrillCannotReachQuorum { .. } => "drill_cannot_reach_quorum",
             Error::NotRequester { .. } => "not_requester",
             Error::NotAllowedToCancel { .. } => "not_allowed_to_cancel",
             Error::NoCredential { .. } => "no_credential",

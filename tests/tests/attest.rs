@@ -170,6 +170,15 @@ async fn wrong_attestations_are_refused() {
         Code::NotFound,
         "no attestation `att-0000000000000000` is pending",
     );
+    // Not an attestation id at all.
+    let mut junk = ch.clone();
+    junk.attestation_id = "req-1".into();
+    assert_status(
+        rpc.attest_share(attest_msg(&c, &junk, "c1", &c1, &good))
+            .await,
+        Code::InvalidArgument,
+        "attestation_id: must be an attestation id like `att-0123456789abcdef`",
+    );
     // A bad signature on a real challenge: refused, and the challenge survives.
     let mut bad = attest_msg(&c, &ch, "c1", &c1, &good);
     bad.signature.as_mut().unwrap().signature[3] ^= 1;
@@ -339,6 +348,24 @@ async fn the_report_follows_attestations_and_time() {
         0,
         "not again on every start"
     );
+    // 180 days after the ceremony the live drill is due, once.
+    ip.set_clock(t0 + 181 * 86_400);
+    assert_eq!(ip.daemon.notify_due().unwrap(), 1);
+    ip.set_clock(t0 + 181 * 86_400 + 120);
+    assert_eq!(ip.daemon.notify_due().unwrap(), 0);
+    let mut client = ip.client.clone();
+    let drill_due: Vec<_> = client
+        .audit_export(1)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.kind() == "drill_due")
+        .collect();
+    assert_eq!(drill_due.len(), 1);
+    let r = client.readiness().await.unwrap();
+    assert_eq!(r.last_drill_at, 0);
+    assert!(r.drill_due_at <= t0 + 180 * 86_400 && r.drill_due_at > t0);
+    drop(client);
     ip.stop().await;
 }
 
@@ -356,13 +383,13 @@ async fn readiness_cli() {
         "{out}"
     );
     assert!(out.contains("STALE  c1"), "{out}");
-    let (ok, _, _) = fx.cli(&key, &["readiness", "--require-ready"]);
-    assert!(!ok);
+    assert_eq!(require_ready(&fx, &key), Some(3), "at risk exits 3");
     for (i, id) in [(0, "c1"), (1, "c2")] {
         let file = fx.share_file(id).display().to_string();
         let (ok, out, err) = fx.cli(&fx.custodian_key(i), &["share", "attest", "--share", &file]);
         assert!(ok, "{out}{err}");
     }
+    assert_eq!(require_ready(&fx, &key), Some(0), "ready exits 0");
     let (ok, out, err) = fx.cli(&key, &["readiness", "--require-ready", "--json"]);
     assert!(ok, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -378,4 +405,18 @@ async fn readiness_cli() {
         v["custodians"][2]["last_attested_at"],
         serde_json::Value::Null
     );
+}
+
+/// The exit code of `breakglass readiness --require-ready`.
+fn require_ready(fx: &Fixture, key: &std::path::Path) -> Option<i32> {
+    let mut args = fx.conn_args();
+    args.extend(["--key".into(), key.display().to_string()]);
+    args.extend(["readiness".into(), "--require-ready".into()]);
+    std::process::Command::new(common::bin("breakglass"))
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+        .status
+        .code()
 }

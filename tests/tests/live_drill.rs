@@ -72,7 +72,7 @@ fn drill_msg(
 async fn a_live_drill_proves_the_quorum_and_mints_nothing() {
     let mut fx = Fixture::new(3, 2, "15m");
     let other = Fixture::new(3, 2, "15m");
-    fx.start();
+    fx.start_with(&["--metrics", "127.0.0.1:0"]);
     let mut c = fx.client().await;
     let statement = fx.dir.path().join("drill.json");
     let mut args = fx.conn_args();
@@ -236,6 +236,15 @@ async fn a_live_drill_proves_the_quorum_and_mints_nothing() {
         "{kinds:?}"
     );
 
+    // The metrics show the drill, and count none of it as approvals or unlocks.
+    let addr = fx.daemon.as_ref().unwrap().metrics.clone().unwrap();
+    let metrics = scrape(&addr);
+    assert_eq!(metrics["breakglass_shares_accepted_total"], 0.0);
+    assert_eq!(metrics["breakglass_unlocks_total"], 0.0);
+    assert_eq!(metrics["breakglass_open_to_quorum_seconds_count"], 0.0);
+    assert!(metrics["breakglass_drill_age_seconds"] >= 0.0);
+    assert!(metrics.contains_key("breakglass_last_drill_quorum_seconds"));
+
     // The readiness report shows the drill; it is not an approval.
     let rd = c.readiness().await.unwrap();
     assert_eq!(rd.last_drill_request_id, v.id);
@@ -350,6 +359,7 @@ async fn custodians_may_open_drills_when_the_policy_says_so() {
         e.to_string().contains("their own share does not count"),
         "{e}"
     );
+    assert!(e.to_string().contains("(as `c1`)"), "{e}");
     for (i, id) in [(1, "c2"), (2, "c3")] {
         let me = load(&fx.custodian_key(i));
         let f = c.read_share_file(&me, &fx.share_file(id)).unwrap();
@@ -359,4 +369,52 @@ async fn custodians_may_open_drills_when_the_policy_says_so() {
     assert_eq!(done.state, pb::RequestState::DrillPassed as i32);
     let st = c.drill_statement(&done).unwrap();
     assert_eq!(st.approvers, vec!["c2", "c3"]);
+}
+
+/// A custodian-opened drill the others could never complete (separation of
+/// duties, two custodians, threshold 2) is refused at the open, on the record.
+#[tokio::test]
+async fn a_custodian_drill_that_cannot_reach_quorum_is_refused() {
+    let mut fx = Fixture::with_extra(
+        2,
+        2,
+        "15m",
+        &["root", "ops"],
+        "custodians_may_drill = true\n",
+        "",
+    );
+    fx.start();
+    let mut c = fx.client().await;
+    let c1 = load(&fx.custodian_key(0));
+    let e = c.open_drill(&c1, None, "cannot finish").await.unwrap_err();
+    let breakglass_client::ClientError::Status(st) = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(st.code(), Code::FailedPrecondition);
+    assert!(
+        st.message()
+            .contains("the other 1 custodians are fewer than the threshold 2"),
+        "{e}"
+    );
+    assert!(c.list(false).await.unwrap().is_empty());
+    // A commander's drill is fine.
+    let ic = load(&fx.commander_key("ic"));
+    c.open_drill(&ic, None, "fine").await.unwrap();
+}
+
+/// `GET /metrics`, as `name{labels}` → value.
+fn scrape(addr: &str) -> std::collections::BTreeMap<String, f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let body = out.split_once("\r\n\r\n").unwrap().1;
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
 }

@@ -164,6 +164,14 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
     let f = client.read_share_file(&c2, &share_path(&fx, 1)).unwrap();
     let attested = client.attest(&c2, None, &f).await.unwrap();
     drop(f);
+    // c4 starts twice: the first key, replaced, must be gone; the second is
+    // pending (the daemon must hold it), so the scan must find it.
+    let c4 = load(&fx.custodian_key(3));
+    let replaced = client.start_attestation(&c4, "c4").await.unwrap();
+    let pending = client.start_attestation(&c4, "c4").await.unwrap();
+    let key32 =
+        |c: &pb::AttestationChallenge| -> [u8; 32] { c.public_key.as_slice().try_into().unwrap() };
+    let pending_name = "the pending attestation key of c4 (must be found)".to_string();
 
     wait_until_expired(&mut client, &expiring).await;
     closed.push(("the expired request".into(), expiring));
@@ -184,17 +192,27 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
     let publics: Vec<(String, [u8; 32])> = closed
         .iter()
         .map(|(what, r)| (format!("E_req of {what}"), eph(r)))
-        .chain([(
-            "the attestation key of c2".to_string(),
-            attested.attestation_key,
-        )])
+        .chain([
+            (
+                "the attestation key of c2".to_string(),
+                attested.attestation_key,
+            ),
+            (
+                "the replaced attestation key of c4".to_string(),
+                key32(&replaced),
+            ),
+            (pending_name.clone(), key32(&pending)),
+        ])
         .collect();
-    daemon_found.extend(memscan::find_x25519_secrets(
-        pid,
-        "breakglassd",
-        &publics,
-        when,
-    ));
+    let (seen, gone): (Vec<_>, Vec<_>) =
+        memscan::find_x25519_secrets(pid, "breakglassd", &publics, when)
+            .into_iter()
+            .partition(|h| h.needle == pending_name);
+    assert!(
+        !seen.is_empty(),
+        "{when}: the pending attestation key of c4 was not found: the scan is blind to attestation keys"
+    );
+    daemon_found.extend(gone);
 
     let mut report = String::new();
     for (who, found) in [

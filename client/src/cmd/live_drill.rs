@@ -22,6 +22,8 @@ use crate::output::shown;
 const EXPIRED: u8 = 3;
 /// Exit status when the drill was cancelled.
 const CANCELLED: u8 = 4;
+/// Exit status when the connection was lost before the drill closed (as `request watch`).
+const LOST: u8 = 5;
 
 /// Opens a live drill, waits for it to close, and keeps its statement.
 pub(crate) async fn run(
@@ -42,11 +44,18 @@ pub(crate) async fn run(
     );
     let mut stream = c.watch_request(&v.id).await?;
     let mut last = v;
-    while let Some(next) = stream
-        .message()
-        .await
-        .with_context(|| format!("watching drill {}", last.id))?
-    {
+    loop {
+        let next = match stream.message().await {
+            Ok(Some(next)) => next,
+            Ok(None) | Err(_) => {
+                eprintln!(
+                    "lost the connection to the daemon while drill {} was collecting; it may still be open: check with `breakglass request show {}`",
+                    shown(&last.id),
+                    shown(&last.id)
+                );
+                return Ok(ExitCode::from(LOST));
+            }
+        };
         c.check_view(&next)?;
         if next.approvals.len() != last.approvals.len() {
             eprintln!("  {}/{} approved", next.approvals.len(), next.threshold);

@@ -7,7 +7,8 @@
 //!
 //! Memory is bounded: one pending challenge per custodian (a new start
 //! replaces the old, which is wiped) and the ids of the last [`USED_KEPT`]
-//! consumed challenges until they expire.
+//! consumed challenges until they expire. An abandoned challenge's key is
+//! wiped by the sweep once its window ends, and every key at shutdown.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -219,8 +220,15 @@ impl Attestations {
         })
     }
 
+    /// How many challenges are pending (each holds a key).
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Drops expired challenges (wiping their keys) and expired used ids.
-    fn prune(&mut self, now: u64) {
+    /// The sweep calls it, so an abandoned challenge's key lives no longer
+    /// than its window.
+    pub fn prune(&mut self, now: u64) {
         self.pending.retain(|_, p| p.issued.expires_at >= now);
         self.used.retain(|u| u.expires_at >= now);
     }

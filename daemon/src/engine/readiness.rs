@@ -122,7 +122,8 @@ pub fn report(policy: &Policy, history: &History, epoch: u64, since: u64, now: u
         .map(|m| {
             let p = proofs.get(&m.id).cloned().unwrap_or_default();
             let current = p.attested_at.filter(|_| p.attested_epoch == Some(epoch));
-            let proven = current.is_some_and(|at| now.saturating_sub(at) <= every);
+            // Proven strictly before the due date; at the due date she is due.
+            let proven = current.is_some_and(|at| now.saturating_sub(at) < every);
             let due_at = current.unwrap_or(since).max(since).saturating_add(every);
             CustodianReadiness {
                 id: m.id.clone(),
@@ -161,7 +162,13 @@ impl Report {
         self.custodians
             .iter()
             .filter(|c| c.due_at <= self.now && c.proofs.due_notified != Some(c.due_at))
-            .map(|c| (c.id.clone(), c.due_at, c.proofs.attested_at))
+            .map(|c| {
+                let current = c
+                    .proofs
+                    .attested_at
+                    .filter(|_| c.proofs.attested_epoch == Some(self.epoch));
+                (c.id.clone(), c.due_at, current)
+            })
             .collect()
     }
 
@@ -218,6 +225,36 @@ mod tests {
         h.custodians.insert("c2".to_string(), attested(T0 + 60, 2));
         let r = report(&p, &h, 1, T0, T0 + 70);
         assert!(!r.custodians[1].proven);
+    }
+
+    /// The live drill falls due `drill_every` after the ceremony or the last
+    /// passed drill of this epoch, once per due date.
+    #[test]
+    fn drill_due_once() {
+        let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
+        let mut h = History::default();
+        assert_eq!(
+            report(&p, &h, 1, T0, T0 + 179 * DAY).drill_newly_due(),
+            None
+        );
+        let r = report(&p, &h, 1, T0, T0 + 181 * DAY);
+        assert_eq!(r.drill_newly_due(), Some(T0 + 180 * DAY));
+        assert!(r.last_drill.is_none());
+        h.drill.due_notified = Some(T0 + 180 * DAY);
+        assert_eq!(
+            report(&p, &h, 1, T0, T0 + 181 * DAY).drill_newly_due(),
+            None
+        );
+        h.drill.at = Some(T0 + 182 * DAY);
+        h.drill.epoch = Some(1);
+        h.drill.seconds_to_quorum = Some(300);
+        let r = report(&p, &h, 1, T0, T0 + 183 * DAY);
+        assert_eq!(r.drill_due_at, T0 + 362 * DAY);
+        assert_eq!(r.drill_newly_due(), None);
+        assert_eq!(r.last_drill.unwrap().seconds_to_quorum, Some(300));
+        // Another epoch's drill does not count for this one.
+        let r = report(&p, &h, 2, T0, T0 + 183 * DAY);
+        assert!(r.last_drill.is_none());
     }
 
     /// Each due date is reported once: after the daemon notes it, it is not

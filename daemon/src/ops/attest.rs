@@ -47,6 +47,18 @@ pub struct Attestation {
 impl Daemon {
     /// Issues a one-shot attestation key to the custodian who signed.
     pub fn start_attestation(&self, sig: &super::Sig) -> Result<Challenge> {
+        let out = self.start_inner(sig);
+        // x25519 leaves copies of the new secret in its stack frames.
+        super::scrub_stack();
+        out
+    }
+
+    /// Pending attestation keys now (the memory tests compare with it).
+    pub fn pending_attestations(&self) -> Result<usize> {
+        Ok(self.lock()?.attestations.pending())
+    }
+
+    fn start_inner(&self, sig: &super::Sig) -> Result<Challenge> {
         let policy = self.policy();
         let claimed = auth::claim_custodian(policy, &sig.signer_id)?;
         let now = self.now();
@@ -88,6 +100,13 @@ impl Daemon {
         let policy = self.policy();
         let claimed = auth::claim_custodian(policy, &call.sig.signer_id)?;
         crate::engine::policy::plain_text("attestation_id", &call.attestation_id)?;
+        let id = &call.attestation_id;
+        if !id.starts_with("att-") || id.len() > 64 {
+            return Err(Error::invalid(
+                "attestation_id",
+                "must be an attestation id like `att-0123456789abcdef`, from StartAttestation",
+            ));
+        }
         let now = self.now();
         let mut live = self.lock()?;
         // Unknown ids and bad signatures go to the operational log only; once

@@ -228,6 +228,8 @@ impl Daemon {
             .filter(|(_, c)| c.is_due(now))
             .map(|(id, _)| id.clone())
             .collect();
+        // Abandoned attestation keys go when their window ends.
+        live.attestations.prune(now);
         let mut expired = Vec::new();
         for id in due {
             let Some(c) = live.requests.remove(&id) else {
@@ -260,6 +262,8 @@ impl Daemon {
             closed.push(r);
             records.extend(recs);
         }
+        // Pending attestation keys are wiped as they drop.
+        live.attestations = Default::default();
         drop(live);
         records.push(Record {
             time: now,

@@ -82,7 +82,18 @@ impl Daemon {
         let who = if drill {
             match auth::authenticate_any(policy, &call.sig.by(), &payload, now)? {
                 Actor::Commander(c) => c.id().to_string(),
-                Actor::Custodian(c) if policy.custodians_may_drill => c.id().to_string(),
+                Actor::Custodian(c) if policy.custodians_may_drill => {
+                    let others = policy.custodians.len().saturating_sub(1);
+                    if policy.separation_of_duties && others < usize::from(policy.threshold) {
+                        let e = Error::DrillCannotReachQuorum {
+                            custodian: c.id().to_string(),
+                            others,
+                            threshold: policy.threshold,
+                        };
+                        return Err(self.refused_call(CALL, c.id(), None, e, now));
+                    }
+                    c.id().to_string()
+                }
                 Actor::Custodian(c) => {
                     let e = Error::DrillNotAllowed {
                         custodian: c.id().to_string(),

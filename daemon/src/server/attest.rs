@@ -108,7 +108,8 @@ fn readiness(daemon_id: String, r: Report, open_requests: Vec<String>) -> pb::Re
                     .filter(|_| c.proofs.attested_epoch == Some(r.epoch))
                     .unwrap_or(0),
                 last_approved_at: c.proofs.approved_at.unwrap_or(0),
-                // A drill of an earlier epoch is not shown as this epoch's.
+                // Shown only while this epoch has a passed drill (the custodian's
+                // own drill date carries no epoch: epochs change with issue 11).
                 last_drill_at: c
                     .proofs
                     .drilled_at

@@ -23,9 +23,7 @@ pub fn to_status(e: &Error) -> Status {
         | Error::NotAllowedToRevoke { .. }
         | Error::OwnRequest { .. }
         | Error::CertMismatch { .. } => Code::PermissionDenied,
-        Error::TooManyOpen { .. } | Error::RateLimited(_) | Error::DrillInProgress { .. } => {
-            Code::ResourceExhausted
-        }
+        Error::TooManyOpen { .. } | Error::RateLimited(_) => Code::ResourceExhausted,
         Error::BadSignature { .. } | Error::StaleSignature { .. } => Code::Unauthenticated,
         Error::RequestNotFound { .. } | Error::AttestationNotFound { .. } => Code::NotFound,
         Error::RequestExists { .. }
@@ -36,6 +34,8 @@ pub fn to_status(e: &Error) -> Status {
         | Error::NoCredential { .. }
         | Error::AttestationUsed { .. }
         | Error::DrillGrantsNothing { .. }
+        | Error::DrillInProgress { .. }
+        | Error::DrillCannotReachQuorum { .. }
         | Error::AttestationExpired { .. }
         | Error::CredentialRevoked { .. } => Code::FailedPrecondition,
         Error::Storage(_) => Code::Unavailable,
