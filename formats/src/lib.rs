@@ -9,6 +9,7 @@
 //! - [`revocation`]: the revocation list entries the daemon signs and the JSON list verifiers read.
 //! - [`verify`]: what `breakglass credential verify` does with a file: recognise it, verify it, check revocation.
 //! - [`drill`]: the drill statement a passed live drill yields, signed by A.
+//! - [`sshsig`]: OpenSSH signatures (SSHSIG) from key files, agents and FIDO2 security keys, and their checks.
 //! - [`audit`]: audit events and entries, the hash chain and its checkpoints, plain-text summaries.
 //!
 //! `breakglass-proto` stays the wire contract (messages, signed payloads,
@@ -23,5 +24,6 @@ pub mod keys;
 pub mod revocation;
 pub mod share_file;
 pub mod sshcert;
+pub mod sshsig;
 pub mod time;
 pub mod verify;

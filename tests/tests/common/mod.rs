@@ -13,6 +13,7 @@ use breakglass_client::identity::Identity;
 use breakglass_formats::share_file::ShareFile;
 use breakglass_proto::{pb, signing, transport};
 
+pub mod authenticator;
 pub mod inprocess;
 pub mod memscan;
 
