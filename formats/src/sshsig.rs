@@ -1,8 +1,9 @@
 //! OpenSSH signatures (SSHSIG, `PROTOCOL.sshsig`) over breakglass's canonical
 //! payloads, namespace [`NAMESPACE`]: the format `ssh-keygen -Y sign`,
 //! ssh-agent and FIDO2 security keys produce, verifiable with
-//! `ssh-keygen -Y verify`. This module is the format and its checks (issue 13,
-//! first step); the daemon does not accept these signatures on calls yet.
+//! `ssh-keygen -Y verify`. The daemon accepts them on every signed call from
+//! the registered ssh-ed25519 key (`engine::auth::verify`); security keys are
+//! checked here but not yet registered in the policy (issue 13).
 //!
 //! What a security-key signature proves: the authenticator holding the
 //! registered credential signed this payload, for the registered application,
@@ -109,6 +110,18 @@ pub enum SigError {
     /// A security-key signature without user presence.
     #[error("the security key did not report user presence (no touch): a security-key signature needs a touch")]
     NoUserPresence,
+}
+
+/// The armor line that starts an SSHSIG signature.
+pub const ARMOR: &str = "-----BEGIN SSH SIGNATURE-----";
+
+/// Whether `b` is an armored SSHSIG signature (leading whitespace allowed).
+pub fn is_armored(b: &[u8]) -> bool {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    b[start..].starts_with(ARMOR.as_bytes())
 }
 
 /// Reads an SSHSIG signature, PEM-armored (`-----BEGIN SSH SIGNATURE-----`).

@@ -2,6 +2,7 @@
 //! `breakglass_proto::signing`; this module only decides whether a signature
 //! over them, by the named member, at the claimed time, is acceptable now.
 
+use breakglass_formats::sshsig;
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::policy::Policy;
@@ -74,18 +75,46 @@ pub fn check_fresh(signer: &str, signed_at: u64, now: u64, allowed: u64) -> Resu
     Ok(())
 }
 
-/// Verifies an ed25519 signature strictly (no malleable or small-order encodings).
+/// Verifies a signature by the registered ed25519 key over `payload`: either
+/// the 64 raw bytes of an ed25519 signature, or an OpenSSH signature (SSHSIG,
+/// armored as `ssh-keygen -Y sign` and ssh-agent signers write it, namespace
+/// `breakglass`) by the same key. Both are checked strictly (no malleable or
+/// small-order encodings); the shape picks the format, nothing falls back.
 pub fn verify(signer: &str, key: &VerifyingKey, payload: &[u8], signature: &[u8]) -> Result<()> {
+    if sshsig::is_armored(signature) {
+        return verify_sshsig(signer, key, payload, signature);
+    }
     let sig = Signature::from_slice(signature).map_err(|_| {
         Error::invalid(
             "signature.signature",
-            format!("is {} bytes; an ed25519 signature is 64", signature.len()),
+            format!(
+                "is {} bytes; a signature is 64 raw ed25519 bytes, or an OpenSSH signature (`-----BEGIN SSH SIGNATURE-----`, namespace breakglass)",
+                signature.len()
+            ),
         )
     })?;
     key.verify_strict(payload, &sig)
         .map_err(|_| Error::BadSignature {
             signer: signer.to_string(),
         })
+}
+
+fn verify_sshsig(signer: &str, key: &VerifyingKey, payload: &[u8], armored: &[u8]) -> Result<()> {
+    let sig =
+        sshsig::parse(armored).map_err(|e| Error::invalid("signature.signature", e.to_string()))?;
+    let registered = ssh_key::PublicKey::new(
+        ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(key.to_bytes())),
+        "",
+    );
+    match sshsig::verify(&registered, payload, &sig) {
+        Ok(_) => Ok(()),
+        Err(e @ (sshsig::SigError::Namespace { .. } | sshsig::SigError::Malformed(_))) => {
+            Err(Error::invalid("signature.signature", e.to_string()))
+        }
+        Err(_) => Err(Error::BadSignature {
+            signer: signer.to_string(),
+        }),
+    }
 }
 
 /// A signer who claims to be a registered custodian: membership checked (cheap),
@@ -291,5 +320,52 @@ mod tests {
             authenticate_any(&p, &c, b"p", 5),
             Ok(Actor::Custodian(_))
         ));
+    }
+
+    /// Invariant 4: an OpenSSH signature (SSHSIG) by the registered key over
+    /// the payload verifies; another namespace, another key, other bytes or
+    /// a damaged armor are refused, each as itself.
+    #[test]
+    fn sshsig_signatures() {
+        use ssh_key::{HashAlg, LineEnding, PrivateKey, SshSig};
+        let seed = [5u8; 32];
+        let registered = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+        let file =
+            |seed: [u8; 32]| PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&seed));
+        let armored = |k: &PrivateKey, ns: &str, msg: &[u8]| {
+            SshSig::sign(k, ns, HashAlg::Sha512, msg)
+                .unwrap()
+                .to_pem(LineEnding::LF)
+                .unwrap()
+                .into_bytes()
+        };
+        let good = armored(&file(seed), "breakglass", b"payload");
+        verify("c1", &registered, b"payload", &good).unwrap();
+        assert!(matches!(
+            verify("c1", &registered, b"other", &good),
+            Err(Error::BadSignature { .. })
+        ));
+        let other = armored(&file([6u8; 32]), "breakglass", b"payload");
+        assert!(matches!(
+            verify("c1", &registered, b"payload", &other),
+            Err(Error::BadSignature { .. })
+        ));
+        let git = armored(&file(seed), "git", b"payload");
+        let e = verify("c1", &registered, b"payload", &git).unwrap_err();
+        assert!(e.to_string().contains("namespace is \"git\""), "{e}");
+        let e = verify(
+            "c1",
+            &registered,
+            b"payload",
+            b"-----BEGIN SSH SIGNATURE-----\nAAAA\n",
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+        let e = verify("c1", &registered, b"payload", &[1u8; 10]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("64 raw ed25519 bytes, or an OpenSSH signature"),
+            "{e}"
+        );
     }
 }
