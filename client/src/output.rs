@@ -172,37 +172,19 @@ pub(crate) fn print_grant(info: &pb::GetInfoResponse, v: &pb::RequestView, share
             "You are asked to approve a LIVE DRILL. It grants nothing: no credential is minted,"
         );
         println!("no access is given. Your real share proves, with the others, that the quorum can unlock.");
-        println!(
-            "daemon    {} (daemon key {})",
-            shown(&v.daemon_id),
-            hex::encode(&info.daemon_public_key)
-        );
+        print_daemon(info, v);
         println!("drill     {}", shown(&v.id));
         println!("opened by {}", shown(&v.requester));
         println!("reason    {}", shown(&v.reason));
         println!("deadline  {}", when(v.deadline, now));
-        println!(
-            "approvals {}/{} so far{}",
-            v.approvals.len(),
-            v.threshold,
-            if v.approvals.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", shown(&approvers(v).join(", ")))
-            }
-        );
-        println!("share     {}", shown(share_of));
+        print_progress(v, share_of);
         return;
     }
     let scope = info.scopes.iter().find(|s| s.name == v.scope);
     // The same labelled card as `request show`; what the scope mints is
     // indented under it.
     println!("You are asked to approve emergency access:");
-    println!(
-        "daemon    {} (daemon key {})",
-        shown(&v.daemon_id),
-        hex::encode(&info.daemon_public_key)
-    );
+    print_daemon(info, v);
     println!("request   {}", shown(&v.id));
     println!("requester {}", shown(&v.requester));
     println!("scope     {}", shown(&v.scope));
@@ -220,6 +202,20 @@ pub(crate) fn print_grant(info: &pb::GetInfoResponse, v: &pb::RequestView, share
     println!("ttl       {}", duration(v.ttl_seconds));
     println!("reason    {}", shown(&v.reason));
     println!("deadline  {}", when(v.deadline, now));
+    print_progress(v, share_of);
+}
+
+/// The grant card's daemon line.
+fn print_daemon(info: &pb::GetInfoResponse, v: &pb::RequestView) {
+    println!(
+        "daemon    {} (daemon key {})",
+        shown(&v.daemon_id),
+        hex::encode(&info.daemon_public_key)
+    );
+}
+
+/// The grant card's approvals so far and the share to be sent.
+fn print_progress(v: &pb::RequestView, share_of: &str) {
     println!(
         "approvals {}/{} so far{}",
         v.approvals.len(),

@@ -167,7 +167,12 @@ pub struct RequestFields<'a> {
 
 /// `H(domain ‖ daemon id ‖ request id ‖ requester ‖ scope ‖ reason ‖ ttl ‖ opened ‖ deadline ‖ threshold ‖ E_req ‖ ssh key)`.
 pub fn request_digest(r: &RequestFields<'_>) -> RequestDigest {
-    let bytes = Payload::new(DOMAIN_REQUEST_DIGEST)
+    digest_in(DOMAIN_REQUEST_DIGEST, r)
+}
+
+/// The digest of a request's fields under `domain` (access or drill).
+fn digest_in(domain: &str, r: &RequestFields<'_>) -> RequestDigest {
+    let bytes = Payload::new(domain)
         .str(r.daemon_id)
         .str(r.request_id)
         .str(r.requester)

@@ -126,6 +126,25 @@ impl<'a> Quorum<'a> {
     }
 }
 
+/// A quorum that did not unlock or pass: the state before the completing
+/// share, with that share dropped (wiped), so its custodian can submit again.
+fn back(
+    before: Box<Request>,
+    ephemeral: Box<StaticSecret>,
+    mut shares: Vec<VerifiedShare>,
+    error: Error,
+) -> Refused<Collecting> {
+    shares.pop();
+    Refused {
+        state: Collecting {
+            request: before,
+            ephemeral,
+            shares,
+        },
+        error,
+    }
+}
+
 fn accepted_count(r: &Request) -> u32 {
     u32::try_from(r.approvals.len()).unwrap_or(u32::MAX)
 }
@@ -318,7 +337,7 @@ impl QuorumReached {
             request,
             mut records,
             ephemeral,
-            mut shares,
+            shares,
         } = self;
         let outcome = if request.kind == Kind::Drill {
             Err(Error::Internal(format!(
@@ -347,21 +366,8 @@ impl QuorumReached {
                 commit(&r, records)?;
                 Ok(r)
             });
-        match outcome {
-            // The shares and E_req drop here: invariant 3.
-            Ok(r) => Ok(r),
-            Err(error) => {
-                shares.pop();
-                Err(Refused {
-                    state: Collecting {
-                        request: before,
-                        ephemeral,
-                        shares,
-                    },
-                    error,
-                })
-            }
-        }
+        // The shares and E_req drop on success: invariant 3.
+        outcome.map_err(|error| back(before, ephemeral, shares, error))
     }
 }
 

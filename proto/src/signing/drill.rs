@@ -4,8 +4,6 @@
 //! and the reverse. At quorum the daemon signs a drill statement with the
 //! authority key A: proof that the real quorum rebuilt the key.
 
-use sha2::{Digest, Sha256};
-
 use super::{Payload, RequestDigest, RequestFields};
 
 /// Domain of [`open_drill`].
@@ -35,20 +33,7 @@ pub fn open_drill(
 /// The digest of a drill request: the same fields as an access request's
 /// digest, under the drill's own domain.
 pub fn drill_digest(r: &RequestFields<'_>) -> RequestDigest {
-    let bytes = Payload::new(DOMAIN_DRILL_DIGEST)
-        .str(r.daemon_id)
-        .str(r.request_id)
-        .str(r.requester)
-        .str(r.scope)
-        .str(r.reason)
-        .u64(r.ttl_seconds)
-        .u64(r.opened_at)
-        .u64(r.deadline)
-        .u64(u64::from(r.threshold))
-        .field(r.ephemeral_public)
-        .str(r.ssh_public_key)
-        .finish();
-    Sha256::digest(bytes).into()
+    super::digest_in(DOMAIN_DRILL_DIGEST, r)
 }
 
 /// What a passed drill states, signed by A.
@@ -87,6 +72,7 @@ pub fn drill_statement(s: &DrillStatement<'_>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     /// Invariant 4: the drill payloads are pinned, and a drill's digest is
     /// never an access request's digest for the same fields.

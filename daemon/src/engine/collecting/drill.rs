@@ -3,7 +3,7 @@
 //! minted. The drill's records replace `quorum_reached` with `drill_passed`,
 //! so a drill counts toward nothing an unlock counts toward.
 
-use super::{Collecting, Quorum, QuorumReached, Refused};
+use super::{back, Collecting, Quorum, QuorumReached, Refused};
 use crate::engine::event::{Event, Record};
 use crate::engine::request::{record, Kind, Request, State};
 use crate::error::{Error, Result};
@@ -24,7 +24,7 @@ impl QuorumReached {
             request,
             records,
             ephemeral,
-            mut shares,
+            shares,
         } = self;
         let outcome = if request.kind == Kind::Drill {
             sign(&request, Quorum { shares: &shares }).and_then(|(statement, epoch)| {
@@ -57,20 +57,7 @@ impl QuorumReached {
                 request.id
             )))
         };
-        match outcome {
-            // The shares and E_req drop here: invariant 3.
-            Ok(r) => Ok(r),
-            Err(error) => {
-                shares.pop();
-                Err(Refused {
-                    state: Collecting {
-                        request: before,
-                        ephemeral,
-                        shares,
-                    },
-                    error,
-                })
-            }
-        }
+        // The shares and E_req drop on success: invariant 3.
+        outcome.map_err(|error| back(before, ephemeral, shares, error))
     }
 }
