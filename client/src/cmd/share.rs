@@ -123,7 +123,8 @@ async fn check(
 /// daemon checks the share itself, so a wrong share is refused on the record.
 async fn attest(conn: &Conn, c: &mut Client, share: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let holder = share_holder(c.info(), share, conn.as_id.as_deref())?;
-    let (me, caller, file) = own_share(conn, c, share, &holder)?;
+    let me = load_identity(conn)?;
+    let (caller, file) = own_share(conn, c, &me, share, &holder)?;
     let a = c.attest(&me, Some(&caller), &file).await?;
     drop(file);
     let when = breakglass_formats::time::rfc3339(a.attested_at);
@@ -181,7 +182,8 @@ async fn submit(
         &v,
         &format!("{} (encrypted to {holder}'s key)", share.display()),
     );
-    let (me, caller, file) = own_share(conn, c, share, &holder)?;
+    let me = load_identity(conn)?;
+    let (caller, file) = own_share(conn, c, &me, share, &holder)?;
     let question = if v.kind == pb::RequestKind::Drill as i32 {
         format!(
             "Approve the live drill {} opened by {} (it grants nothing)?",
@@ -217,17 +219,18 @@ async fn submit(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads the caller's key and opens her own share file: the key must be the
-/// custodian's the file is encrypted to (`holder`), the file must be from this
-/// daemon's ceremony and hold that custodian's share.
+/// Opens the caller's own share file with her key `me` (loaded by the
+/// caller, and never moved: a moved key leaves a copy in the frame it left):
+/// the key must be the custodian's the file is encrypted to (`holder`), the
+/// file must be from this daemon's ceremony and hold that custodian's share.
 fn own_share(
     conn: &Conn,
     c: &Client,
+    me: &breakglass_client::identity::Identity,
     share: &Path,
     holder: &str,
-) -> anyhow::Result<(breakglass_client::identity::Identity, String, ShareFile)> {
-    let me = load_identity(conn)?;
-    let caller = c.whoami(&me, Role::Custodian, conn.as_id.as_deref())?;
+) -> anyhow::Result<(String, ShareFile)> {
+    let caller = c.whoami(me, Role::Custodian, conn.as_id.as_deref())?;
     if caller != holder {
         bail!(
             "{} is encrypted to custodian {holder}'s key, but the key given is {}'s: use your own share file",
@@ -235,7 +238,7 @@ fn own_share(
             shown(&caller)
         );
     }
-    let file = c.read_share_file(&me, share)?;
+    let file = c.read_share_file(me, share)?;
     if file.custodian_id != caller {
         bail!(
             "{} holds the share of custodian {}, not {}'s",
@@ -244,7 +247,7 @@ fn own_share(
             shown(&caller)
         );
     }
-    Ok((me, caller, file))
+    Ok((caller, file))
 }
 
 /// The custodian whose key the share file at `path` is encrypted to, read from
