@@ -38,16 +38,7 @@ fn attest_msg(
     key: &Identity,
     share: &[u8],
 ) -> pb::AttestShareRequest {
-    let pk: [u8; 32] = ch.public_key.as_slice().try_into().unwrap();
-    let digest = signing::attestation_digest(&signing::Challenge {
-        daemon_id: &c.info().daemon_id,
-        ceremony_id: &c.info().ceremony_id,
-        epoch: ch.epoch,
-        attestation_id: &ch.attestation_id,
-        custodian_id: &ch.custodian_id,
-        public_key: &pk,
-        expires_at: ch.expires_at,
-    });
+    let (pk, digest) = challenge_digest(c, ch);
     let sealed = transport::seal_share(
         &pk,
         &digest,
@@ -58,6 +49,21 @@ fn attest_msg(
     )
     .unwrap();
     signed_attest(c, ch, &digest, signer_id, key, sealed)
+}
+
+/// A challenge's one-shot key and the digest its seal and signature bind.
+fn challenge_digest(c: &Client, ch: &pb::AttestationChallenge) -> ([u8; 32], [u8; 32]) {
+    let pk: [u8; 32] = ch.public_key.as_slice().try_into().unwrap();
+    let digest = signing::attestation_digest(&signing::Challenge {
+        daemon_id: &c.info().daemon_id,
+        ceremony_id: &c.info().ceremony_id,
+        epoch: ch.epoch,
+        attestation_id: &ch.attestation_id,
+        custodian_id: &ch.custodian_id,
+        public_key: &pk,
+        expires_at: ch.expires_at,
+    });
+    (pk, digest)
 }
 
 fn signed_attest(
@@ -225,16 +231,7 @@ async fn wrong_attestations_are_refused() {
     );
     // A sealed share that is not one.
     let ch = c.start_attestation(&c1, "c1").await.unwrap();
-    let pk: [u8; 32] = ch.public_key.as_slice().try_into().unwrap();
-    let digest = signing::attestation_digest(&signing::Challenge {
-        daemon_id: &c.info().daemon_id,
-        ceremony_id: &c.info().ceremony_id,
-        epoch: ch.epoch,
-        attestation_id: &ch.attestation_id,
-        custodian_id: "c1",
-        public_key: &pk,
-        expires_at: ch.expires_at,
-    });
+    let (_, digest) = challenge_digest(&c, &ch);
     assert_status(
         rpc.attest_share(signed_attest(&c, &ch, &digest, "c1", &c1, vec![1; 30]))
             .await,
@@ -243,16 +240,7 @@ async fn wrong_attestations_are_refused() {
     );
     // Sealed for the request transport of another custodian (c2's name in the seal).
     let ch = c.start_attestation(&c1, "c1").await.unwrap();
-    let pk: [u8; 32] = ch.public_key.as_slice().try_into().unwrap();
-    let digest = signing::attestation_digest(&signing::Challenge {
-        daemon_id: &c.info().daemon_id,
-        ceremony_id: &c.info().ceremony_id,
-        epoch: ch.epoch,
-        attestation_id: &ch.attestation_id,
-        custodian_id: "c1",
-        public_key: &pk,
-        expires_at: ch.expires_at,
-    });
+    let (pk, digest) = challenge_digest(&c, &ch);
     let sealed = transport::seal_share(
         &pk,
         &digest,

@@ -337,14 +337,7 @@ async fn drill_opens_are_checked() {
 /// drill; with separation of duties her own share does not count toward it.
 #[tokio::test]
 async fn custodians_may_open_drills_when_the_policy_says_so() {
-    let mut fx = Fixture::with_extra(
-        3,
-        2,
-        "15m",
-        &["root", "ops"],
-        "custodians_may_drill = true\n",
-        "",
-    );
+    let mut fx = custodian_drills(3);
     fx.start();
     let mut c = fx.client().await;
     let c1 = load(&fx.custodian_key(0));
@@ -375,14 +368,7 @@ async fn custodians_may_open_drills_when_the_policy_says_so() {
 /// duties, two custodians, threshold 2) is refused at the open, on the record.
 #[tokio::test]
 async fn a_custodian_drill_that_cannot_reach_quorum_is_refused() {
-    let mut fx = Fixture::with_extra(
-        2,
-        2,
-        "15m",
-        &["root", "ops"],
-        "custodians_may_drill = true\n",
-        "",
-    );
+    let mut fx = custodian_drills(2);
     fx.start();
     let mut c = fx.client().await;
     let c1 = load(&fx.custodian_key(0));
@@ -417,4 +403,16 @@ fn scrape(addr: &str) -> std::collections::BTreeMap<String, f64> {
             (k.to_string(), v.parse().unwrap())
         })
         .collect()
+}
+
+/// `n` custodians, threshold 2, and a policy that lets custodians open drills.
+fn custodian_drills(n: usize) -> Fixture {
+    Fixture::with_extra(
+        n,
+        2,
+        "15m",
+        &["root", "ops"],
+        "custodians_may_drill = true\n",
+        "",
+    )
 }
