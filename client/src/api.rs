@@ -167,12 +167,18 @@ impl Client {
         })
     }
 
-    fn signature(&self, me: &Identity, id: &str, payload: &[u8], signed_at: u64) -> pb::Signature {
-        pb::Signature {
+    fn signature(
+        &self,
+        me: &Identity,
+        id: &str,
+        payload: &[u8],
+        signed_at: u64,
+    ) -> Result<pb::Signature> {
+        Ok(pb::Signature {
             signer_id: id.to_string(),
             signed_at,
-            signature: me.sign(payload).to_vec(),
-        }
+            signature: me.sign_call(payload)?,
+        })
     }
 
     /// Checks a request view: daemon id, recomputed digest, and D's signature.
@@ -274,7 +280,7 @@ impl Client {
             reason: reason.to_string(),
             ttl_seconds: ttl,
             nonce: nonce.to_vec(),
-            signature: Some(self.signature(me, &id, &payload, at)),
+            signature: Some(self.signature(me, &id, &payload, at)?),
             ssh_public_key: ssh_public_key.to_string(),
             kind: pb::RequestKind::Access as i32,
         };
@@ -343,7 +349,7 @@ impl Client {
             .map_err(|_| ClientError::Untrusted("digest is not 32 bytes".into()))?;
         let at = unix_now();
         let payload = build(&self.info.daemon_id, &v.id, &digest, &id, at);
-        let signature = self.signature(me, &id, &payload, at);
+        let signature = self.signature(me, &id, &payload, at)?;
         Ok((v, signature))
     }
 
@@ -567,7 +573,7 @@ impl Client {
         let msg = pb::SubmitShareRequest {
             request_id: view.id.clone(),
             sealed_share: sealed,
-            signature: Some(self.signature(me, &id, &payload, at)),
+            signature: Some(self.signature(me, &id, &payload, at)?),
         };
         let out = self.rpc.submit_share(msg).await?.into_inner();
         if let Some(v) = &out.request {
@@ -617,7 +623,7 @@ impl Client {
         let payload = signing::fetch_credential(&self.info.daemon_id, &v.id, &digest, &id, at);
         let msg = pb::FetchCredentialRequest {
             request_id: v.id.clone(),
-            signature: Some(self.signature(me, &id, &payload, at)),
+            signature: Some(self.signature(me, &id, &payload, at)?),
         };
         let out = self.rpc.fetch_credential(msg).await?.into_inner();
         let plain = envelope::decrypt(me.age(), &out.encrypted_credential).map_err(|why| {

@@ -45,6 +45,16 @@ pub(crate) struct Conn {
     /// Your OpenSSH ed25519 private key.
     #[arg(long, global = true, env = "BREAKGLASS_KEY")]
     pub(crate) key: Option<PathBuf>,
+    /// Where call signatures come from: `key` (the --key file), `agent`
+    /// (ssh-agent at SSH_AUTH_SOCK, the key named by --signing-key, default
+    /// the --key's .pub) or `security-key` (a FIDO2 key handle, --signing-key,
+    /// signed through ssh-keygen -Y sign: touch it, and enter its PIN if asked).
+    #[arg(long, global = true, env = "BREAKGLASS_SIGN_WITH", default_value = "key", value_parser = ["key", "agent", "security-key"])]
+    pub(crate) sign_with: String,
+    /// With --sign-with agent: the .pub of the agent's key; with
+    /// security-key: the handle file `ssh-keygen -t ed25519-sk` wrote.
+    #[arg(long, global = true, env = "BREAKGLASS_SIGNING_KEY")]
+    pub(crate) signing_key: Option<PathBuf>,
     /// Mutual TLS: your client certificate (PEM), when the daemon requires one.
     #[arg(long, global = true, env = "BREAKGLASS_CLIENT_CERT")]
     pub(crate) client_cert: Option<PathBuf>,

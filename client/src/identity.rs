@@ -4,19 +4,21 @@
 
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use rand_core::{OsRng, RngCore};
 use ssh_key::private::{Ed25519Keypair, KeypairData};
 use ssh_key::{LineEnding, PrivateKey};
 use zeroize::Zeroizing;
 
 use crate::error::{ClientError, Result};
+use crate::signer::Signer;
 
 /// A loaded key.
 pub struct Identity {
     signing: SigningKey,
     age: age::ssh::Identity,
     path: PathBuf,
+    signer: Signer,
 }
 
 /// Where a passphrase comes from, when the key needs one.
@@ -86,6 +88,7 @@ impl Identity {
             signing,
             age,
             path: path.to_path_buf(),
+            signer: Signer::File,
         })
     }
 
@@ -158,9 +161,23 @@ impl Identity {
         self.signing.verifying_key()
     }
 
-    /// Signs a canonical payload from `breakglass_proto::signing`.
+    /// Signs a canonical payload from `breakglass_proto::signing` with the
+    /// key file: the 64 raw ed25519 bytes (what clients written from the
+    /// proto alone send; the CLI sends [`Identity::sign_call`]).
     pub fn sign(&self, payload: &[u8]) -> [u8; 64] {
         self.signing.sign(payload).to_bytes()
+    }
+
+    /// Signs a call's canonical payload as an OpenSSH signature (SSHSIG,
+    /// namespace breakglass) with the configured [`Signer`]: the key file,
+    /// ssh-agent, or a security key.
+    pub fn sign_call(&self, payload: &[u8]) -> Result<Vec<u8>> {
+        self.signer.sign(&self.signing, payload)
+    }
+
+    /// Where call signatures come from (default: the key file).
+    pub fn set_signer(&mut self, signer: Signer) {
+        self.signer = signer;
     }
 
     /// The age identity for decrypting share files and credentials.

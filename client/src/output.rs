@@ -480,6 +480,7 @@ mod shown_tests {
                 by: evil.into(),
                 reason: evil.into(),
             },
+            signed_with: None,
             prev_hash: String::new(),
             hash: String::new(),
         };

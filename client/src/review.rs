@@ -38,6 +38,9 @@ pub enum Answer {
         time: u64,
         /// Audit entry.
         seq: u64,
+        /// How her signature was made (key type, and for a security key
+        /// its flags and counter), when the log records it.
+        signed_with: Option<String>,
     },
     /// A signed share from her was rejected at `time`.
     Rejected {
@@ -237,7 +240,10 @@ pub fn build(request_id: &str, entries: &[AuditEntry]) -> Option<Review> {
         .filter(|e| e.request_id.as_deref() == Some(request_id))
     {
         found = true;
-        let (label, text, class) = moment(&mut r, e);
+        let (label, mut text, class) = moment(&mut r, e);
+        if let Some(w) = &e.signed_with {
+            text = format!("{text} (signed with {})", w.describe());
+        }
         r.moments.push(Moment {
             time: e.time,
             actor: e.actor.clone(),

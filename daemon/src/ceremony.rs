@@ -213,6 +213,7 @@ pub fn init(
                 threshold: k,
                 authority: hex::encode(authority.0.as_bytes()),
             },
+            signed_with: None,
         };
         Store::create(state_dir, &g, vec![rec])?;
         Ok(())

@@ -71,6 +71,19 @@ pub enum Error {
         /// Signer id.
         signer: String,
     },
+    /// The signature verified, but how it was made is not acceptable: no
+    /// touch, no PIN where the policy needs one, a counter that did not
+    /// increase, another application, or a file key where the policy needs
+    /// a security key. Audited as a refusal of a verified signer.
+    #[error("`{signer}`'s signature verified but is refused: {why}")]
+    SignatureRefused {
+        /// Signer id.
+        signer: String,
+        /// What was required and what the signature showed.
+        why: String,
+        /// How the signature was made.
+        signed: Box<breakglass_formats::audit::SignedWith>,
+    },
     /// The signature's timestamp is outside the freshness window.
     #[error("signature by `{signer}` was made at {signed_at}, {skew}s away from the daemon's clock ({now}); at most {allowed}s is accepted: check the signing machine's clock and sign again")]
     StaleSignature {
@@ -394,6 +407,7 @@ impl Error {
             Error::TtlTooLong { .. } => "ttl_too_long",
             Error::BadSignature { .. } => "bad_signature",
             Error::StaleSignature { .. } => "stale_signature",
+            Error::SignatureRefused { .. } => "signature_refused",
             Error::RequestNotFound { .. } => "request_not_found",
             Error::RequestExists { .. } => "request_exists",
             Error::RequestClosed { .. } => "request_closed",

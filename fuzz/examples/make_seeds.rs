@@ -361,7 +361,9 @@ fn audit_seeds() {
             event: Event::DaemonStarted {
                 policy_digest: hex::encode(w.policy.digest().expect("policy encodes")),
                 version: "0.1.0".into(),
+                zero_counter_allowed: false,
             },
+            signed_with: None,
         },
         Record {
             time: OPENED_AT,
@@ -380,6 +382,7 @@ fn audit_seeds() {
                 ssh_key_type: None,
                 ssh_key_fingerprint: None,
             },
+            signed_with: None,
         },
         Record {
             time: NOW,
@@ -390,12 +393,14 @@ fn audit_seeds() {
                 accepted: 1,
                 threshold: 2,
             },
+            signed_with: None,
         },
         Record {
             time: NOW,
             actor: "daemon".into(),
             request_id: None,
             event: Event::DaemonStopped,
+            signed_with: None,
         },
     ];
     let mut prev = [0u8; 32];
@@ -424,6 +429,7 @@ fn audit_seeds() {
                     head: hex::encode(head),
                     signature: hex::encode(sig.to_bytes()),
                 },
+                signed_with: None,
             };
             push(checkpoint, &mut prev);
         }

@@ -82,6 +82,7 @@ fn rehash(entries: Vec<AuditEntry>) -> Vec<AuditEntry> {
             actor: e.actor,
             request_id: e.request_id,
             event,
+            signed_with: None,
         };
         let (entry, h) = chain(e.seq, &prev, record).expect("chain");
         prev = h;

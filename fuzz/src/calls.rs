@@ -163,7 +163,8 @@ fn open(m: pb::OpenRequestRequest, now: u64) -> Result<()> {
         &m.nonce,
         s.signed_at,
     );
-    let who = auth::authenticate_commander(&w.policy, &by(&s), &payload, now)?;
+    let who =
+        auth::authenticate_commander(crate::fixture::checks(&w.policy, now), &by(&s), &payload)?;
     w.policy.authorize_open(who.id(), &m.scope, m.ttl_seconds)?;
     let scope = w.policy.scope(&m.scope)?;
     let ssh_public_key = w.policy.subject_key(scope, &m.ssh_public_key)?;
@@ -229,7 +230,7 @@ fn submit(m: pb::SubmitShareRequest, now: u64) -> Result<()> {
         &m.sealed_share,
         s.signed_at,
     );
-    let who = claimed.authenticate(&by(&s), &payload, now)?;
+    let who = claimed.authenticate(crate::fixture::checks(&w.policy, now), &by(&s), &payload)?;
     let plain = c.open_share(who.id(), &m.sealed_share)?;
     let com = w
         .commitments
@@ -261,7 +262,7 @@ fn cancel(m: pb::CancelRequestRequest, now: u64) -> Result<()> {
         &m.reason,
         s.signed_at,
     );
-    let actor = auth::authenticate_any(&w.policy, &by(&s), &payload, now)?;
+    let actor = auth::authenticate_any(crate::fixture::checks(&w.policy, now), &by(&s), &payload)?;
     if let Actor::Commander(c) = &actor {
         if c.id() != r.requester {
             return Err(Error::NotAllowedToCancel {
@@ -283,7 +284,8 @@ fn fetch(m: pb::FetchCredentialRequest, now: u64) -> Result<()> {
     let w = world();
     let r = load(&m.request_id)?;
     let payload = signing::fetch_credential(DAEMON_ID, &r.id, &r.digest, &s.signer_id, s.signed_at);
-    let who = auth::authenticate_commander(&w.policy, &by(&s), &payload, now)?;
+    let who =
+        auth::authenticate_commander(crate::fixture::checks(&w.policy, now), &by(&s), &payload)?;
     let (cred, _) = r.fetch(who.id(), now)?;
     assert!(cred.expires_at > 0);
     Ok(())
@@ -303,7 +305,7 @@ fn revoke(m: pb::RevokeCredentialRequest, now: u64) -> Result<()> {
         &m.reason,
         s.signed_at,
     );
-    let actor = auth::authenticate_any(&w.policy, &by(&s), &payload, now)?;
+    let actor = auth::authenticate_any(crate::fixture::checks(&w.policy, now), &by(&s), &payload)?;
     if let Actor::Commander(c) = &actor {
         if c.id() != r.requester {
             return Err(Error::NotAllowedToRevoke {

@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use breakglass_daemon::engine::auth::{authenticate_custodian, AuthenticatedCustodian, SignedBy};
+use breakglass_daemon::engine::auth::{
+    authenticate_custodian, AuthenticatedCustodian, Checks, MemoryCounters, SignedBy,
+};
 use breakglass_daemon::engine::collecting::{Accepted, Collecting, OpenParams};
 use breakglass_daemon::engine::policy::Policy;
 use breakglass_daemon::engine::request::{Request, StoredCredential};
@@ -277,14 +279,13 @@ fn build() -> World {
         );
         let sig = signing_key(x).sign(b"fixture").to_bytes();
         let who = authenticate_custodian(
-            &policy,
+            checks(&policy, NOW),
             &SignedBy {
                 signer_id: id,
                 signed_at: NOW,
                 signature: &sig,
             },
             b"fixture",
-            NOW,
         )
         .expect("fixture custodian authenticates");
         custodians.push(who);
@@ -399,4 +400,15 @@ pub fn attestation() -> (
         },
     );
     (a, issued)
+}
+
+/// What a signature check needs, with security-key counters in memory (one
+/// set for the whole fuzz run: a counter only has to rise).
+pub fn checks(policy: &Policy, now: u64) -> Checks<'_> {
+    static COUNTERS: OnceLock<MemoryCounters> = OnceLock::new();
+    Checks {
+        policy,
+        counters: COUNTERS.get_or_init(MemoryCounters::default),
+        now,
+    }
 }

@@ -197,6 +197,7 @@ fn fill(state: &Path, requests: u64, entries: u64) {
                 actor: "daemon".into(),
                 request_id: Some(r.id.clone()),
                 event: Event::RequestExpired { accepted: 0 },
+                signed_with: None,
             })
             .collect();
         store.commit(&rs.iter().collect::<Vec<_>>(), recs).unwrap();
@@ -214,6 +215,7 @@ fn fill(state: &Path, requests: u64, entries: u64) {
                 event: Event::Drill {
                     note: format!("history note {}", head + i),
                 },
+                signed_with: None,
             })
             .collect();
         store.commit(&[], recs).unwrap();

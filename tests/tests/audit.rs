@@ -187,6 +187,7 @@ async fn tampering_in_the_store_or_an_export_is_detected_and_named() {
                 actor: e.actor,
                 request_id: e.request_id,
                 event: e.event,
+                signed_with: None,
             };
             let (e2, h) = breakglass_formats::audit::chain(e.seq, &prev, rec).unwrap();
             prev = h;

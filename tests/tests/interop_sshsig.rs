@@ -374,3 +374,130 @@ async fn an_ssh_agent_signs_open_submit_and_fetch() {
         .into_inner();
     assert!(!got.encrypted_credential.is_empty());
 }
+
+/// Issue 13: a live drill in which custodian c1 approves through a real
+/// ssh-agent holding her ed25519 key and c2 through an agent holding a
+/// security key (the test authenticator behind the ssh-agent protocol), both
+/// with the `breakglass` CLI, which signs through OpenSSH's own `ssh-keygen
+/// -Y sign -U`; the commander signs with her key file (also an OpenSSH
+/// signature now). The policy requires hardware of nobody, so c1's key is
+/// accepted; the record shows how each approval was signed, and `review`
+/// says it. Guards invariant 4.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "interop: needs ssh-agent and ssh-keygen; run by .ci/run with --ignored"]
+async fn a_live_drill_with_custodians_on_ssh_agent_and_a_security_key() {
+    let c2_sk = Authenticator::ed25519(42, "ssh:");
+    let c2_pub = c2_sk.public().to_openssh().unwrap();
+    let mut fx = common::Fixture::edited(3, 2, "15m", &["root"], &|policy, _| {
+        policy.replacen(
+            "id = \"c2\"\n",
+            &format!("id = \"c2\"\nsigning_keys = [\"{c2_pub}\"]\n"),
+            1,
+        )
+    });
+    fx.start();
+    let mut c = fx.client().await;
+    let real = Agent::start(fx.dir.path());
+    real.add(&fx.custodian_key(0));
+    let sk_pub = fx.dir.path().join("c2_sk.pub");
+    std::fs::write(&sk_pub, format!("{c2_pub}\n")).unwrap();
+    let sk_agent = common::authenticator::Agent::start(fx.dir.path(), c2_sk);
+
+    let mut args = fx.conn_args();
+    args.extend(
+        [
+            "--key",
+            &fx.commander_key("ic").display().to_string(),
+            "drill",
+            "--live",
+            "--reason",
+            "hardware drill",
+        ]
+        .map(String::from),
+    );
+    let commander = Command::new(common::bin("breakglass"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let v = loop {
+        let open = c.list(true).await.unwrap();
+        if let Some(v) = open.into_iter().next() {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+
+    let approve = |i: usize, sock: &Path, extra: &[&str]| {
+        let id = fx.keys.custodians[i].0.clone();
+        let share = fx.share_file(&id).display().to_string();
+        let key = fx.custodian_key(i).display().to_string();
+        let mut all = fx.conn_args();
+        all.extend(["--key".into(), key, "--sign-with".into(), "agent".into()]);
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all.extend(["share", "submit", &v.id, "--share", &share, "--yes"].map(String::from));
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        common::run(
+            "breakglass",
+            &refs,
+            &[("SSH_AUTH_SOCK", sock.to_str().unwrap())],
+        )
+    };
+    let (ok, out, err) = approve(0, &real.sock, &[]);
+    assert!(ok, "{out}{err}");
+    let sk_pub_arg = sk_pub.display().to_string();
+    let (ok, out, err) = approve(1, &sk_agent.sock, &["--signing-key", &sk_pub_arg]);
+    assert!(ok, "{out}{err}");
+    assert!(err.contains("touch your security key"), "{err}");
+    assert!(
+        out.contains("the drill passed; the key was rebuilt and nothing was minted"),
+        "{out}"
+    );
+    assert_eq!(
+        sk_agent
+            .signatures
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    let done = commander.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+
+    let entries = c.audit_export(1).await.unwrap();
+    let how = |kind: &str, actor: &str| {
+        entries
+            .iter()
+            .find(|e| e.event.kind() == kind && e.actor == actor)
+            .and_then(|e| e.signed_with.clone())
+            .unwrap_or_else(|| panic!("{kind} by {actor} is stamped"))
+    };
+    let opened = how("drill_opened", "ic");
+    assert_eq!(
+        (opened.key_type.as_str(), opened.format.as_str()),
+        ("ssh-ed25519", "sshsig")
+    );
+    let c1 = how("share_accepted", "c1");
+    assert_eq!(
+        (c1.key_type.as_str(), c1.format.as_str()),
+        ("ssh-ed25519", "sshsig")
+    );
+    let c2 = how("share_accepted", "c2");
+    assert_eq!(c2.key_type, "sk-ssh-ed25519@openssh.com");
+    assert_eq!(
+        (c2.user_present, c2.user_verified, c2.counter),
+        (Some(true), Some(true), Some(1))
+    );
+
+    let (ok, out, err) = fx.cli(&fx.commander_key("ic"), &["review", &v.id]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("with security key sk-ssh-ed25519@openssh.com")
+            && out.contains("touch, PIN/biometrics verified, counter 1"),
+        "{out}"
+    );
+}

@@ -42,7 +42,7 @@ impl Client {
         let c = self
             .rpc
             .start_attestation(pb::StartAttestationRequest {
-                signature: Some(self.signature(me, id, &payload, at)),
+                signature: Some(self.signature(me, id, &payload, at)?),
             })
             .await?
             .into_inner();
@@ -112,7 +112,7 @@ impl Client {
             .attest_share(pb::AttestShareRequest {
                 attestation_id: c.attestation_id.clone(),
                 sealed_share: sealed,
-                signature: Some(self.signature(me, &id, &payload, at)),
+                signature: Some(self.signature(me, &id, &payload, at)?),
             })
             .await?
             .into_inner();

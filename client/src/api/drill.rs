@@ -30,7 +30,7 @@ impl Client {
             reason: reason.to_string(),
             ttl_seconds: 0,
             nonce: nonce.to_vec(),
-            signature: Some(self.signature(me, &id, &payload, at)),
+            signature: Some(self.signature(me, &id, &payload, at)?),
             ssh_public_key: String::new(),
             kind: pb::RequestKind::Drill as i32,
         };

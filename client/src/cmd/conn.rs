@@ -1,6 +1,7 @@
 //! From the global flags to what a command needs: a verified connection to the
 //! daemon (`--daemon`, `--ca` or `--tls-fingerprint`, mutual-TLS files) and the
-//! caller's identity (`--key`, its passphrase).
+//! caller's identity (`--key`, its passphrase, and where signatures come
+//! from: `--sign-with`, `--signing-key`).
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use zeroize::Zeroizing;
 use breakglass_client::api::Client;
 use breakglass_client::connect::{ConnectOptions, Trust};
 use breakglass_client::identity::Identity;
+use breakglass_client::signer::Signer;
 
 use crate::cli::Conn;
 
@@ -33,12 +35,18 @@ pub(crate) fn default_ssh_pub() -> Option<PathBuf> {
 
 /// The caller's key from `--key` (default `~/.ssh/id_ed25519`), decrypted.
 pub(crate) fn load_identity(conn: &Conn) -> anyhow::Result<Identity> {
-    Ok(Identity::load(&key_path(conn)?, &passphrase)?)
+    let path = key_path(conn)?;
+    let signer = Signer::from_flags(&conn.sign_with, conn.signing_key.as_deref(), &path)?;
+    let mut me = Identity::load(&path, &passphrase)?;
+    me.set_signer(signer);
+    Ok(me)
 }
 
 /// Refuses a missing key or a public key before connecting or asking anything.
 pub(crate) fn check_key(conn: &Conn) -> anyhow::Result<()> {
-    Ok(Identity::check_file(&key_path(conn)?)?)
+    let path = key_path(conn)?;
+    Signer::from_flags(&conn.sign_with, conn.signing_key.as_deref(), &path)?;
+    Ok(Identity::check_file(&path)?)
 }
 
 /// `--key`, or the default key when it exists; says how to give one otherwise.

@@ -132,9 +132,16 @@ pub fn custodian_rows(r: &Review) -> Vec<(String, String)> {
                 c.answers
                     .iter()
                     .map(|a| match a {
-                        Answer::Approved { time, seq } => {
-                            format!("approved at {} (#{seq})", utc(*time))
-                        }
+                        Answer::Approved {
+                            time,
+                            seq,
+                            signed_with,
+                        } => match signed_with {
+                            Some(w) => {
+                                format!("approved at {} (#{seq}) with {w}", utc(*time))
+                            }
+                            None => format!("approved at {} (#{seq})", utc(*time)),
+                        },
                         Answer::Rejected { time, seq, reason } => {
                             format!("rejected at {} (#{seq}): {reason}", utc(*time))
                         }

@@ -22,6 +22,7 @@ fn log(reason: &str) -> Vec<AuditEntry> {
             Event::DaemonStarted {
                 policy_digest: "p1".into(),
                 version: "0".into(),
+                zero_counter_allowed: false,
             },
         ),
         (
@@ -98,6 +99,7 @@ fn log(reason: &str) -> Vec<AuditEntry> {
                 actor: actor.into(),
                 request_id: req.map(String::from),
                 event,
+                signed_with: None,
             };
             let (e, h) = chain(i as u64 + 1, &prev, rec).unwrap();
             prev = h;

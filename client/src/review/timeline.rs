@@ -47,6 +47,7 @@ pub(super) fn moment(r: &mut Review, e: &AuditEntry) -> (String, String, &'stati
             custodian(r, who).answers.push(Answer::Approved {
                 time: e.time,
                 seq: e.seq,
+                signed_with: e.signed_with.as_ref().map(|w| w.describe()),
             });
             (
                 format!("{who} ✓"),

@@ -110,14 +110,13 @@ pub(crate) mod tests {
                 let id = format!("c{}", s.x());
                 let sig = key(s.x()).sign(b"t").to_bytes();
                 let who = authenticate_custodian(
-                    policy,
+                    crate::engine::auth::test_checks(policy, 1),
                     &SignedBy {
                         signer_id: &id,
                         signed_at: 1,
                         signature: &sig,
                     },
                     b"t",
-                    1,
                 )
                 .unwrap();
                 let com = Commitment {

@@ -2,10 +2,13 @@
 //! `breakglass_proto::signing`; this module only decides whether a signature
 //! over them, by the named member, at the claimed time, is acceptable now.
 
-use breakglass_formats::sshsig;
+use breakglass_formats::audit::SignedWith;
+use breakglass_formats::sshsig::{self, KeyKind, SigError};
 use ed25519_dalek::{Signature, VerifyingKey};
+use ssh_key::public::{Ed25519PublicKey, KeyData};
+use ssh_key::{HashAlg, PublicKey};
 
-use super::policy::Policy;
+use super::policy::{Policy, Role};
 use crate::error::{Error, Result};
 
 /// A signature as received.
@@ -19,11 +22,66 @@ pub struct SignedBy<'a> {
     pub signature: &'a [u8],
 }
 
+/// The last signature counter seen per security key, kept durably by the
+/// daemon: a counter that does not increase means a cloned key or a replay.
+pub trait Counters {
+    /// Records `counter` for the key with `fingerprint` if it is above the
+    /// last one seen; otherwise returns `Ok(Err(last))` and records nothing.
+    /// The outer error is the store's.
+    fn advance(&self, fingerprint: &str, counter: u32) -> Result<std::result::Result<(), u32>>;
+}
+
+/// Counters in memory only, for the engine's unit tests and tools that
+/// check one signature.
+#[derive(Debug, Default)]
+pub struct MemoryCounters(std::sync::Mutex<std::collections::BTreeMap<String, u32>>);
+
+impl Counters for MemoryCounters {
+    fn advance(&self, fingerprint: &str, counter: u32) -> Result<std::result::Result<(), u32>> {
+        let mut m = self
+            .0
+            .lock()
+            .map_err(|_| Error::Internal("counter lock poisoned".into()))?;
+        match m.get(fingerprint) {
+            Some(&last) if counter <= last => Ok(Err(last)),
+            _ => {
+                m.insert(fingerprint.to_string(), counter);
+                Ok(Ok(()))
+            }
+        }
+    }
+}
+
+/// Checks with in-memory counters, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_checks(policy: &Policy, now: u64) -> Checks<'_> {
+    static COUNTERS: std::sync::LazyLock<MemoryCounters> =
+        std::sync::LazyLock::new(MemoryCounters::default);
+    Checks {
+        policy,
+        counters: &*COUNTERS,
+        now,
+    }
+}
+
+/// What every signature check needs besides the signature: the policy, the
+/// counters, and the daemon's clock.
+#[derive(Clone, Copy)]
+pub struct Checks<'a> {
+    /// The policy in force.
+    pub policy: &'a Policy,
+    /// Security keys' counters.
+    pub counters: &'a dyn Counters,
+    /// The daemon's time.
+    pub now: u64,
+}
+
 /// A custodian whose signature verified; only [`authenticate_custodian`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticatedCustodian {
     id: String,
     x: u8,
+    signed: SignedWith,
 }
 
 impl AuthenticatedCustodian {
@@ -33,6 +91,14 @@ impl AuthenticatedCustodian {
         AuthenticatedCustodian {
             id: id.to_string(),
             x,
+            signed: SignedWith {
+                key_type: "ssh-ed25519".into(),
+                fingerprint: "SHA256:test".into(),
+                format: "raw".into(),
+                user_present: None,
+                user_verified: None,
+                counter: None,
+            },
         }
     }
 
@@ -45,18 +111,29 @@ impl AuthenticatedCustodian {
     pub fn x(&self) -> u8 {
         self.x
     }
+
+    /// How the signature was made.
+    pub fn signed(&self) -> &SignedWith {
+        &self.signed
+    }
 }
 
 /// A commander whose signature verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticatedCommander {
     id: String,
+    signed: SignedWith,
 }
 
 impl AuthenticatedCommander {
     /// Commander id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// How the signature was made.
+    pub fn signed(&self) -> &SignedWith {
+        &self.signed
     }
 }
 
@@ -80,41 +157,222 @@ pub fn check_fresh(signer: &str, signed_at: u64, now: u64, allowed: u64) -> Resu
 /// armored as `ssh-keygen -Y sign` and ssh-agent signers write it, namespace
 /// `breakglass`) by the same key. Both are checked strictly (no malleable or
 /// small-order encodings); the shape picks the format, nothing falls back.
+/// For a signature that may come from any of a member's keys, with the
+/// policy's hardware rules, see [`verify_member`].
 pub fn verify(signer: &str, key: &VerifyingKey, payload: &[u8], signature: &[u8]) -> Result<()> {
-    if sshsig::is_armored(signature) {
-        return verify_sshsig(signer, key, payload, signature);
-    }
-    let sig = Signature::from_slice(signature).map_err(|_| {
-        Error::invalid(
-            "signature.signature",
-            format!(
-                "is {} bytes; a signature is 64 raw ed25519 bytes, or an OpenSSH signature (`-----BEGIN SSH SIGNATURE-----`, namespace breakglass)",
-                signature.len()
-            ),
-        )
-    })?;
-    key.verify_strict(payload, &sig)
-        .map_err(|_| Error::BadSignature {
-            signer: signer.to_string(),
-        })
+    let keys = [ed25519_public(key)];
+    verify_with(signer, &keys, payload, signature).map(|_| ())
 }
 
-fn verify_sshsig(signer: &str, key: &VerifyingKey, payload: &[u8], armored: &[u8]) -> Result<()> {
-    let sig =
-        sshsig::parse(armored).map_err(|e| Error::invalid("signature.signature", e.to_string()))?;
-    let registered = ssh_key::PublicKey::new(
-        ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(key.to_bytes())),
-        "",
-    );
-    match sshsig::verify(&registered, payload, &sig) {
-        Ok(_) => Ok(()),
-        Err(e @ (sshsig::SigError::Namespace { .. } | sshsig::SigError::Malformed(_))) => {
+fn ed25519_public(key: &VerifyingKey) -> PublicKey {
+    PublicKey::new(KeyData::Ed25519(Ed25519PublicKey(key.to_bytes())), "")
+}
+
+fn fingerprint(key: &KeyData) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// The signature, checked against `keys` (the member's registered keys):
+/// raw bytes against the ed25519 keys, an SSHSIG against the one key it
+/// names. Returns how it was made. User presence is part of verification;
+/// the policy's rules are [`verify_member`]'s.
+fn verify_with(
+    signer: &str,
+    keys: &[PublicKey],
+    payload: &[u8],
+    signature: &[u8],
+) -> Result<SignedWith> {
+    let bad = || Error::BadSignature {
+        signer: signer.to_string(),
+    };
+    if !sshsig::is_armored(signature) {
+        let sig = Signature::from_slice(signature).map_err(|_| {
+            Error::invalid(
+                "signature.signature",
+                format!(
+                    "is {} bytes; a signature is 64 raw ed25519 bytes, or an OpenSSH signature (`-----BEGIN SSH SIGNATURE-----`, namespace breakglass)",
+                    signature.len()
+                ),
+            )
+        })?;
+        for k in keys {
+            if let KeyData::Ed25519(e) = k.key_data() {
+                let Ok(vk) = VerifyingKey::from_bytes(&e.0) else {
+                    continue;
+                };
+                if vk.verify_strict(payload, &sig).is_ok() {
+                    return Ok(SignedWith {
+                        key_type: KeyKind::Ed25519.name().into(),
+                        fingerprint: fingerprint(k.key_data()),
+                        format: "raw".into(),
+                        user_present: None,
+                        user_verified: None,
+                        counter: None,
+                    });
+                }
+            }
+        }
+        return Err(bad());
+    }
+    let sig = sshsig::parse(signature)
+        .map_err(|e| Error::invalid("signature.signature", e.to_string()))?;
+    let Some(registered) = keys.iter().find(|k| k.key_data() == sig.public_key()) else {
+        return Err(other_key(signer, keys, payload, &sig));
+    };
+    let signed = |v: &sshsig::Verified| SignedWith {
+        key_type: v.kind.name().into(),
+        fingerprint: fingerprint(registered.key_data()),
+        format: "sshsig".into(),
+        user_present: v.sk.as_ref().map(sshsig::SkReport::user_present),
+        user_verified: v.sk.as_ref().map(sshsig::SkReport::user_verified),
+        counter: v.sk.as_ref().map(|r| r.counter),
+    };
+    match sshsig::verify(registered, payload, &sig) {
+        Ok(v) => Ok(signed(&v)),
+        Err(e @ (SigError::Namespace { .. } | SigError::Malformed(_))) => {
             Err(Error::invalid("signature.signature", e.to_string()))
         }
-        Err(_) => Err(Error::BadSignature {
+        Err(SigError::NoUserPresence) => Err(Error::SignatureRefused {
             signer: signer.to_string(),
+            why: "the security key reported no user presence (nobody touched it): every security-key signature needs a touch".into(),
+            signed: Box::new(SignedWith {
+                key_type: registered.algorithm().as_str().into(),
+                fingerprint: fingerprint(registered.key_data()),
+                format: "sshsig".into(),
+                user_present: Some(false),
+                user_verified: None,
+                counter: None,
+            }),
         }),
+        Err(_) => Err(bad()),
     }
+}
+
+/// The error for an SSHSIG made with a key not registered for `signer`:
+/// when it is a registered security key's credential used for another
+/// application, and the signature verifies as that, the signer is known
+/// and the refusal says so; otherwise the signature is simply bad.
+fn other_key(signer: &str, keys: &[PublicKey], payload: &[u8], sig: &ssh_key::SshSig) -> Error {
+    let point = |k: &KeyData| match k {
+        KeyData::SkEd25519(k) => Some((k.public_key().0.to_vec(), k.application().to_string())),
+        KeyData::SkEcdsaSha2NistP256(k) => Some((
+            k.ec_point().as_bytes().to_vec(),
+            k.application().to_string(),
+        )),
+        _ => None,
+    };
+    let bad = Error::BadSignature {
+        signer: signer.to_string(),
+    };
+    let Some((got_point, got_app)) = point(sig.public_key()) else {
+        return bad;
+    };
+    let Some(registered) = keys.iter().find(|k| {
+        point(k.key_data()).is_some_and(|(p, _)| p == got_point)
+            && k.algorithm() == sig.public_key().algorithm()
+    }) else {
+        return bad;
+    };
+    let as_signed = PublicKey::new(sig.public_key().clone(), "");
+    match sshsig::verify(&as_signed, payload, sig) {
+        Ok(v) => Error::SignatureRefused {
+            signer: signer.to_string(),
+            why: format!(
+                "the security key signed for application {got_app:?}, but its credential is registered for {:?}: use the key handle made for the registered application",
+                point(registered.key_data()).map(|(_, a)| a).unwrap_or_default()
+            ),
+            signed: Box::new(SignedWith {
+                key_type: v.kind.name().into(),
+                fingerprint: fingerprint(sig.public_key()),
+                format: "sshsig".into(),
+                user_present: v.sk.as_ref().map(sshsig::SkReport::user_present),
+                user_verified: v.sk.as_ref().map(sshsig::SkReport::user_verified),
+                counter: v.sk.as_ref().map(|r| r.counter),
+            }),
+        },
+        Err(_) => bad,
+    }
+}
+
+/// Checks a signature by member `id` (in `role`) over `payload`: freshness,
+/// then the signature with any of the member's registered keys, then the
+/// policy's rules for how it was made (invariant 4; issue 13):
+/// - a security key must report user presence (checked in verification);
+/// - where `require_hardware` names the role, only a security key may sign;
+/// - where it sets `user_verification`, a security key must report it;
+/// - a security key's counter must be above the last one seen for it (a
+///   counter stuck at 0 only with `allow_zero_counter`).
+///
+/// What a security key proves: the authenticator holding the registered
+/// credential signed this payload with a touch (and a PIN or biometrics if
+/// its flag says so). It proves nothing about the share file, which stays
+/// encrypted to the member's ssh_key: a custodian with both holds two factors.
+pub fn verify_member(
+    checks: Checks<'_>,
+    role: Role,
+    sig: &SignedBy<'_>,
+    payload: &[u8],
+) -> Result<SignedWith> {
+    let policy = checks.policy;
+    check_fresh(
+        sig.signer_id,
+        sig.signed_at,
+        checks.now,
+        policy.freshness_seconds,
+    )?;
+    let keys = policy.signing_keys(role, sig.signer_id);
+    let signed = verify_with(sig.signer_id, keys, payload, sig.signature)?;
+    let refuse = |why: String, signed: SignedWith| Error::SignatureRefused {
+        signer: sig.signer_id.to_string(),
+        why,
+        signed: Box::new(signed),
+    };
+    if !signed.is_security_key() {
+        if policy.hardware_required(role) {
+            let registered: Vec<String> = keys
+                .iter()
+                .filter(|k| k.algorithm().as_str().starts_with("sk-"))
+                .map(|k| fingerprint(k.key_data()))
+                .collect();
+            return Err(refuse(
+                format!(
+                    "the policy requires {}s to sign with a security key{} and this signature came from a {} key ({}); sign with your registered security key ({}) through `--sign-with security-key` or an agent holding it",
+                    role.name(),
+                    if policy.user_verification_required() { " with user verification (PIN or biometrics)" } else { "" },
+                    signed.key_type,
+                    signed.fingerprint,
+                    registered.join(", ")
+                ),
+                signed,
+            ));
+        }
+        return Ok(signed);
+    }
+    if policy.user_verification_required() && signed.user_verified != Some(true) {
+        return Err(refuse(
+            "the policy requires user verification (PIN or biometrics) on security-key signatures and this key did not report it: make the key with `ssh-keygen -t ed25519-sk -O verify-required` and enter its PIN when signing".into(),
+            signed,
+        ));
+    }
+    let counter = signed.counter.unwrap_or(0);
+    if counter == 0 {
+        if !policy.allow_zero_counter {
+            return Err(refuse(
+                "the security key reported signature counter 0, so a cloned key could not be told apart; use an authenticator that counts, or set allow_zero_counter = true in the policy".into(),
+                signed,
+            ));
+        }
+        return Ok(signed);
+    }
+    if let Err(last) = checks.counters.advance(&signed.fingerprint, counter)? {
+        return Err(refuse(
+            format!(
+                "the security key's signature counter {counter} is not above {last}, the last one seen for it: the key may have been cloned, or this signature is a replay"
+            ),
+            signed,
+        ));
+    }
+    Ok(signed)
 }
 
 /// A signer who claims to be a registered custodian: membership checked (cheap),
@@ -123,8 +381,6 @@ fn verify_sshsig(signer: &str, key: &VerifyingKey, payload: &[u8], armored: &[u8
 pub struct ClaimedCustodian<'p> {
     id: &'p str,
     x: u8,
-    key: &'p VerifyingKey,
-    freshness: u64,
 }
 
 /// Membership only: `signer_id` is a custodian of `policy`.
@@ -133,8 +389,6 @@ pub fn claim_custodian<'p>(policy: &'p Policy, signer_id: &str) -> Result<Claime
     Ok(ClaimedCustodian {
         id: member.id.as_str(),
         x,
-        key: policy.custodian_key(signer_id)?,
-        freshness: policy.freshness_seconds,
     })
 }
 
@@ -144,45 +398,79 @@ impl ClaimedCustodian<'_> {
         self.id
     }
 
-    /// Freshness, then the signature over `payload` with the registered key.
+    /// Freshness, then the signature over `payload` with a registered key,
+    /// then the policy's rules ([`verify_member`]).
     pub fn authenticate(
         self,
+        checks: Checks<'_>,
         sig: &SignedBy<'_>,
         payload: &[u8],
-        now: u64,
     ) -> Result<AuthenticatedCustodian> {
-        check_fresh(self.id, sig.signed_at, now, self.freshness)?;
-        verify(self.id, self.key, payload, sig.signature)?;
+        let signed = verify_member(checks, Role::Custodian, sig, payload)?;
         Ok(AuthenticatedCustodian {
             id: self.id.to_string(),
             x: self.x,
+            signed,
         })
     }
 }
 
 /// Membership (cheap) first, then freshness, then the signature.
 pub fn authenticate_custodian(
-    policy: &Policy,
+    checks: Checks<'_>,
     sig: &SignedBy<'_>,
     payload: &[u8],
-    now: u64,
 ) -> Result<AuthenticatedCustodian> {
-    claim_custodian(policy, sig.signer_id)?.authenticate(sig, payload, now)
+    claim_custodian(checks.policy, sig.signer_id)?.authenticate(checks, sig, payload)
 }
 
 /// Membership, freshness, then the signature.
 pub fn authenticate_commander(
-    policy: &Policy,
+    checks: Checks<'_>,
     sig: &SignedBy<'_>,
     payload: &[u8],
-    now: u64,
 ) -> Result<AuthenticatedCommander> {
-    let key = policy.commander_key(sig.signer_id)?;
-    check_fresh(sig.signer_id, sig.signed_at, now, policy.freshness_seconds)?;
-    verify(sig.signer_id, key, payload, sig.signature)?;
+    checks.policy.commander(sig.signer_id)?;
+    let signed = verify_member(checks, Role::Commander, sig, payload)?;
     Ok(AuthenticatedCommander {
         id: sig.signer_id.to_string(),
+        signed,
     })
+}
+
+/// A signer whose signature verified: who, and how the signature was made.
+pub trait Verified {
+    /// The signer's id.
+    fn id(&self) -> &str;
+    /// How the signature was made.
+    fn signed(&self) -> &SignedWith;
+}
+
+impl Verified for AuthenticatedCustodian {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn signed(&self) -> &SignedWith {
+        &self.signed
+    }
+}
+
+impl Verified for AuthenticatedCommander {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn signed(&self) -> &SignedWith {
+        &self.signed
+    }
+}
+
+impl Verified for Actor {
+    fn id(&self) -> &str {
+        Actor::id(self)
+    }
+    fn signed(&self) -> &SignedWith {
+        Actor::signed(self)
+    }
 }
 
 /// Who may act on a request besides its requester.
@@ -202,20 +490,24 @@ impl Actor {
             Actor::Custodian(c) => c.id(),
         }
     }
+
+    /// How the actor's signature was made.
+    pub fn signed(&self) -> &SignedWith {
+        match self {
+            Actor::Commander(c) => c.signed(),
+            Actor::Custodian(c) => c.signed(),
+        }
+    }
 }
 
 /// Authenticates a signer who may be a commander or a custodian (commanders first).
-pub fn authenticate_any(
-    policy: &Policy,
-    sig: &SignedBy<'_>,
-    payload: &[u8],
-    now: u64,
-) -> Result<Actor> {
+pub fn authenticate_any(checks: Checks<'_>, sig: &SignedBy<'_>, payload: &[u8]) -> Result<Actor> {
+    let policy = checks.policy;
     if policy.commander_key(sig.signer_id).is_ok() {
-        return authenticate_commander(policy, sig, payload, now).map(Actor::Commander);
+        return authenticate_commander(checks, sig, payload).map(Actor::Commander);
     }
     if policy.custodian_key(sig.signer_id).is_ok() {
-        return authenticate_custodian(policy, sig, payload, now).map(Actor::Custodian);
+        return authenticate_custodian(checks, sig, payload).map(Actor::Custodian);
     }
     Err(Error::UnknownCustodian {
         id: sig.signer_id.to_string(),
@@ -239,6 +531,10 @@ mod tests {
         Policy::from_toml(&sample_toml(3, 2)).unwrap()
     }
 
+    fn at(p: &Policy, now: u64) -> Checks<'_> {
+        test_checks(p, now)
+    }
+
     /// Invariant 4: a signature is accepted only from the registered key, fresh, over the same bytes.
     #[test]
     fn custodian_signature_checks() {
@@ -251,11 +547,13 @@ mod tests {
             signature: &sig,
         };
         assert_eq!(
-            authenticate_custodian(&p, &ok, payload, 1000).unwrap().x(),
+            authenticate_custodian(at(&p, 1000), &ok, payload)
+                .unwrap()
+                .x(),
             1
         );
         assert!(matches!(
-            authenticate_custodian(&p, &ok, b"other payload", 1000),
+            authenticate_custodian(at(&p, 1000), &ok, b"other payload"),
             Err(Error::BadSignature { .. })
         ));
         let wrong_key = SignedBy {
@@ -263,11 +561,11 @@ mod tests {
             ..ok.clone()
         };
         assert!(matches!(
-            authenticate_custodian(&p, &wrong_key, payload, 1000),
+            authenticate_custodian(at(&p, 1000), &wrong_key, payload),
             Err(Error::BadSignature { .. })
         ));
         assert!(matches!(
-            authenticate_custodian(&p, &ok, payload, 1000 + 121),
+            authenticate_custodian(at(&p, 1000 + 121), &ok, payload),
             Err(Error::StaleSignature {
                 skew: 121,
                 allowed: 120,
@@ -279,7 +577,7 @@ mod tests {
             ..ok.clone()
         };
         assert!(matches!(
-            authenticate_custodian(&p, &unknown, payload, 1000),
+            authenticate_custodian(at(&p, 1000), &unknown, payload),
             Err(Error::UnknownCustodian { .. })
         ));
         let short = SignedBy {
@@ -287,7 +585,7 @@ mod tests {
             ..ok
         };
         assert!(matches!(
-            authenticate_custodian(&p, &short, payload, 1000),
+            authenticate_custodian(at(&p, 1000), &short, payload),
             Err(Error::InvalidArgument { .. })
         ));
     }
@@ -301,9 +599,12 @@ mod tests {
             signed_at: 5,
             signature: &sig,
         };
-        assert_eq!(authenticate_commander(&p, &s, b"p", 5).unwrap().id(), "ic");
+        assert_eq!(
+            authenticate_commander(at(&p, 5), &s, b"p").unwrap().id(),
+            "ic"
+        );
         assert!(matches!(
-            authenticate_any(&p, &s, b"p", 5),
+            authenticate_any(at(&p, 5), &s, b"p"),
             Ok(Actor::Commander(_))
         ));
         let csig = key(2).sign(b"p").to_bytes();
@@ -313,11 +614,11 @@ mod tests {
             signature: &csig,
         };
         assert!(matches!(
-            authenticate_commander(&p, &c, b"p", 5),
+            authenticate_commander(at(&p, 5), &c, b"p"),
             Err(Error::NotACommander { .. })
         ));
         assert!(matches!(
-            authenticate_any(&p, &c, b"p", 5),
+            authenticate_any(at(&p, 5), &c, b"p"),
             Ok(Actor::Custodian(_))
         ));
     }

@@ -180,6 +180,7 @@ pub(super) fn record(now: u64, actor: &str, id: &str, event: Event) -> Record {
         actor: actor.to_string(),
         request_id: Some(id.to_string()),
         event,
+        signed_with: None,
     }
 }
 

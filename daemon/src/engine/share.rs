@@ -125,14 +125,13 @@ pub(crate) mod tests {
         let p = Policy::from_toml(&sample_toml(3, 2)).unwrap();
         let sig = key(k).sign(b"x").to_bytes();
         authenticate_custodian(
-            &p,
+            crate::engine::auth::test_checks(&p, 1),
             &SignedBy {
                 signer_id: id,
                 signed_at: 1,
                 signature: &sig,
             },
             b"x",
-            1,
         )
         .unwrap()
     }

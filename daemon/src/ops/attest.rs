@@ -64,7 +64,12 @@ impl Daemon {
         let now = self.now();
         let payload =
             signing::start_attestation(&self.meta.daemon_id, &sig.signer_id, sig.signed_at);
-        let who = claimed.authenticate(&sig.by(), &payload, now)?;
+        let who = self.verified(
+            "start_attestation",
+            None,
+            claimed.authenticate(self.checks(now), &sig.by(), &payload),
+            now,
+        )?;
         let mut live = self.lock()?;
         let live = &mut *live;
         let issued = live.attestations.start(
@@ -120,7 +125,12 @@ impl Daemon {
             &call.sealed_share,
             call.sig.signed_at,
         );
-        let who = claimed.authenticate(&call.sig.by(), &payload, now)?;
+        let who = self.verified(
+            "attest_share",
+            None,
+            claimed.authenticate(self.checks(now), &call.sig.by(), &payload),
+            now,
+        )?;
         let com = self.commitments.get(who.id()).ok_or_else(|| {
             Error::Internal(format!("no commitment for custodian `{}`", who.id()))
         })?;
@@ -140,7 +150,7 @@ impl Daemon {
                     custodian: who.id().to_string(),
                     reason: format!("attestation `{}`: {e}", call.attestation_id),
                 };
-                return Err(self.audit_refusal(who.id(), None, event, e, now));
+                return Err(self.audit_refusal(who.id(), Some(who.signed()), None, event, e, now));
             }
         };
         self.commit(
@@ -154,6 +164,7 @@ impl Daemon {
                     epoch: attested.epoch,
                     attestation_id: attested.id,
                 },
+                signed_with: Some(who.signed().clone()),
             }],
         )?;
         Ok(Attestation {

@@ -40,7 +40,7 @@ impl Daemon {
                     r.id
                 ))
             };
-            return Err(self.refused_call(CALL, actor.id(), Some(&r.id), e, now));
+            return Err(self.refused_call(CALL, &actor, Some(&r.id), e, now));
         };
         let r = c.request();
         let actor = match self.requester_or_custodian(CALL, r, &sig, &payload(r), now, deny) {
@@ -52,7 +52,9 @@ impl Daemon {
         };
         let id = r.id.clone();
         // The state (E_req, shares) drops once the cancellation is committed.
-        let out = match c.cancel(actor.id(), why, now, |r, recs| self.commit_one(r, recs)) {
+        let out = match c.cancel(actor.id(), why, now, |r, recs| {
+            self.commit_one(r, super::stamp(recs, &actor))
+        }) {
             Ok(closed) => Ok(closed),
             Err(refused) => {
                 live.requests.insert(id, refused.state);

@@ -19,12 +19,17 @@ impl Daemon {
             &sig.signer_id,
             sig.signed_at,
         );
-        let who = auth::authenticate_commander(self.policy(), &sig.by(), &payload, now)?;
+        let who = self.verified(
+            "fetch_credential",
+            Some(&r.id),
+            auth::authenticate_commander(self.checks(now), &sig.by(), &payload),
+            now,
+        )?;
         let (cred, recs) = r
             .fetch(who.id(), now)
-            .map_err(|e| self.refused_call("fetch_credential", who.id(), Some(&r.id), e, now))?;
+            .map_err(|e| self.refused_call("fetch_credential", &who, Some(&r.id), e, now))?;
         let cred = cred.clone();
-        self.commit(&[], recs)?;
+        self.commit(&[], super::stamp(recs, &who))?;
         Ok((r, cred))
     }
 }

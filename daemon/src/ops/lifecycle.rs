@@ -169,7 +169,9 @@ impl Daemon {
             event: Event::DaemonStarted {
                 policy_digest: hex::encode(meta.policy_digest),
                 version: env!("CARGO_PKG_VERSION").into(),
+                zero_counter_allowed: meta.policy.allow_zero_counter,
             },
+            signed_with: None,
         });
         let started = store.commit(&abandoned.iter().collect::<Vec<_>>(), records)?;
         metrics.committed(&started, |_| None, |_| false);
@@ -270,6 +272,7 @@ impl Daemon {
             actor: "daemon".into(),
             request_id: None,
             event: Event::DaemonStopped,
+            signed_with: None,
         });
         let done = self.commit(&closed.iter().collect::<Vec<_>>(), records);
         super::scrub_stack();

@@ -28,7 +28,7 @@ use rand_core::CryptoRngCore;
 use tokio::sync::{broadcast, Notify};
 
 use crate::crypto::daemon_key::DaemonKey;
-use crate::engine::auth::{self, Actor, SignedBy};
+use crate::engine::auth::{self, Actor, SignedBy, Verified};
 use crate::engine::collecting::Collecting;
 use crate::engine::event::{Event, Record};
 use crate::engine::policy::Policy;
@@ -38,6 +38,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{Gauges, Metrics};
 use crate::store::audit::AuditEntry;
 use crate::store::{Meta, Store};
+use breakglass_formats::audit::SignedWith;
 use breakglass_formats::keys::AuthorityPublic;
 
 pub use attest::AttestCall;
@@ -219,6 +220,7 @@ impl Daemon {
                 actor: "drill".into(),
                 request_id: None,
                 event: Event::Drill { note: note.into() },
+                signed_with: None,
             }],
         )
     }
@@ -302,11 +304,16 @@ impl Daemon {
         now: u64,
         deny: impl FnOnce(String, String) -> Error,
     ) -> Result<Actor> {
-        let actor = auth::authenticate_any(self.policy(), &sig.by(), payload, now)?;
+        let actor = self.verified(
+            call,
+            Some(&r.id),
+            auth::authenticate_any(self.checks(now), &sig.by(), payload),
+            now,
+        )?;
         if let Actor::Commander(c) = &actor {
             if c.id() != r.requester {
                 let e = deny(r.id.clone(), c.id().to_string());
-                return Err(self.refused_call(call, c.id(), Some(&r.id), e, now));
+                return Err(self.refused_call(call, c, Some(&r.id), e, now));
             }
         }
         Ok(actor)
@@ -317,17 +324,62 @@ impl Daemon {
     fn refused_call(
         &self,
         call: &'static str,
-        caller: &str,
+        caller: &dyn Verified,
         request_id: Option<&str>,
         e: Error,
         now: u64,
     ) -> Error {
         let event = Event::CallRefused {
             call: call.to_string(),
-            caller: caller.to_string(),
+            caller: caller.id().to_string(),
             reason: e.to_string(),
         };
-        self.audit_refusal(caller, request_id, event, e, now)
+        self.audit_refusal(
+            caller.id(),
+            Some(caller.signed()),
+            request_id,
+            event,
+            e,
+            now,
+        )
+    }
+
+    /// Passes `r` on; a signature that verified but is refused by the
+    /// policy's rules for how it was made (no touch, no PIN, a counter that
+    /// did not increase, a file key where a security key is required) is
+    /// first recorded as a refusal of that signer (`call_refused`).
+    fn verified<T>(
+        &self,
+        call: &'static str,
+        request_id: Option<&str>,
+        r: Result<T>,
+        now: u64,
+    ) -> Result<T> {
+        match r {
+            Err(e @ Error::SignatureRefused { .. }) => {
+                let Error::SignatureRefused { signer, signed, .. } = &e else {
+                    return Err(e);
+                };
+                let (signer, signed) = (signer.clone(), signed.clone());
+                let event = Event::CallRefused {
+                    call: call.to_string(),
+                    caller: signer.clone(),
+                    reason: e.to_string(),
+                };
+                Err(self.audit_refusal(&signer, Some(&signed), request_id, event, e, now))
+            }
+            r => r,
+        }
+    }
+
+    /// What a signature check needs: the policy, the security keys'
+    /// counters (in the store), and the time.
+    fn checks(&self, now: u64) -> auth::Checks<'_> {
+        auth::Checks {
+            policy: self.policy(),
+            counters: self,
+            now,
+        }
     }
 
     /// Writes `event` for a refusal and returns `e`, or the storage error if
@@ -337,6 +389,7 @@ impl Daemon {
     fn audit_refusal(
         &self,
         actor: &str,
+        signed: Option<&SignedWith>,
         request_id: Option<&str>,
         event: Event,
         e: Error,
@@ -350,11 +403,29 @@ impl Daemon {
             actor: actor.to_string(),
             request_id: request_id.map(str::to_string),
             event,
+            signed_with: signed.cloned(),
         };
         match self.commit(&[], vec![rec]) {
             Ok(()) => e,
             Err(store) => store,
         }
+    }
+}
+
+/// Stamps the records a verified signer caused with how the signature was
+/// made, so a reviewer sees how each step was authenticated (issue 13).
+fn stamp(mut records: Vec<Record>, who: &dyn Verified) -> Vec<Record> {
+    for r in &mut records {
+        if r.actor == who.id() && r.signed_with.is_none() {
+            r.signed_with = Some(who.signed().clone());
+        }
+    }
+    records
+}
+
+impl auth::Counters for Daemon {
+    fn advance(&self, fingerprint: &str, counter: u32) -> Result<std::result::Result<(), u32>> {
+        self.wrote(self.store.advance(fingerprint, counter))
     }
 }
 

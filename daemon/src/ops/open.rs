@@ -79,9 +79,15 @@ impl Daemon {
             )
         };
         // A drill may be opened by a custodian too, if the policy says so.
-        let who = if drill {
-            match auth::authenticate_any(policy, &call.sig.by(), &payload, now)? {
-                Actor::Commander(c) => c.id().to_string(),
+        let checks = self.checks(now);
+        let actor = if drill {
+            match self.verified(
+                CALL,
+                None,
+                auth::authenticate_any(checks, &call.sig.by(), &payload),
+                now,
+            )? {
+                Actor::Commander(c) => Actor::Commander(c),
                 Actor::Custodian(c) if policy.custodians_may_drill => {
                     let others = policy.custodians.len().saturating_sub(1);
                     if policy.separation_of_duties && others < usize::from(policy.threshold) {
@@ -90,25 +96,28 @@ impl Daemon {
                             others,
                             threshold: policy.threshold,
                         };
-                        return Err(self.refused_call(CALL, c.id(), None, e, now));
+                        return Err(self.refused_call(CALL, &c, None, e, now));
                     }
-                    c.id().to_string()
+                    Actor::Custodian(c)
                 }
                 Actor::Custodian(c) => {
                     let e = Error::DrillNotAllowed {
                         custodian: c.id().to_string(),
                     };
-                    return Err(self.refused_call(CALL, c.id(), None, e, now));
+                    return Err(self.refused_call(CALL, &c, None, e, now));
                 }
             }
         } else {
-            auth::authenticate_commander(policy, &call.sig.by(), &payload, now)?
-                .id()
-                .to_string()
+            Actor::Commander(self.verified(
+                CALL,
+                None,
+                auth::authenticate_commander(checks, &call.sig.by(), &payload),
+                now,
+            )?)
         };
-        let who = who.as_str();
+        let who = actor.id();
         // The signature verified: from here every refusal is on the record.
-        let refuse = |id: Option<&str>, e: Error| self.refused_call(CALL, who, id, e, now);
+        let refuse = |id: Option<&str>, e: Error| self.refused_call(CALL, &actor, id, e, now);
         let (ssh_public_key, kinds, principals, ssh_extensions) = if drill {
             (String::new(), Vec::new(), Vec::new(), Vec::new())
         } else {
@@ -183,7 +192,7 @@ impl Daemon {
             now,
         )?;
         // Persisted first: if the commit fails, the new E_req drops (wiped) here.
-        self.commit_one(collecting.request(), records)?;
+        self.commit_one(collecting.request(), super::stamp(records, &actor))?;
         let r = collecting.request().clone();
         live.requests.insert(id, collecting);
         drop(live);

@@ -61,6 +61,7 @@ impl Daemon {
                     due_at: *due_at,
                     last_attested: *last_attested,
                 },
+                signed_with: None,
             })
             .collect();
         if let Some(due_at) = drill_due {
@@ -72,6 +73,7 @@ impl Daemon {
                     due_at,
                     last_drill: report.last_drill.as_ref().and_then(|d| d.at),
                 },
+                signed_with: None,
             });
         }
         let n = records.len();

@@ -42,8 +42,8 @@ impl Daemon {
         })?;
         let (revoked, recs) = r
             .revoke(actor.id(), why, now)
-            .map_err(|e| self.refused_call(CALL, actor.id(), Some(&r.id), e, now))?;
-        self.commit_one(&revoked, recs)?;
+            .map_err(|e| self.refused_call(CALL, &actor, Some(&r.id), e, now))?;
+        self.commit_one(&revoked, super::stamp(recs, &actor))?;
         Ok(revoked)
     }
 

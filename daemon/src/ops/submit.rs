@@ -70,7 +70,7 @@ impl Daemon {
                     r.id
                 ))
             };
-            return Err(self.refused(&r.id, who.id(), e, now));
+            return Err(self.refused(&r.id, &who, e, now));
         };
         // From here on every path puts the state back into the map or closes it.
         let who = match self.authenticate(c.request(), claimed, call, now) {
@@ -81,11 +81,11 @@ impl Daemon {
             }
         };
         match self.check_share(&c, &who, call, now) {
-            Ok((admitted, share)) => self.accept(&mut live, c, admitted, share, now),
+            Ok((admitted, share)) => self.accept(&mut live, c, &who, admitted, share, now),
             Err(e) => {
                 let id = c.request().id.clone();
                 live.requests.insert(id.clone(), c);
-                Err(self.refused(&id, who.id(), e, now))
+                Err(self.refused(&id, &who, e, now))
             }
         }
     }
@@ -111,7 +111,12 @@ impl Daemon {
             signed_at: call.sig.signed_at,
             signature: &call.sig.signature,
         };
-        claimed.authenticate(&sig, &payload, now)
+        self.verified(
+            "submit_share",
+            Some(&r.id),
+            claimed.authenticate(self.checks(now), &sig, &payload),
+            now,
+        )
     }
 
     /// An authenticated custodian's share, checked by the engine against her
@@ -138,24 +143,27 @@ impl Daemon {
 
     /// Records the refusal of an authenticated custodian's share
     /// (`share_rejected`) and returns the error to answer with.
-    fn refused(&self, id: &str, custodian: &str, e: Error, now: u64) -> Error {
+    fn refused(&self, id: &str, who: &AuthenticatedCustodian, e: Error, now: u64) -> Error {
         let event = Event::ShareRejected {
-            custodian: custodian.to_string(),
+            custodian: who.id().to_string(),
             reason: e.to_string(),
         };
-        self.audit_refusal(custodian, Some(id), event, e, now)
+        self.audit_refusal(who.id(), Some(who.signed()), Some(id), event, e, now)
     }
 
     fn accept(
         &self,
         live: &mut Live,
         c: Collecting,
+        who: &AuthenticatedCustodian,
         admitted: Admitted,
         share: VerifiedShare,
         now: u64,
     ) -> Result<Progress> {
         let id = c.request().id.clone();
-        let quorum = match c.accept(admitted, share, |r, recs| self.commit_one(r, recs)) {
+        let quorum = match c.accept(admitted, share, |r, recs| {
+            self.commit_one(r, super::stamp(recs, who))
+        }) {
             Err(refused) => {
                 live.requests.insert(id, refused.state);
                 return Err(refused.error);
@@ -178,13 +186,13 @@ impl Daemon {
             quorum.rehearse(
                 now,
                 |r, shares| self.sign_drill(r, shares, now),
-                |r, recs| self.commit_one(r, recs),
+                |r, recs| self.commit_one(r, super::stamp(recs, who)),
             )
         } else {
             quorum.unlock(
                 now,
                 |r, shares| self.mint(live.rng.as_mut(), r, shares, now),
-                |r, recs| self.commit_one(r, recs),
+                |r, recs| self.commit_one(r, super::stamp(recs, who)),
             )
         };
         match unlocked {

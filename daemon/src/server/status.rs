@@ -25,6 +25,7 @@ pub fn to_status(e: &Error) -> Status {
         | Error::CertMismatch { .. } => Code::PermissionDenied,
         Error::TooManyOpen { .. } | Error::RateLimited(_) => Code::ResourceExhausted,
         Error::BadSignature { .. } | Error::StaleSignature { .. } => Code::Unauthenticated,
+        Error::SignatureRefused { .. } => Code::PermissionDenied,
         Error::RequestNotFound { .. } | Error::AttestationNotFound { .. } => Code::NotFound,
         Error::RequestExists { .. }
         | Error::DuplicateShare { .. }

@@ -108,6 +108,7 @@ pub(super) fn append_in(
                     previous: last_time,
                     now: r.time,
                 },
+                signed_with: None,
             };
             push(note, &mut seq, &mut prev)?;
         }
@@ -127,6 +128,7 @@ pub(super) fn append_in(
                 head: hex::encode(prev),
                 signature: hex::encode(c.key.sign(&payload).to_bytes()),
             },
+            signed_with: None,
         };
         push(rec, &mut seq, &mut prev)?;
     }

@@ -18,6 +18,7 @@ mod modes;
 mod open;
 use log::append_in;
 use open::Opener;
+mod counters;
 mod outbox;
 mod readiness;
 

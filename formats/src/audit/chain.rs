@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::event::{Event, Record};
+use super::event::{Event, Record, SignedWith};
 
 /// Domain of audit hashes.
 pub const DOMAIN_AUDIT: &[u8] = b"breakglass/v1/audit";
@@ -25,6 +25,12 @@ pub struct AuditEntry {
     pub request_id: Option<String>,
     /// What happened.
     pub event: Event,
+    /// How the actor's signature was made, when a signed call caused this
+    /// entry. Absent from entries written before it existed and from
+    /// entries no signature caused; absent is not hashed, so those entries
+    /// hash as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_with: Option<SignedWith>,
     /// Hex hash of the previous entry (64 zeros for the first).
     pub prev_hash: String,
     /// Hex hash of this entry.
@@ -38,6 +44,8 @@ struct Hashed<'a> {
     actor: &'a str,
     request_id: &'a Option<String>,
     event: &'a Event,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed_with: &'a Option<SignedWith>,
 }
 
 /// Computes an entry's hash from its content and the previous hash. Fails
@@ -49,6 +57,7 @@ pub fn entry_hash(seq: u64, record: &Record, prev: &[u8; 32]) -> Result<[u8; 32]
         actor: &record.actor,
         request_id: &record.request_id,
         event: &record.event,
+        signed_with: &record.signed_with,
     })
     .map_err(|e| ChainError::Encode {
         seq,
@@ -75,6 +84,7 @@ pub fn chain(
             actor: record.actor,
             request_id: record.request_id,
             event: record.event,
+            signed_with: record.signed_with,
             prev_hash: hex::encode(prev),
             hash: hex::encode(hash),
         },
@@ -267,6 +277,7 @@ pub fn verify_chain<'a>(
             actor: e.actor.clone(),
             request_id: e.request_id.clone(),
             event: e.event.clone(),
+            signed_with: e.signed_with.clone(),
         };
         let h = entry_hash(e.seq, &rec, &prev_hash)?;
         if hex::encode(h) != e.hash {
@@ -290,6 +301,7 @@ mod tests {
                     actor: "a".into(),
                     request_id: None,
                     event: Event::DaemonStopped,
+                    signed_with: None,
                 };
                 let (e, h) = chain(seq, &prev, rec).unwrap();
                 prev = h;
@@ -315,6 +327,7 @@ mod tests {
                 head: log[2].hash.clone(),
                 signature: hex::encode(sig.to_bytes()),
             },
+            signed_with: None,
         };
         log.push(chain(4, &prev, rec).unwrap().0);
         let vk = key.verifying_key();

@@ -27,6 +27,11 @@ pub enum Event {
         policy_digest: String,
         /// Daemon version.
         version: String,
+        /// The policy accepts security keys whose signature counter is
+        /// always 0 (`allow_zero_counter`): a cloned key of that kind cannot
+        /// be told apart by its counter. False is not serialized.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        zero_counter_allowed: bool,
     },
     /// The daemon stopped.
     DaemonStopped,
@@ -294,6 +299,77 @@ pub struct Record {
     pub request_id: Option<String>,
     /// What happened.
     pub event: Event,
+    /// How the actor's signature was made, when a signed call caused this.
+    pub signed_with: Option<SignedWith>,
+}
+
+/// How a signer's signature on a call was made, as the daemon verified it:
+/// what a reviewer needs to see how each approval was authenticated (issue
+/// 13). Public facts only: the key's type and fingerprint, the signature
+/// format, and for a security key the flags and counter it reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedWith {
+    /// The OpenSSH key type: `ssh-ed25519`, `sk-ssh-ed25519@openssh.com`
+    /// or `sk-ecdsa-sha2-nistp256@openssh.com`.
+    pub key_type: String,
+    /// The key's `SHA256:…` fingerprint.
+    pub fingerprint: String,
+    /// `sshsig` (OpenSSH signature, namespace breakglass) or `raw`
+    /// (64 ed25519 bytes).
+    pub format: String,
+    /// Security keys: the user touched the key (always true when accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_present: Option<bool>,
+    /// Security keys: the user was verified (PIN or biometrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_verified: Option<bool>,
+    /// Security keys: the signature counter the key reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter: Option<u32>,
+}
+
+impl SignedWith {
+    /// True for a FIDO2 security key.
+    pub fn is_security_key(&self) -> bool {
+        self.key_type.starts_with("sk-")
+    }
+
+    /// One line for people: `security key sk-ssh-ed25519@openssh.com
+    /// SHA256:… (touch, PIN/biometrics, counter 7)` or `ssh-ed25519 key
+    /// SHA256:… (no hardware)`.
+    pub fn describe(&self) -> String {
+        if self.is_security_key() {
+            let mut flags = Vec::new();
+            if self.user_present == Some(true) {
+                flags.push("touch".to_string());
+            }
+            flags.push(if self.user_verified == Some(true) {
+                "PIN/biometrics verified".to_string()
+            } else {
+                "no PIN/biometrics".to_string()
+            });
+            if let Some(c) = self.counter {
+                flags.push(format!("counter {c}"));
+            }
+            format!(
+                "security key {} {} ({})",
+                self.key_type,
+                self.fingerprint,
+                flags.join(", ")
+            )
+        } else {
+            format!(
+                "{} key {} ({}, no hardware)",
+                self.key_type,
+                self.fingerprint,
+                if self.format == "raw" {
+                    "raw signature"
+                } else {
+                    "OpenSSH signature"
+                }
+            )
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,6 @@ pub use chain::{
     chain, entry_hash, parse_jsonl, verify_chain, verify_log, AuditEntry, ChainError, VerifyReport,
     DOMAIN_AUDIT,
 };
-pub use event::{Event, Record, EVENT_KINDS};
+pub use event::{Event, Record, SignedWith, EVENT_KINDS};
 pub use summary::summary;
 pub use trailer::{parse_export, ExportTrailer, TrailerError, TrailerLine};

@@ -5,8 +5,17 @@
 use super::chain::AuditEntry;
 use super::event::Event;
 
-/// A one-line, plain-text summary of an entry.
+/// A one-line, plain-text summary of an entry; an entry a signed call
+/// caused ends with how the signature was made.
 pub fn summary(e: &AuditEntry) -> String {
+    let line = event_summary(e);
+    match &e.signed_with {
+        Some(w) => format!("{line} [signed with {}]", w.describe()),
+        None => line,
+    }
+}
+
+fn event_summary(e: &AuditEntry) -> String {
     let req = e.request_id.as_deref().unwrap_or("-");
     match &e.event {
         Event::RequestOpened {
@@ -131,6 +140,7 @@ mod tests {
                 ssh_key_type: None,
                 ssh_key_fingerprint: None,
             },
+            signed_with: None,
         };
         let (mut e, _) = chain(1, &[0; 32], rec).unwrap();
         assert_eq!(

@@ -115,6 +115,23 @@ impl Fixture {
         top: &str,
         extra: &str,
     ) -> Fixture {
+        Fixture::edited(n, k, window, principals, &|policy, c1_key| {
+            format!(
+                "{}\n{policy}\n{}",
+                top.replace("{c1_key}", c1_key),
+                extra.replace("{c1_key}", c1_key)
+            )
+        })
+    }
+
+    /// The policy `edit(policy, c1's public key)` returns, then `init`.
+    pub fn edited(
+        n: usize,
+        k: usize,
+        window: &str,
+        principals: &[&str],
+        edit: &dyn Fn(String, &str) -> String,
+    ) -> Fixture {
         let principals = principals
             .iter()
             .map(|p| format!("\"{p}\""))
@@ -153,11 +170,7 @@ impl Fixture {
         }
         let (_, outsider) = keyfile(&kd, "outsider");
         let c1_key = load(&custodians[0].1).ssh_public();
-        policy = format!(
-            "{}\n{policy}\n{}",
-            top.replace("{c1_key}", &c1_key),
-            extra.replace("{c1_key}", &c1_key)
-        );
+        policy = edit(policy, &c1_key);
         let policy_path = dir.path().join("policy.toml");
         std::fs::write(&policy_path, policy).unwrap();
         let state = dir.path().join("state");

@@ -31,6 +31,10 @@ struct PolicyFile {
     drill_every: Option<String>,
     #[serde(default)]
     custodians_may_drill: bool,
+    #[serde(default)]
+    allow_zero_counter: bool,
+    #[serde(default)]
+    require_hardware: Option<RequireHardware>,
     custodians: Vec<CustodianFile>,
     commanders: Vec<CommanderFile>,
     scopes: Vec<ScopeFile>,
@@ -44,6 +48,8 @@ struct CustodianFile {
     #[serde(default)]
     name: String,
     ssh_key: String,
+    #[serde(default)]
+    signing_keys: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,6 +59,8 @@ struct CommanderFile {
     #[serde(default)]
     name: String,
     ssh_key: String,
+    #[serde(default)]
+    signing_keys: Vec<String>,
     scopes: Vec<String>,
 }
 
@@ -103,6 +111,88 @@ pub fn parse_ssh_ed25519(who: &str, line: &str) -> Result<(VerifyingKey, String)
     breakglass_formats::keys::parse_ssh_ed25519(who, line).map_err(|e| Error::Policy(e.to_string()))
 }
 
+/// Key types that may sign besides the `ssh_key`.
+const SIGNING_KEY_TYPES: [&str; 3] = [
+    "ssh-ed25519",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// Parses a `signing_keys` entry (an OpenSSH public key line): ssh-ed25519
+/// or a FIDO2 security key whose application starts with `ssh:` (as
+/// OpenSSH makes them). The comment is dropped.
+pub fn parse_signing_key(who: &str, line: &str) -> Result<ssh_key::PublicKey> {
+    let mut key = ssh_key::PublicKey::from_openssh(line.trim()).map_err(|e| {
+        Error::Policy(format!(
+            "{who}: signing key {:?} is not an OpenSSH public key line: {e}",
+            short(line)
+        ))
+    })?;
+    let alg = key.algorithm().as_str().to_string();
+    if !SIGNING_KEY_TYPES.contains(&alg.as_str()) {
+        return Err(Error::Policy(format!(
+            "{who}: signing key type {alg} is not accepted; use one of {}",
+            SIGNING_KEY_TYPES.join(", ")
+        )));
+    }
+    if let Some(app) = sk_application(&key) {
+        if !app.starts_with("ssh:") {
+            return Err(Error::Policy(format!(
+                "{who}: security key application {app:?} does not start with \"ssh:\" (OpenSSH makes keys for ssh: by default)"
+            )));
+        }
+    }
+    key.set_comment("");
+    Ok(key)
+}
+
+/// The application a security key was made for, if `key` is one.
+pub(crate) fn sk_application(key: &ssh_key::PublicKey) -> Option<&str> {
+    match key.key_data() {
+        ssh_key::public::KeyData::SkEd25519(k) => Some(k.application()),
+        ssh_key::public::KeyData::SkEcdsaSha2NistP256(k) => Some(k.application()),
+        _ => None,
+    }
+}
+
+fn short(line: &str) -> String {
+    let t = line.trim();
+    if t.chars().count() > 40 {
+        format!("{}…", t.chars().take(40).collect::<String>())
+    } else {
+        t.to_string()
+    }
+}
+
+/// Parses a member's `signing_keys` into the keys that may sign for them
+/// (`ssh_key` first) and normalises the lines.
+fn signing_keys(
+    who: &str,
+    identity: &VerifyingKey,
+    lines: &mut [String],
+) -> Result<Vec<ssh_key::PublicKey>> {
+    let mut keys = vec![ssh_key::PublicKey::new(
+        ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(identity.to_bytes())),
+        "",
+    )];
+    for line in lines.iter_mut() {
+        let key = parse_signing_key(who, line)?;
+        if keys.iter().any(|k| k.key_data() == key.key_data()) {
+            return Err(Error::Policy(format!(
+                "{who}: signing key {} is listed twice (or is the ssh_key)",
+                key.fingerprint(ssh_key::HashAlg::Sha256)
+            )));
+        }
+        *line = key
+            .to_openssh()
+            .map_err(|e| Error::Policy(format!("{who}: cannot encode a signing key: {e}")))?
+            .trim()
+            .to_string();
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
 impl Policy {
     /// Parses and validates an operator's TOML policy.
     pub fn from_toml(text: &str) -> Result<Policy> {
@@ -147,6 +237,8 @@ impl Policy {
                 .map(|s| duration("drill_every", s))
                 .transpose()?,
             custodians_may_drill: f.custodians_may_drill,
+            require_hardware: f.require_hardware,
+            allow_zero_counter: f.allow_zero_counter,
             custodians: f
                 .custodians
                 .into_iter()
@@ -154,6 +246,7 @@ impl Policy {
                     id: c.id,
                     name: c.name,
                     ssh_key: c.ssh_key,
+                    signing_keys: c.signing_keys,
                 })
                 .collect(),
             commanders: f
@@ -164,6 +257,7 @@ impl Policy {
                         id: c.id,
                         name: c.name,
                         ssh_key: c.ssh_key,
+                        signing_keys: c.signing_keys,
                     },
                     scopes: c.scopes,
                 })
@@ -241,8 +335,13 @@ impl Policy {
                     c.id
                 )));
             }
-            let (key, line) = parse_ssh_ed25519(&format!("custodian {}", c.id), &c.ssh_key)?;
+            let who = format!("custodian {}", c.id);
+            let (key, line) = parse_ssh_ed25519(&who, &c.ssh_key)?;
             c.ssh_key = line;
+            let signing = signing_keys(&who, &key, &mut c.signing_keys)?;
+            self.keys
+                .signing
+                .insert((Role::Custodian, c.id.clone()), signing);
             self.keys.custodians.insert(c.id.clone(), key);
         }
         let mut keys = BTreeMap::new();
@@ -311,9 +410,13 @@ impl Policy {
                     c.member.id
                 )));
             }
-            let (key, line) =
-                parse_ssh_ed25519(&format!("commander {}", c.member.id), &c.member.ssh_key)?;
+            let who = format!("commander {}", c.member.id);
+            let (key, line) = parse_ssh_ed25519(&who, &c.member.ssh_key)?;
             c.member.ssh_key = line;
+            let signing = signing_keys(&who, &key, &mut c.member.signing_keys)?;
+            self.keys
+                .signing
+                .insert((Role::Commander, c.member.id.clone()), signing);
             self.keys.commanders.insert(c.member.id.clone(), key);
             for s in &c.scopes {
                 if !scope_names.contains_key(s) {
@@ -334,6 +437,77 @@ impl Policy {
                 "no [[commanders]]: nobody could open a request".into(),
             ));
         }
+        self.check_hardware()?;
         Ok(self)
+    }
+
+    /// `require_hardware` names only members who have a security key, and
+    /// no security key belongs to two people.
+    fn check_hardware(&self) -> Result<()> {
+        let mut owner: BTreeMap<Vec<u8>, String> = BTreeMap::new();
+        for ((role, id), keys) in &self.keys.signing {
+            for k in keys.iter().filter(|k| sk_application(k).is_some()) {
+                let blob = k
+                    .to_bytes()
+                    .map_err(|e| Error::Policy(format!("cannot encode a signing key: {e}")))?;
+                let me = format!("{} {id}", role.name());
+                if let Some(other) = owner.insert(blob, me.clone()) {
+                    if other != me && !self.same_person_by_id(&other, &me) {
+                        return Err(Error::Policy(format!(
+                            "{other} and {me} list the same security key {}: each key belongs to one person",
+                            k.fingerprint(ssh_key::HashAlg::Sha256)
+                        )));
+                    }
+                }
+            }
+        }
+        for role in [Role::Custodian, Role::Commander] {
+            if !self.hardware_required(role) {
+                continue;
+            }
+            let ids: Vec<String> = match role {
+                Role::Custodian => self.custodian_ids(),
+                Role::Commander => self
+                    .commanders
+                    .iter()
+                    .map(|c| c.member.id.clone())
+                    .collect(),
+            };
+            let without: Vec<String> = ids
+                .into_iter()
+                .filter(|id| {
+                    !self
+                        .signing_keys(role, id)
+                        .iter()
+                        .any(|k| sk_application(k).is_some())
+                })
+                .collect();
+            if !without.is_empty() {
+                return Err(Error::Policy(format!(
+                    "require_hardware.{}s is set but {} {} no security key in signing_keys: add an sk-ssh-ed25519@openssh.com or sk-ecdsa-sha2-nistp256@openssh.com key (ssh-keygen -t ed25519-sk) for each, or unset it",
+                    role.name(),
+                    without.join(", "),
+                    if without.len() == 1 { "has" } else { "have" }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `custodian X` and `commander Y` are one person (same id or same ssh_key).
+    fn same_person_by_id(&self, a: &str, b: &str) -> bool {
+        let split = |s: &str| {
+            s.split_once(' ')
+                .map(|(r, id)| (r.to_string(), id.to_string()))
+        };
+        match (split(a), split(b)) {
+            (Some((ra, ia)), Some((rb, ib))) if ra == "custodian" && rb == "commander" => {
+                self.same_person(&ia, &ib)
+            }
+            (Some((ra, ia)), Some((rb, ib))) if ra == "commander" && rb == "custodian" => {
+                self.same_person(&ib, &ia)
+            }
+            _ => false,
+        }
     }
 }

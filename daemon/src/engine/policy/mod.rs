@@ -8,7 +8,7 @@
 
 mod file;
 
-pub use file::{check_id, parse_ssh_ed25519};
+pub use file::{check_id, parse_signing_key, parse_ssh_ed25519};
 
 use std::collections::BTreeMap;
 
@@ -99,8 +99,32 @@ pub struct Member {
     /// Human name.
     #[serde(default)]
     pub name: String,
-    /// `ssh-ed25519 AAAA…` public key (comment dropped on validation).
+    /// `ssh-ed25519 AAAA…` public key (comment dropped on validation): the
+    /// member's identity, the key share files and credentials are encrypted
+    /// to, and a key that may sign.
     pub ssh_key: String,
+    /// More keys that may sign this member's calls (comments dropped):
+    /// `ssh-ed25519` keys (an agent's) and FIDO2 security keys
+    /// (`sk-ssh-ed25519@openssh.com`, `sk-ecdsa-sha2-nistp256@openssh.com`).
+    /// Empty is not serialized, so policies written before it keep their digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signing_keys: Vec<String>,
+}
+
+/// `require_hardware`: who must sign state-changing calls with a security
+/// key, and whether the key must also verify the user (PIN or biometrics).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RequireHardware {
+    /// Custodians' calls need a security-key signature.
+    #[serde(default)]
+    pub custodians: bool,
+    /// Commanders' calls need a security-key signature.
+    #[serde(default)]
+    pub commanders: bool,
+    /// Every security-key signature must carry user verification.
+    #[serde(default)]
+    pub user_verification: bool,
 }
 
 /// A commander: a member who may open requests for some scopes.
@@ -174,6 +198,15 @@ pub struct Policy {
     /// or false is not serialized, so existing policies keep their digest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub custodians_may_drill: bool,
+    /// Who must sign with a security key (issue 13). Absent is not
+    /// serialized, so existing policies keep their digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_hardware: Option<RequireHardware>,
+    /// Accept security keys that report a signature counter of 0 on every
+    /// signature (some authenticators never count): a cloned key cannot
+    /// then be told apart by its counter. Off by default; audited at start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_zero_counter: bool,
     /// Custodians, in share order: custodian `i` holds the share with x = i + 1.
     pub custodians: Vec<Member>,
     /// Commanders.
@@ -186,11 +219,32 @@ pub struct Policy {
     keys: Keys,
 }
 
-/// Members' keys by id, parsed from their `ssh_key` lines.
+/// Members' keys by id, parsed from their `ssh_key` lines, and every key
+/// that may sign for them (`ssh_key` first, then `signing_keys`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Keys {
     custodians: BTreeMap<String, VerifyingKey>,
     commanders: BTreeMap<String, VerifyingKey>,
+    signing: BTreeMap<(Role, String), Vec<ssh_key::PublicKey>>,
+}
+
+/// Which side of the policy a member is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// A custodian.
+    Custodian,
+    /// A commander.
+    Commander,
+}
+
+impl Role {
+    /// `custodian` or `commander`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Custodian => "custodian",
+            Role::Commander => "commander",
+        }
+    }
 }
 
 impl Policy {
@@ -240,6 +294,29 @@ impl Policy {
             .commanders
             .get(id)
             .ok_or_else(|| self.not_a_commander(id))
+    }
+
+    /// Every key that may sign for member `id` in `role`: the `ssh_key`
+    /// first, then the `signing_keys`.
+    pub fn signing_keys(&self, role: Role, id: &str) -> &[ssh_key::PublicKey] {
+        self.keys
+            .signing
+            .get(&(role, id.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Whether `role`'s calls need a security-key signature.
+    pub fn hardware_required(&self, role: Role) -> bool {
+        self.require_hardware.is_some_and(|h| match role {
+            Role::Custodian => h.custodians,
+            Role::Commander => h.commanders,
+        })
+    }
+
+    /// Whether security-key signatures must carry user verification.
+    pub fn user_verification_required(&self) -> bool {
+        self.require_hardware.is_some_and(|h| h.user_verification)
     }
 
     fn unknown_custodian(&self, id: &str) -> Error {

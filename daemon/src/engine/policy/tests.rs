@@ -212,3 +212,108 @@ fn readiness_periods() {
         assert!(e.to_string().contains(says), "{bad}: {e}");
     }
 }
+
+/// An `sk-ssh-ed25519@openssh.com` public key line for `application`.
+pub fn sk_line(i: u8, application: &str) -> String {
+    let data = ssh_key::public::KeyData::SkEd25519(ssh_key::public::SkEd25519::new(
+        ssh_key::public::Ed25519PublicKey(key(i).verifying_key().to_bytes()),
+        application.to_string(),
+    ));
+    ssh_key::PublicKey::new(data, "yubikey")
+        .to_openssh()
+        .unwrap()
+}
+
+/// Adds `signing_keys = [..]` to custodian `c{i}`.
+fn with_signing_keys(toml: &str, i: u8, keys: &[String]) -> String {
+    let marker = format!("id = \"c{i}\"\n");
+    let list = keys
+        .iter()
+        .map(|k| format!("{k:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    toml.replace(&marker, &format!("{marker}signing_keys = [{list}]\n"))
+}
+
+/// Issue 13: signing keys are parsed and normalised once; a policy without
+/// them (or without require_hardware) keeps the digest it always had.
+#[test]
+fn signing_keys_and_hardware() {
+    let plain = Policy::from_toml(&sample_toml(3, 2)).unwrap();
+    let json = String::from_utf8(plain.canonical_json().unwrap()).unwrap();
+    assert!(
+        !json.contains("signing_keys")
+            && !json.contains("require_hardware")
+            && !json.contains("allow_zero_counter"),
+        "absent fields are not serialized: {json}"
+    );
+    let toml = with_signing_keys(&sample_toml(3, 2), 1, &[sk_line(51, "ssh:")]);
+    let p = Policy::from_toml(&toml).unwrap();
+    assert_eq!(p.custodians[0].signing_keys.len(), 1);
+    assert!(
+        !p.custodians[0].signing_keys[0].contains("yubikey"),
+        "comment dropped"
+    );
+    let keys = p.signing_keys(Role::Custodian, "c1");
+    assert_eq!(keys.len(), 2, "ssh_key first, then the security key");
+    assert_eq!(keys[1].algorithm().as_str(), "sk-ssh-ed25519@openssh.com");
+    assert_eq!(p.signing_keys(Role::Custodian, "c2").len(), 1);
+    let again = Policy::from_canonical_json(&p.canonical_json().unwrap()).unwrap();
+    assert_eq!(again, p);
+
+    let mut all = toml.clone();
+    for i in 2..=3 {
+        all = with_signing_keys(&all, i, &[sk_line(50 + i, "ssh:")]);
+    }
+    let required =
+        format!("{all}\n[require_hardware]\ncustodians = true\nuser_verification = true\n");
+    let p = Policy::from_toml(&required).unwrap();
+    assert!(p.hardware_required(Role::Custodian));
+    assert!(!p.hardware_required(Role::Commander));
+    assert!(p.user_verification_required());
+}
+
+/// Issue 13: a policy that requires hardware of someone with no security
+/// key, an unusable signing key, or one key for two people is refused.
+#[test]
+fn refuses_bad_signing_keys() {
+    let base = with_signing_keys(&sample_toml(3, 2), 1, &[sk_line(51, "ssh:")]);
+    let cases = [
+        (
+            format!("{base}\n[require_hardware]\ncustodians = true\n"),
+            "require_hardware.custodians is set but c2, c3 have no security key in signing_keys",
+        ),
+        (
+            format!("{base}\n[require_hardware]\ncommanders = true\n"),
+            "require_hardware.commanders is set but ic has no security key",
+        ),
+        (
+            format!("{base}\n[require_hardware]\ncustodians = true\nusers = true\n"),
+            "unknown field `users`",
+        ),
+        (
+            with_signing_keys(&sample_toml(3, 2), 1, &["ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC".into()]),
+            "custodian c1: signing key \"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC\" is not an OpenSSH public key line",
+        ),
+        (
+            with_signing_keys(&sample_toml(3, 2), 1, &[sk_line(51, "web:example.com")]),
+            "custodian c1: security key application \"web:example.com\" does not start with \"ssh:\"",
+        ),
+        (
+            with_signing_keys(&sample_toml(3, 2), 1, &[sk_line(51, "ssh:"), sk_line(51, "ssh:")]),
+            "is listed twice",
+        ),
+        (
+            with_signing_keys(&sample_toml(3, 2), 1, &[ssh_line(&key(1))]),
+            "is listed twice (or is the ssh_key)",
+        ),
+        (
+            with_signing_keys(&base, 2, &[sk_line(51, "ssh:")]),
+            "custodian c1 and custodian c2 list the same security key",
+        ),
+    ];
+    for (toml, want) in cases {
+        let e = Policy::from_toml(&toml).unwrap_err().to_string();
+        assert!(e.contains(want), "want {want:?} in {e:?}");
+    }
+}
