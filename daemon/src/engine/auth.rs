@@ -219,16 +219,8 @@ fn verify_with(
     let Some(registered) = keys.iter().find(|k| k.key_data() == sig.public_key()) else {
         return Err(other_key(signer, keys, payload, &sig));
     };
-    let signed = |v: &sshsig::Verified| SignedWith {
-        key_type: v.kind.name().into(),
-        fingerprint: fingerprint(registered.key_data()),
-        format: "sshsig".into(),
-        user_present: v.sk.as_ref().map(sshsig::SkReport::user_present),
-        user_verified: v.sk.as_ref().map(sshsig::SkReport::user_verified),
-        counter: v.sk.as_ref().map(|r| r.counter),
-    };
     match sshsig::verify(registered, payload, &sig) {
-        Ok(v) => Ok(signed(&v)),
+        Ok(v) => Ok(sshsig_signed(&v, registered.key_data())),
         Err(e @ (SigError::Namespace { .. } | SigError::Malformed(_))) => {
             Err(Error::invalid("signature.signature", e.to_string()))
         }
@@ -245,6 +237,18 @@ fn verify_with(
             }),
         }),
         Err(_) => Err(bad()),
+    }
+}
+
+/// How a verified SSHSIG by `key` was made.
+fn sshsig_signed(v: &sshsig::Verified, key: &KeyData) -> SignedWith {
+    SignedWith {
+        key_type: v.kind.name().into(),
+        fingerprint: fingerprint(key),
+        format: "sshsig".into(),
+        user_present: v.sk.as_ref().map(sshsig::SkReport::user_present),
+        user_verified: v.sk.as_ref().map(sshsig::SkReport::user_verified),
+        counter: v.sk.as_ref().map(|r| r.counter),
     }
 }
 
@@ -281,14 +285,7 @@ fn other_key(signer: &str, keys: &[PublicKey], payload: &[u8], sig: &ssh_key::Ss
                 "the security key signed for application {got_app:?}, but its credential is registered for {:?}: use the key handle made for the registered application",
                 point(registered.key_data()).map(|(_, a)| a).unwrap_or_default()
             ),
-            signed: Box::new(SignedWith {
-                key_type: v.kind.name().into(),
-                fingerprint: fingerprint(sig.public_key()),
-                format: "sshsig".into(),
-                user_present: v.sk.as_ref().map(sshsig::SkReport::user_present),
-                user_verified: v.sk.as_ref().map(sshsig::SkReport::user_verified),
-                counter: v.sk.as_ref().map(|r| r.counter),
-            }),
+            signed: Box::new(sshsig_signed(&v, sig.public_key())),
         },
         Err(_) => bad,
     }
