@@ -23,6 +23,13 @@ FUZZ_SECONDS="${FUZZ_SECONDS:-45}"
 FUZZ_JOBS="${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}"
 # address works on stable x86_64 Linux; `none` runs about twice as fast.
 FUZZ_SANITIZER="${FUZZ_SANITIZER:-address}"
+# release (default) or dev: dev uses fuzz/Cargo.toml's [profile.dev] (opt-level 1,
+# debug assertions on), which builds several times faster; CI uses it.
+FUZZ_PROFILE="${FUZZ_PROFILE:-release}"
+profile_flag=()
+if [ "$FUZZ_PROFILE" = dev ]; then
+    profile_flag=(--dev)
+fi
 CARGO_FUZZ_VERSION="0.13.2"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -38,9 +45,9 @@ else
     targets="$(cargo fuzz list)"
 fi
 
-echo "== cargo fuzz build (sanitizer: $FUZZ_SANITIZER)"
+echo "== cargo fuzz build (sanitizer: $FUZZ_SANITIZER, profile: $FUZZ_PROFILE)"
 t0=$(date +%s)
-cargo fuzz build --sanitizer "$FUZZ_SANITIZER"
+cargo fuzz build "${profile_flag[@]}" --sanitizer "$FUZZ_SANITIZER"
 echo "build: $(($(date +%s) - t0)) s"
 
 work="$(mktemp -d)"
@@ -52,7 +59,7 @@ fuzz_one() {
     local t="$1" rc=0
     mkdir -p "$work/$t" "corpus/$t"
     # The first corpus dir receives new inputs (temporary); the seeds are read only.
-    cargo fuzz run --sanitizer "$FUZZ_SANITIZER" "$t" "$work/$t" "corpus/$t" -- \
+    cargo fuzz run "${profile_flag[@]}" --sanitizer "$FUZZ_SANITIZER" "$t" "$work/$t" "corpus/$t" -- \
         -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 >"$work/$t.log" 2>&1 || rc=$?
     echo "$rc" >"$work/$t.rc"
@@ -93,7 +100,7 @@ for t in $targets; do
         for a in $(find "artifacts/$t" -type f -newer "$work/.start" 2>/dev/null); do
             echo "---- input $a (first 1024 bytes, hex):"
             head -c 1024 "$a" | od -An -tx1 | head -n 64
-            echo "replay: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer $FUZZ_SANITIZER $t $a"
+            echo "replay: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run ${profile_flag[*]} --sanitizer $FUZZ_SANITIZER $t $a"
         done
     fi
 done

@@ -250,7 +250,28 @@ fn build_release() -> PathBuf {
     let target = exe.ancestors().nth(3).unwrap().to_path_buf();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let t = Instant::now();
-    let out = Command::new(env!("CARGO"))
+    let mut cargo = Command::new(env!("CARGO"));
+    // Cargo sets CARGO_PKG_NAME, CARGO_MANIFEST_DIR, … for this test; build
+    // scripts (ring's, through cc) rerun when those differ from the shell's, so
+    // a cargo started with them would build a release tree that the README's
+    // `cargo run --release` rebuilds. Start it with the shell's environment.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        let per_crate = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_CFG_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "OUT_DIR",
+        ];
+        if per_crate.iter().any(|p| name.starts_with(p)) {
+            cargo.env_remove(&name);
+        }
+    }
+    let out = cargo
         .current_dir(root)
         .args(["build", "--release", "--target-dir"])
         .arg(&target)
