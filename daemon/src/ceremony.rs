@@ -1,30 +1,27 @@
 //! The key ceremony (`breakglassd init`): local, offline, no network API.
 //!
-//! Reads the policy; generates R, S, the daemon key D and the ids; splits R
-//! among the custodians; seals S under K_R; checks that the first `threshold`
-//! shares rebuild R and open the seal; writes one age-encrypted share file per
-//! custodian, then the state; prints A. R and S are wiped when this returns.
+//! Reads the policy; generates S, the daemon key D and the ids; deals epoch 1
+//! (`crypto::deal`: a new R split among the custodians, S sealed under K_R,
+//! the split proven to rebuild R and open the seal, one age-encrypted share
+//! file per custodian); writes the share files, then the state; prints A. R
+//! and S are wiped when this returns.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use rand_core::{OsRng, RngCore};
-use subtle::ConstantTimeEq;
 
 use crate::crypto::authority::AuthorityKey;
-use crate::crypto::secret::{AuthoritySeed, RootKey};
-use crate::crypto::{seal, shamir};
+use crate::crypto::deal::{deal, Dealer};
+use crate::crypto::secret::AuthoritySeed;
 use crate::engine::event::{Event, Record};
 use crate::engine::policy::Policy;
-use crate::engine::share::{commitment_hash, Commitment};
+use crate::engine::share::Lineage;
 use crate::error::{Error, Result};
 use crate::store::{Genesis, Store, DAEMON_KEY_FILE, DB_FILE};
-use breakglass_formats::envelope::encrypt_to_ssh;
 use breakglass_formats::keys::AuthorityPublic;
-use breakglass_formats::share_file::{Origin, ShareFile};
 use breakglass_proto::signing::FIRST_EPOCH;
 
 /// What the ceremony produced, for printing.
@@ -87,47 +84,37 @@ pub fn init(
             path: state_dir.to_path_buf(),
         });
     }
-    let n = u8::try_from(policy.custodians.len())
-        .map_err(|_| Error::Policy("more than 255 custodians".into()))?;
     let k = policy.threshold;
     let daemon_id = random_id();
     let ceremony_id = random_id();
     let digest = policy.digest()?;
 
-    let root = RootKey::generate();
-    let seed = AuthoritySeed::generate();
-    let sealed = seal::seal(&root, &seed, &ceremony_id, &digest)?;
-    let authority = AuthorityPublic(AuthorityKey::derive(&seed).public());
-    drop(seed);
-    let shares = shamir::split(&root, k, n)?;
-
-    // Prove the split before anything is written: the first k shares must rebuild R
-    // (through the same combiner an unlock uses) and open the seal.
-    {
-        let back = shamir::combine_split(&shares[..usize::from(k)])?;
-        if !bool::from(back.expose().ct_eq(root.expose())) {
-            return Err(Error::Internal(
-                "ceremony self-check: shares do not rebuild the root key".into(),
-            ));
-        }
-        let check = seal::unseal(&back, &sealed, &ceremony_id, &digest)?;
-        if AuthorityKey::derive(&check).public() != authority.0 {
-            return Err(Error::Internal(
-                "ceremony self-check: the seal does not give the same authority".into(),
-            ));
-        }
-    }
-    drop(root);
-
     // D exists before the share files: each file carries D's signature over
     // its statement, so a custodian can prove offline that it is genuine.
     let d = SigningKey::generate(&mut OsRng);
+    let seed = AuthoritySeed::generate();
+    let authority = AuthorityPublic(AuthorityKey::derive(&seed).public());
+    let dealt = deal(
+        &seed,
+        &policy,
+        &digest,
+        Lineage {
+            ceremony_id: &ceremony_id,
+            epoch: FIRST_EPOCH,
+        },
+        &Dealer {
+            daemon_id: &daemon_id,
+            key: &d,
+            authority: authority.0.as_bytes(),
+        },
+    )?;
+    drop(seed);
+
     create_private_dir(shares_out)?;
-    let mut commitments = BTreeMap::new();
     let mut files = Vec::new();
     let mut planned = Vec::new();
-    for (c, share) in policy.custodians.iter().zip(shares.iter()) {
-        let path = shares_out.join(format!("{}.share", c.id));
+    for share in &dealt.shares {
+        let path = shares_out.join(format!("{}.share", share.custodian));
         if path.exists() {
             return Err(Error::io(
                 &path,
@@ -137,40 +124,10 @@ pub fn init(
                 ),
             ));
         }
-        let commitment = Commitment {
-            x: share.x(),
-            hash: commitment_hash(&ceremony_id, &c.id, share.expose()),
-        };
-        let origin = Origin {
-            epoch: FIRST_EPOCH,
-            commitment: commitment.hash,
-            daemon_public_key: d.verifying_key().to_bytes(),
-            signature: crate::crypto::daemon_key::sign_share_statement(
-                &d,
-                &daemon_id,
-                &ceremony_id,
-                &c.id,
-                &commitment,
-                k,
-                n,
-            ),
-        };
-        let file = ShareFile::new(
-            daemon_id.clone(),
-            ceremony_id.clone(),
-            c.id.clone(),
-            k,
-            n,
-            hex::encode(authority.0.as_bytes()),
-            &origin,
-            share.expose(),
-        );
-        let ct = encrypt_to_ssh(&c.ssh_key, &file.to_bytes())
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        commitments.insert(c.id.clone(), commitment);
-        planned.push((c.id.clone(), path, ct));
+        planned.push((share.custodian.clone(), path, &share.file));
     }
-    drop(shares);
+    let commitments = dealt.commitments();
+    let sealed = dealt.seal.clone();
 
     create_private_dir(state_dir)?;
     let written = (|| -> Result<()> {
@@ -186,6 +143,7 @@ pub fn init(
             crate::crypto::integrity::statement(
                 &daemon_id,
                 &ceremony_id,
+                FIRST_EPOCH,
                 &digest,
                 &sealed,
                 &commitments,
@@ -196,6 +154,8 @@ pub fn init(
         let g = Genesis {
             daemon_id: daemon_id.clone(),
             ceremony_id: ceremony_id.clone(),
+            epoch: FIRST_EPOCH,
+            since: now,
             policy: policy.clone(),
             seal: sealed.clone(),
             authority_public: authority.0.to_bytes(),

@@ -154,6 +154,80 @@ pub enum Error {
         /// Custodian id.
         custodian: String,
     },
+    /// A share (or a call about one) of an epoch other than the daemon's.
+    #[error("custodian `{custodian}`: your share is from epoch {share_epoch}; this daemon is at epoch {epoch}: {}", epoch_advice(*share_epoch, *epoch))]
+    WrongEpoch {
+        /// Custodian id.
+        custodian: String,
+        /// The epoch the caller's share is from.
+        share_epoch: u64,
+        /// The daemon's current epoch.
+        epoch: u64,
+    },
+    /// A change committed while the call was being checked.
+    #[error("the daemon's policy changed (epoch {from} to {to}) while this call was being checked; nothing was done: sign and send it again")]
+    EpochChanged {
+        /// The epoch the call was checked against.
+        from: u64,
+        /// The epoch now.
+        to: u64,
+    },
+    /// A pending epoch that is no longer confirming.
+    #[error(
+        "the pending epoch {number} is {state}{why}; it takes no more fetches or confirmations"
+    )]
+    PendingClosed {
+        /// Epoch number.
+        number: u64,
+        /// State name.
+        state: &'static str,
+        /// Close reason, in parentheses when known.
+        why: String,
+    },
+    /// A pending epoch past its deadline.
+    #[error("the pending epoch {number} stopped waiting for confirmations at {} ({} ago); the current epoch stays: propose the change again", utc(deadline), span(now.saturating_sub(*deadline)))]
+    PendingExpired {
+        /// Epoch number.
+        number: u64,
+        /// Deadline.
+        deadline: u64,
+        /// Now.
+        now: u64,
+    },
+    /// A fetch or confirmation by someone who is not a custodian of the pending epoch.
+    #[error("`{custodian}` is not a custodian of the pending epoch {number}; only its custodians fetch and confirm its new shares")]
+    NotInPendingEpoch {
+        /// Caller.
+        custodian: String,
+        /// Epoch number.
+        number: u64,
+    },
+    /// A second confirmation by the same new custodian.
+    #[error("custodian `{custodian}` already confirmed her share of epoch {number}; each custodian confirms once")]
+    AlreadyConfirmed {
+        /// Custodian id.
+        custodian: String,
+        /// Epoch number.
+        number: u64,
+    },
+    /// A commit before enough confirmations.
+    #[error("the pending epoch {number} has {confirmed} of the {need} confirmations it needs; nothing was committed")]
+    PendingNotReady {
+        /// Epoch number.
+        number: u64,
+        /// Confirmations so far.
+        confirmed: usize,
+        /// Needed.
+        need: usize,
+    },
+    /// A change while a rekey waits for confirmations.
+    #[error("change `{change}` is waiting for its new custodians to confirm epoch {number}; cancel it (`breakglass policy cancel {change}`) or let it commit before proposing another")]
+    RekeyOpen {
+        /// The open change.
+        change: String,
+        /// Its pending epoch.
+        number: u64,
+    },
     /// An attestation id the daemon does not hold.
     #[error("no attestation `{id}` is pending on this daemon: it expired, a newer one replaced it, or the daemon restarted; run `breakglass share attest` again")]
     AttestationNotFound {
@@ -415,6 +489,14 @@ impl Error {
             Error::DuplicateShare { .. } => "duplicate_share",
             Error::ShareMalformed { .. } => "share_malformed",
             Error::ShareCommitmentMismatch { .. } => "commitment_mismatch",
+            Error::WrongEpoch { .. } => "wrong_epoch",
+            Error::EpochChanged { .. } => "epoch_changed",
+            Error::PendingClosed { .. } => "pending_closed",
+            Error::PendingExpired { .. } => "pending_expired",
+            Error::NotInPendingEpoch { .. } => "not_in_pending_epoch",
+            Error::AlreadyConfirmed { .. } => "already_confirmed",
+            Error::PendingNotReady { .. } => "pending_not_ready",
+            Error::RekeyOpen { .. } => "rekey_open",
             Error::AttestationNotFound { .. } => "attestation_not_found",
             Error::AttestationUsed { .. } => "attestation_replayed",
             Error::AttestationExpired { .. } => "attestation_expired",
@@ -454,6 +536,15 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// What a custodian holding a share of another epoch should do.
+fn epoch_advice(share_epoch: u64, epoch: u64) -> String {
+    if share_epoch < epoch {
+        format!("use the share file of epoch {epoch} (`breakglass share fetch` gives it while a rekey waits for confirmation)")
+    } else {
+        format!("that epoch has not been committed yet; until it is, approve with your epoch {epoch} share")
     }
 }
 

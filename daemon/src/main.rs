@@ -212,7 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         "recorded an integrity statement signed by D over the state as it is now"
                     );
                 }
-                let hooks = config.webhooks(&store.meta()?.policy)?;
+                let hooks = config.webhooks(&store.epoch()?.policy)?;
                 let daemon = Arc::new(Daemon::start_on(
                     store,
                     &state,

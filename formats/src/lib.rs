@@ -10,6 +10,7 @@
 //! - [`verify`]: what `breakglass credential verify` does with a file: recognise it, verify it, check revocation.
 //! - [`drill`]: the drill statement a passed live drill yields, signed by A.
 //! - [`sshsig`]: OpenSSH signatures (SSHSIG) from key files, agents and FIDO2 security keys, and their checks.
+//! - [`change`]: what a proposed policy changes (the summary custodians approve from).
 //! - [`audit`]: audit events and entries, the hash chain and its checkpoints, plain-text summaries.
 //!
 //! `breakglass-proto` stays the wire contract (messages, signed payloads,
@@ -17,6 +18,7 @@
 //! Each area has its own documented error enum.
 
 pub mod audit;
+pub mod change;
 pub mod credential;
 pub mod drill;
 pub mod envelope;

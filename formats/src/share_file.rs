@@ -81,20 +81,35 @@ pub const SHARE_FILE_FORMAT_V1: &str = "breakglass-share/v1";
 /// Domain of share commitments.
 pub const DOMAIN_SHARE_COMMITMENT: &str = "breakglass/v1/share";
 
-/// `H("breakglass/v1/share" ‖ ceremony id ‖ custodian id ‖ share)`, each
-/// length-prefixed: what the daemon keeps and publishes about a share.
+/// `H("breakglass/v1/share" ‖ ceremony id ‖ epoch ‖ custodian id ‖ share)`,
+/// each part length-prefixed (4 bytes, big-endian), the epoch as 8 big-endian
+/// bytes: what the daemon keeps and publishes about a share. The epoch is
+/// bound, so a share of an earlier epoch never matches a commitment of a later
+/// one, even at the same x.
+///
+/// Epoch 1 (the ceremony's) leaves the epoch part out: its commitments are the
+/// bytes every ceremony has made since v1, so states and share files made
+/// before epochs existed keep working. The two layouts cannot collide: a
+/// share is 33 bytes, and the epoch part would have to be read as the
+/// custodian id and the rest as a longer share.
 ///
 /// Turning the share into this public value is safe: the share's y bytes are
 /// uniformly random to anyone holding fewer than `threshold` shares, and the
 /// hash reveals nothing more.
-pub fn commitment_hash(ceremony_id: &str, custodian_id: &str, share: &[u8]) -> [u8; 32] {
+pub fn commitment_hash(
+    ceremony_id: &str,
+    epoch: u64,
+    custodian_id: &str,
+    share: &[u8],
+) -> [u8; 32] {
+    let epoch = epoch.to_be_bytes();
+    let mut parts: Vec<&[u8]> = vec![DOMAIN_SHARE_COMMITMENT.as_bytes(), ceremony_id.as_bytes()];
+    if u64::from_be_bytes(epoch) != signing::FIRST_EPOCH {
+        parts.push(&epoch);
+    }
+    parts.extend([custodian_id.as_bytes(), share]);
     let mut h = Sha256::new();
-    for part in [
-        DOMAIN_SHARE_COMMITMENT.as_bytes(),
-        ceremony_id.as_bytes(),
-        custodian_id.as_bytes(),
-        share,
-    ] {
+    for part in parts {
         let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
         h.update(len.to_be_bytes());
         h.update(part);
@@ -257,6 +272,7 @@ impl ShareFile {
         let share = self.share_bytes()?;
         Ok(commitment_hash(
             &self.ceremony_id,
+            self.epoch(),
             &self.custodian_id,
             &share,
         ))
@@ -380,7 +396,7 @@ mod tests {
 
     /// A file as the ceremony writes it, signed by `d`.
     fn genuine(d: &SigningKey, share: &[u8]) -> ShareFile {
-        let commitment = commitment_hash("cer", "alice", share);
+        let commitment = commitment_hash("cer", 1, "alice", share);
         let statement = signing::share_statement(&ShareStatement {
             daemon_id: "d1",
             ceremony_id: "cer",
@@ -468,9 +484,8 @@ mod tests {
     #[test]
     fn every_statement_field_is_bound() {
         let d = SigningKey::from_bytes(&[9u8; 32]);
-        let edits: [fn(&mut ShareFile); 4] = [
+        let edits: [fn(&mut ShareFile); 3] = [
             |f| f.daemon_id = "d2".into(),
-            |f| f.epoch = Some(2),
             |f| f.threshold = 3,
             |f| f.custodians = 4,
         ];
@@ -485,6 +500,45 @@ mod tests {
                 "an edited field still verified"
             );
         }
+        // The epoch is bound twice: into the commitment (so the share itself
+        // no longer matches) and into D's statement.
+        let mut f = genuine(&d, &share());
+        f.epoch = Some(2);
+        assert_eq!(
+            f.check_origin(None).err(),
+            Some(ShareFileError::CommitmentMismatch)
+        );
+    }
+
+    /// Epoch 1's commitment is the pre-epoch layout (ceremonies and share
+    /// files made before epochs keep verifying); later epochs bind their number.
+    #[test]
+    fn the_first_epoch_commits_as_before_epochs_and_later_ones_bind_the_number() {
+        let legacy = {
+            let mut h = Sha256::new();
+            for part in [&b"breakglass/v1/share"[..], b"cer", b"alice", &share()] {
+                h.update((part.len() as u32).to_be_bytes());
+                h.update(part);
+            }
+            <[u8; 32]>::from(h.finalize())
+        };
+        assert_eq!(commitment_hash("cer", 1, "alice", &share()), legacy);
+        let second = {
+            let mut h = Sha256::new();
+            for part in [
+                &b"breakglass/v1/share"[..],
+                b"cer",
+                &2u64.to_be_bytes(),
+                b"alice",
+                &share(),
+            ] {
+                h.update((part.len() as u32).to_be_bytes());
+                h.update(part);
+            }
+            <[u8; 32]>::from(h.finalize())
+        };
+        assert_eq!(commitment_hash("cer", 2, "alice", &share()), second);
+        assert_ne!(second, legacy);
     }
 
     /// v1 files still parse but cannot prove their origin offline; a v2 file

@@ -95,7 +95,7 @@ fn share_seeds() {
 fn share_file_seeds() {
     // A v2 file as the ceremony writes it: commitment and D's signature beside the share.
     let d = signing_key(9);
-    let commitment = commitment_hash(CEREMONY_ID, "c1", &share(1));
+    let commitment = commitment_hash(CEREMONY_ID, EPOCH, "c1", &share(1));
     let statement = signing::share_statement(&signing::ShareStatement {
         daemon_id: DAEMON_ID,
         ceremony_id: CEREMONY_ID,

@@ -6,7 +6,7 @@
 #![no_main]
 
 use breakglass_daemon::engine::share::verify_share;
-use breakglass_fuzz::fixture::{world, CEREMONY_ID};
+use breakglass_fuzz::fixture::{world, LINEAGE};
 use breakglass_proto::transport::{open_share, SHARE_LEN};
 use libfuzzer_sys::fuzz_target;
 
@@ -20,6 +20,6 @@ fuzz_target!(|sealed: &[u8]| {
             "an opened share has the sealed length"
         );
         let who = &w.custodians[1];
-        let _ = verify_share(who, &w.commitments["c2"], CEREMONY_ID, &plain);
+        let _ = verify_share(who, &w.commitments["c2"], LINEAGE, &plain);
     }
 });

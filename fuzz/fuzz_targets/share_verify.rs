@@ -5,14 +5,14 @@
 #![no_main]
 
 use breakglass_daemon::engine::share::verify_share;
-use breakglass_fuzz::fixture::{world, CEREMONY_ID};
+use breakglass_fuzz::fixture::{world, LINEAGE};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|plaintext: &[u8]| {
     let w = world();
     for who in &w.custodians {
         let com = &w.commitments[who.id()];
-        if let Ok(share) = verify_share(who, com, CEREMONY_ID, plaintext) {
+        if let Ok(share) = verify_share(who, com, LINEAGE, plaintext) {
             // Only the custodian's own committed share may pass.
             assert_eq!(share.custodian(), who.id());
             assert_eq!(share.x(), who.x());

@@ -22,7 +22,7 @@ use breakglass_proto::signing::NONCE_LEN;
 use breakglass_proto::{pb, signing, transport};
 use prost::Message;
 
-use crate::fixture::{world, CEREMONY_ID, DAEMON_ID};
+use crate::fixture::{world, DAEMON_ID, LINEAGE};
 
 /// Which message an input holds: its first byte, modulo 5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +236,7 @@ fn submit(m: pb::SubmitShareRequest, now: u64) -> Result<()> {
         .commitments
         .get(who.id())
         .ok_or_else(|| Error::Internal(format!("no commitment for `{}`", who.id())))?;
-    let share = verify_share(&who, com, CEREMONY_ID, &plain)?;
+    let share = verify_share(&who, com, LINEAGE, &plain)?;
     assert_eq!(share.custodian(), who.id());
     let before = r.approvals.len();
     match c.accept(admitted, share, |_, _| Ok(())) {

@@ -16,7 +16,7 @@ use breakglass_daemon::engine::auth::{
 use breakglass_daemon::engine::collecting::{Accepted, Collecting, OpenParams};
 use breakglass_daemon::engine::policy::Policy;
 use breakglass_daemon::engine::request::{Request, StoredCredential};
-use breakglass_daemon::engine::share::{commitment_hash, verify_share, Commitment};
+use breakglass_daemon::engine::share::{commitment_hash, verify_share, Commitment, Lineage};
 use breakglass_formats::keys::AuthorityPublic;
 use breakglass_formats::sshcert::{key_id, serial_for};
 use breakglass_proto::signing;
@@ -33,6 +33,13 @@ pub const NOW: u64 = 4_000_000_000;
 pub const DAEMON_ID: &str = "fuzz-daemon";
 /// Ceremony id bound into every share commitment.
 pub const CEREMONY_ID: &str = "fuzz-ceremony";
+/// The epoch every fixture share belongs to (the first, as after `init`).
+pub const EPOCH: u64 = 1;
+/// The split every fixture share comes from.
+pub const LINEAGE: Lineage<'static> = Lineage {
+    ceremony_id: CEREMONY_ID,
+    epoch: EPOCH,
+};
 /// Custodian ids; custodian `CUSTODIANS[i]` holds x = i + 1 and key seed `[i + 1; 32]`.
 pub const CUSTODIANS: [&str; 3] = ["c1", "c2", "c3"];
 /// The one commander.
@@ -223,7 +230,7 @@ fn unlock_fixture_request(
 ) -> Request {
     let mut c = open_fixture_request(policy, &UNLOCKED_NONCE);
     for who in &custodians[..usize::from(policy.threshold)] {
-        let share = verify_share(who, &commitments[who.id()], CEREMONY_ID, &share(who.x()))
+        let share = verify_share(who, &commitments[who.id()], LINEAGE, &share(who.x()))
             .expect("fixture share verifies");
         let admitted = c
             .admit(policy, who.id(), NOW)
@@ -274,7 +281,7 @@ fn build() -> World {
             id.to_string(),
             Commitment {
                 x,
-                hash: commitment_hash(CEREMONY_ID, id, &share(x)),
+                hash: commitment_hash(CEREMONY_ID, EPOCH, id, &share(x)),
             },
         );
         let sig = signing_key(x).sign(b"fixture").to_bytes();

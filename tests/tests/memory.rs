@@ -44,10 +44,7 @@ async fn no_share_left_behind_when_the_share_list_grows() {
 async fn unlock_and_scan(n: usize, k: usize) {
     let mut fx = Fixture::new(n, k, "15m");
     // The sealed state, read before the daemon holds the database lock.
-    let meta = breakglass_daemon::Store::open(&fx.state)
-        .unwrap()
-        .meta()
-        .unwrap();
+    let sealed = common::sealed(&fx.state);
     fx.start();
     let pid = fx.daemon.as_ref().unwrap().child.id();
     let mut client = fx.client().await;
@@ -61,7 +58,7 @@ async fn unlock_and_scan(n: usize, k: usize) {
             )
         })
         .collect();
-    let keys = memscan::hierarchy(&meta, &shares[..k], &client.info().authority_public_key);
+    let keys = memscan::hierarchy(&sealed, &shares[..k], &client.info().authority_public_key);
 
     let mut rnd = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut rnd);

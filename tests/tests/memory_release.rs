@@ -76,17 +76,14 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
     common::use_binaries_in(build_release());
     let mut fx = Fixture::with_extra(N, K, WINDOW, &["root", "ops"], "", SSH_ONLY);
     // The sealed state, read before the daemon holds the database lock.
-    let meta = breakglass_daemon::Store::open(&fx.state)
-        .unwrap()
-        .meta()
-        .unwrap();
+    let sealed = common::sealed(&fx.state);
     fx.start();
     let pid = fx.daemon.as_ref().unwrap().child.id();
     let mut client = fx.client().await;
     let shares: Vec<Vec<u8>> = (0..N)
         .map(|i| share_bytes(&client, &fx.custodian_key(i), &share_path(&fx, i)))
         .collect();
-    let keys = memscan::hierarchy(&meta, &shares[..K], &client.info().authority_public_key);
+    let keys = memscan::hierarchy(&sealed, &shares[..K], &client.info().authority_public_key);
     let canary = random_canary("memory-release-canary");
     let daemon_needles = memscan::secret_needles(&keys, &shares, &canary);
     let (ic, ic2, lead) = (

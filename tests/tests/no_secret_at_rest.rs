@@ -65,16 +65,13 @@ async fn no_root_seed_authority_or_share_bytes_on_disk_or_in_logs() {
     assert!(fx.stop());
 
     // Rebuild R from 3 shares independently of the daemon, then S from the seal, then A's seed.
-    let meta = breakglass_daemon::Store::open(&fx.state)
-        .unwrap()
-        .meta()
-        .unwrap();
+    let sealed = common::sealed(&fx.state);
     let common::Rebuilt {
         root,
         k_r,
         seed,
         a_seed,
-    } = common::rebuild_secrets(&meta, &shares[..3], &authority);
+    } = common::rebuild_secrets(&sealed, &shares[..3], &authority);
 
     let mut secrets: Vec<(String, Vec<u8>)> = vec![
         ("R".into(), root.clone()),

@@ -148,7 +148,7 @@ async fn offline_and_online_checks_prove_the_files_origin() {
     // Its own commitment, and the genuine D named but not able to sign.
     let unsigned = substitute(&fx, &c1, "unsigned.share", |real, share| Origin {
         epoch: 1,
-        commitment: commitment_hash(&real.ceremony_id, &real.custodian_id, share),
+        commitment: commitment_hash(&real.ceremony_id, 1, &real.custodian_id, share),
         daemon_public_key: hex32(&real.daemon_public_key),
         signature: sig64(&real.daemon_signature),
     });
@@ -162,7 +162,7 @@ async fn offline_and_online_checks_prove_the_files_origin() {
     // A forger's own D': self-consistent, so only the expected key tells.
     let forger = SigningKey::from_bytes(&[0x42; 32]);
     let forged = substitute(&fx, &c1, "forged.share", |real, share| {
-        let commitment = commitment_hash(&real.ceremony_id, &real.custodian_id, share);
+        let commitment = commitment_hash(&real.ceremony_id, 1, &real.custodian_id, share);
         let statement = share_statement(&ShareStatement {
             daemon_id: &real.daemon_id,
             ceremony_id: &real.ceremony_id,

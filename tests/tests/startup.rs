@@ -300,7 +300,7 @@ fn a_damaged_seal_is_refused_at_start() {
     let (ok, _, err) = serve_once(&fx.state, &[]);
     assert!(!ok);
     assert!(
-        err.contains("the seal of the authority seed differs from what the ceremony signed"),
+        err.contains("the seal of the authority seed differs from what D signed at the ceremony or the last committed change"),
         "{err}"
     );
 }
@@ -319,7 +319,7 @@ fn an_edited_commitment_is_refused_at_start() {
     assert!(!ok);
     assert!(
         err.contains(
-            "the share commitment of custodian `c2` differs from what the ceremony signed"
+            "the share commitment of custodian `c2` differs from what D signed at the ceremony or the last committed change"
         ),
         "{err}"
     );

@@ -8,16 +8,16 @@ use breakglass_formats::revocation::RevokedItem;
 use breakglass_proto::signing;
 
 use crate::engine::request::Request;
-use crate::engine::share::Commitment;
+use crate::engine::share::{Commitment, Lineage};
 
-/// D's signature over a share statement (`signing::share_statement`, epoch
-/// [`signing::FIRST_EPOCH`]): written into the share file by the ceremony and
-/// published per custodian by `GetInfo`. Deterministic (ed25519), so the
+/// D's signature over a share statement (`signing::share_statement`) of a
+/// share of `lineage` (ceremony and epoch): written into the share file by
+/// the ceremony or a rekey, and published per custodian by `GetInfo`. Deterministic (ed25519), so the
 /// daemon re-signs at start and publishes the same bytes the file carries.
 pub fn sign_share_statement(
     d: &SigningKey,
     daemon_id: &str,
-    ceremony_id: &str,
+    lineage: Lineage<'_>,
     custodian_id: &str,
     commitment: &Commitment,
     threshold: u8,
@@ -25,8 +25,8 @@ pub fn sign_share_statement(
 ) -> [u8; 64] {
     let statement = signing::share_statement(&signing::ShareStatement {
         daemon_id,
-        ceremony_id,
-        epoch: signing::FIRST_EPOCH,
+        ceremony_id: lineage.ceremony_id,
+        epoch: lineage.epoch,
         custodian_id,
         x: commitment.x,
         commitment: &commitment.hash,

@@ -1,6 +1,7 @@
 //! The integrity statement: what an unlock depends on (daemon and ceremony
-//! ids, the policy digest, the seal, every share commitment, A's public key),
-//! digested part by part and signed by D at the ceremony. `serve` recomputes
+//! ids, the epoch, the policy digest, the seal, every share commitment, A's
+//! public key), digested part by part and signed by D at the ceremony and
+//! again when a change commits a new epoch or policy. `serve` recomputes
 //! it from the state and refuses to start on any difference, naming the part,
 //! so damage to the seal or a commitment is found at start, not at quorum
 //! (where it would look like a custodian's fault).
@@ -24,6 +25,10 @@ pub struct Statement {
     pub daemon_id: String,
     /// Ceremony id.
     pub ceremony_id: String,
+    /// Epoch (left out of the JSON for epoch 1, so statements D signed before
+    /// epochs existed verify unchanged).
+    #[serde(default = "first_epoch", skip_serializing_if = "is_first_epoch")]
+    pub epoch: u64,
     /// Policy digest.
     pub policy: String,
     /// SHA-256 of the seal.
@@ -32,6 +37,15 @@ pub struct Statement {
     pub commitments: BTreeMap<String, String>,
     /// A's public key.
     pub authority: String,
+}
+
+fn first_epoch() -> u64 {
+    breakglass_proto::signing::FIRST_EPOCH
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_first_epoch(e: &u64) -> bool {
+    *e == breakglass_proto::signing::FIRST_EPOCH
 }
 
 /// A statement and D's signature over it, as stored.
@@ -56,6 +70,7 @@ fn hex_sha(parts: &[&[u8]]) -> String {
 pub fn statement(
     daemon_id: &str,
     ceremony_id: &str,
+    epoch: u64,
     policy_digest: &[u8; 32],
     seal: &[u8],
     commitments: &BTreeMap<String, Commitment>,
@@ -64,6 +79,7 @@ pub fn statement(
     Statement {
         daemon_id: daemon_id.to_string(),
         ceremony_id: ceremony_id.to_string(),
+        epoch,
         policy: hex::encode(policy_digest),
         seal: hex_sha(&[seal]),
         commitments: commitments
@@ -115,6 +131,7 @@ pub fn check(
     for (what, a, b) in [
         ("the daemon id", &s.daemon_id, &now.daemon_id),
         ("the ceremony id", &s.ceremony_id, &now.ceremony_id),
+        ("the epoch", &s.epoch.to_string(), &now.epoch.to_string()),
         ("the policy", &s.policy, &now.policy),
         ("the seal of the authority seed", &s.seal, &now.seal),
         ("A's public key", &s.authority, &now.authority),
@@ -134,7 +151,7 @@ pub fn check(
         Ok(())
     } else {
         Err(format!(
-            "{} differ{} from what the ceremony signed",
+            "{} differ{} from what D signed at the ceremony or the last committed change",
             differ.join(", "),
             if differ.len() == 1 { "s" } else { "" }
         ))
@@ -161,7 +178,7 @@ mod tests {
                 hash: [8; 32],
             },
         );
-        statement("d", "cer", &[1; 32], b"seal", &c, &[2; 32])
+        statement("d", "cer", 1, &[1; 32], b"seal", &c, &[2; 32])
     }
 
     /// Invariant 8: any change to what an unlock depends on, or another D, is found and named.
@@ -177,6 +194,10 @@ mod tests {
             e.starts_with("the seal of the authority seed differs"),
             "{e}"
         );
+        let mut epoch = st();
+        epoch.epoch = 2;
+        let e = check(&signed, &epoch, &d.verifying_key()).unwrap_err();
+        assert!(e.starts_with("the epoch differs"), "{e}");
         let mut com = st();
         com.commitments.insert("c2".into(), "00".into());
         let e = check(&signed, &com, &d.verifying_key()).unwrap_err();
@@ -187,5 +208,28 @@ mod tests {
             e.starts_with("daemon.key is not the key the ceremony made"),
             "{e}"
         );
+    }
+
+    /// Epoch 1's statement is the JSON D signed before epochs existed (no
+    /// `epoch` field), so a state made by an earlier version still starts; a
+    /// later epoch's statement names its number, and the number is signed.
+    #[test]
+    fn the_first_epoch_signs_as_before_epochs() {
+        let d = SigningKey::from_bytes(&[3; 32]);
+        let json = String::from_utf8(payload(&st()).unwrap()).unwrap();
+        assert!(!json.contains("epoch"), "{json}");
+        let legacy: Statement = serde_json::from_str(&json[DOMAIN.len()..]).unwrap();
+        assert_eq!(legacy.epoch, 1);
+        let signed = sign(legacy, &d).unwrap();
+        assert_eq!(check(&signed, &st(), &d.verifying_key()), Ok(()));
+        let mut second = st();
+        second.epoch = 2;
+        let json = String::from_utf8(payload(&second).unwrap()).unwrap();
+        assert!(json.contains("\"epoch\":2"), "{json}");
+        let signed = sign(second.clone(), &d).unwrap();
+        assert_eq!(check(&signed, &second, &d.verifying_key()), Ok(()));
+        let mut moved = signed.clone();
+        moved.statement.epoch = 3;
+        assert!(check(&moved, &second, &d.verifying_key()).is_err());
     }
 }

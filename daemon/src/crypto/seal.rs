@@ -1,7 +1,11 @@
 //! The seal: S encrypted under K_R = HKDF-SHA256(R, "breakglass/v1/seal") with
-//! XChaCha20-Poly1305, associated data `ceremony id ‖ policy digest`. The AEAD
-//! tag proves a reconstruction is right (invariant 8: the disk alone cannot
-//! mint, and neither can the shares without it).
+//! XChaCha20-Poly1305, associated data `ceremony id ‖ epoch ‖ policy digest`.
+//! The AEAD tag proves a reconstruction is right (invariant 8: the disk alone
+//! cannot mint, and neither can the shares without it), and that the seal is
+//! this epoch's under this policy: a seal moved to another epoch or policy
+//! does not open. Epoch 1 leaves its number out (`ceremony id ‖ policy
+//! digest`, the layout of every seal made before epochs), so a state made by
+//! an earlier version opens unchanged.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -26,25 +30,37 @@ fn seal_key(root: &RootKey) -> Zeroizing<[u8; 32]> {
     k
 }
 
-fn aad(ceremony_id: &str, policy_digest: &[u8; 32]) -> Vec<u8> {
-    let mut a = Vec::with_capacity(ceremony_id.len() + 36);
+/// What a seal is bound to (its associated data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding<'a> {
+    /// The ceremony that made S.
+    pub ceremony_id: &'a str,
+    /// The epoch whose R seals it.
+    pub epoch: u64,
+    /// The epoch's policy digest.
+    pub policy_digest: &'a [u8; 32],
+}
+
+/// `len(ceremony id) (4, BE) ‖ ceremony id ‖ epoch (8, BE) ‖ policy digest (32)`,
+/// without the epoch for epoch 1. The lengths differ (44 and 36 bytes after the
+/// id), so no binding of one layout is a binding of the other.
+fn aad(b: &Binding<'_>) -> Vec<u8> {
+    let mut a = Vec::with_capacity(b.ceremony_id.len() + 44);
     a.extend_from_slice(
-        &u32::try_from(ceremony_id.len())
+        &u32::try_from(b.ceremony_id.len())
             .unwrap_or(u32::MAX)
             .to_be_bytes(),
     );
-    a.extend_from_slice(ceremony_id.as_bytes());
-    a.extend_from_slice(policy_digest);
+    a.extend_from_slice(b.ceremony_id.as_bytes());
+    if b.epoch != breakglass_proto::signing::FIRST_EPOCH {
+        a.extend_from_slice(&b.epoch.to_be_bytes());
+    }
+    a.extend_from_slice(b.policy_digest);
     a
 }
 
 /// Seals S under R: `nonce (24) ‖ ciphertext ‖ tag`.
-pub fn seal(
-    root: &RootKey,
-    seed: &AuthoritySeed,
-    ceremony_id: &str,
-    policy_digest: &[u8; 32],
-) -> Result<Vec<u8>> {
+pub fn seal(root: &RootKey, seed: &AuthoritySeed, binding: &Binding<'_>) -> Result<Vec<u8>> {
     let key = seal_key(root);
     let cipher = XChaCha20Poly1305::new(key.as_ref().into());
     let mut nonce = [0u8; NONCE_LEN];
@@ -54,7 +70,7 @@ pub fn seal(
             XNonce::from_slice(&nonce),
             Payload {
                 msg: seed.expose(),
-                aad: &aad(ceremony_id, policy_digest),
+                aad: &aad(binding),
             },
         )
         .map_err(|_| Error::Internal("sealing the authority seed failed".into()))?;
@@ -63,13 +79,8 @@ pub fn seal(
     Ok(out)
 }
 
-/// Opens the seal with a rebuilt R. Fails if R, the ceremony or the policy differ.
-pub fn unseal(
-    root: &RootKey,
-    sealed: &[u8],
-    ceremony_id: &str,
-    policy_digest: &[u8; 32],
-) -> Result<AuthoritySeed> {
+/// Opens the seal with a rebuilt R. Fails if R, the ceremony, the epoch or the policy differ.
+pub fn unseal(root: &RootKey, sealed: &[u8], binding: &Binding<'_>) -> Result<AuthoritySeed> {
     if sealed.len() != NONCE_LEN + 32 + 16 {
         return Err(Error::Reconstruction(format!(
             "the stored seal is {} bytes, expected 72",
@@ -84,12 +95,12 @@ pub fn unseal(
                 XNonce::from_slice(&sealed[..NONCE_LEN]),
                 Payload {
                     msg: &sealed[NONCE_LEN..],
-                    aad: &aad(ceremony_id, policy_digest),
+                    aad: &aad(binding),
                 },
             )
             .map_err(|_| {
                 Error::Reconstruction(
-                    "authentication failed: wrong root key, ceremony or policy".into(),
+                    "authentication failed: wrong root key, ceremony, epoch or policy".into(),
                 )
             })?,
     );
@@ -102,19 +113,48 @@ pub fn unseal(
 mod tests {
     use super::*;
 
-    /// Invariant 8: only the right R, ceremony and policy open the seal.
+    fn b<'a>(ceremony_id: &'a str, epoch: u64, policy_digest: &'a [u8; 32]) -> Binding<'a> {
+        Binding {
+            ceremony_id,
+            epoch,
+            policy_digest,
+        }
+    }
+
+    /// Invariant 8: only the right R, ceremony, epoch and policy open the seal.
     #[test]
-    fn seal_opens_only_with_same_root_ceremony_policy() {
+    fn seal_opens_only_with_same_root_ceremony_epoch_policy() {
         let r = RootKey::generate();
         let s = AuthoritySeed::generate();
-        let sealed = seal(&r, &s, "cer", &[1; 32]).unwrap();
+        let sealed = seal(&r, &s, &b("cer", 1, &[1; 32])).unwrap();
         assert_eq!(
-            unseal(&r, &sealed, "cer", &[1; 32]).unwrap().expose(),
+            unseal(&r, &sealed, &b("cer", 1, &[1; 32]))
+                .unwrap()
+                .expose(),
             s.expose()
         );
-        assert!(unseal(&RootKey::generate(), &sealed, "cer", &[1; 32]).is_err());
-        assert!(unseal(&r, &sealed, "cer2", &[1; 32]).is_err());
-        assert!(unseal(&r, &sealed, "cer", &[2; 32]).is_err());
-        assert!(unseal(&r, &sealed[1..], "cer", &[1; 32]).is_err());
+        assert!(unseal(&RootKey::generate(), &sealed, &b("cer", 1, &[1; 32])).is_err());
+        assert!(unseal(&r, &sealed, &b("cer2", 1, &[1; 32])).is_err());
+        assert!(unseal(&r, &sealed, &b("cer", 2, &[1; 32])).is_err());
+        assert!(unseal(&r, &sealed, &b("cer", 1, &[2; 32])).is_err());
+        assert!(unseal(&r, &sealed[1..], &b("cer", 1, &[1; 32])).is_err());
+    }
+
+    /// The associated data's bytes, pinned: a seal written by one version
+    /// must open in the next.
+    #[test]
+    fn associated_data_is_pinned() {
+        let a = aad(&b("cer", 2, &[0xab; 32]));
+        let mut want = vec![0, 0, 0, 3];
+        want.extend_from_slice(b"cer");
+        want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 2]);
+        want.extend_from_slice(&[0xab; 32]);
+        assert_eq!(a, want);
+        // Epoch 1: the layout of seals made before epochs.
+        let first = aad(&b("cer", 1, &[0xab; 32]));
+        let mut legacy = vec![0, 0, 0, 3];
+        legacy.extend_from_slice(b"cer");
+        legacy.extend_from_slice(&[0xab; 32]);
+        assert_eq!(first, legacy);
     }
 }

@@ -121,9 +121,9 @@ pub(crate) mod tests {
                 .unwrap();
                 let com = Commitment {
                     x: s.x(),
-                    hash: commitment_hash("cer", &id, s.expose()),
+                    hash: commitment_hash("cer", 1, &id, s.expose()),
                 };
-                verify_share(&who, &com, "cer", s.expose()).unwrap()
+                verify_share(&who, &com, crate::engine::share::tests::CER, s.expose()).unwrap()
             })
             .collect()
     }

@@ -17,7 +17,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use breakglass_proto::{signing, transport};
 
 use super::auth::AuthenticatedCustodian;
-use super::share::{verify_share, Commitment};
+use super::share::{verify_share, Commitment, Lineage};
 use crate::error::{Error, Result};
 
 /// How long an attestation key is accepted, in seconds: long enough to unlock
@@ -212,7 +212,8 @@ impl Attestations {
         let epoch = p.issued.epoch;
         drop(p);
         // Checked and dropped at once: an attestation's share is never combined.
-        drop(verify_share(who, commitment, ceremony_id, &plain)?);
+        let lineage = Lineage { ceremony_id, epoch };
+        drop(verify_share(who, commitment, lineage, &plain)?);
         Ok(Attested {
             custodian: who.id().to_string(),
             epoch,
@@ -255,7 +256,7 @@ mod tests {
     fn commitment(id: &str, x: u8) -> Commitment {
         Commitment {
             x,
-            hash: commitment_hash("cer", id, &share(x)),
+            hash: commitment_hash("cer", 1, id, &share(x)),
         }
     }
 

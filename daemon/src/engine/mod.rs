@@ -9,6 +9,9 @@
 //!   bound, reasons, which SSH key a scope needs).
 //! - [`attest`]: one-shot attestation keys; a share proven against its
 //!   commitment and wiped, never combined (readiness).
+//! - [`epoch`]: the current epoch: policy, seal and share commitments.
+//! - [`rekey`]: pending epochs between a rekey's quorum and its commit, and
+//!   the chain of committed and pending epochs.
 //! - [`auth`]: membership, freshness and signature of a call (invariant 4).
 //! - [`share`]: a decrypted share checked against its commitment (invariant 5).
 //! - [`collecting`]: the live states that own E_req and the shares.
@@ -19,8 +22,10 @@
 pub mod attest;
 pub mod auth;
 pub mod collecting;
+pub mod epoch;
 pub use breakglass_formats::audit::event;
 pub mod policy;
 pub mod readiness;
+pub mod rekey;
 pub mod request;
 pub mod share;

@@ -14,12 +14,22 @@ use breakglass_proto::transport::SHARE_LEN;
 /// recomputes exactly what the daemon checks.
 pub use breakglass_formats::share_file::{commitment_hash, DOMAIN_SHARE_COMMITMENT};
 
+/// Which split a share belongs to: the ceremony that made S and the epoch
+/// (which split of R). Both are bound into the commitment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lineage<'a> {
+    /// Ceremony id.
+    pub ceremony_id: &'a str,
+    /// Epoch.
+    pub epoch: u64,
+}
+
 /// What the daemon keeps about a custodian's share: its x and a hash commitment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commitment {
     /// The share's x coordinate.
     pub x: u8,
-    /// `H(domain ‖ ceremony id ‖ custodian id ‖ share)`.
+    /// `H(domain ‖ ceremony id ‖ epoch ‖ custodian id ‖ share)`.
     pub hash: [u8; 32],
 }
 
@@ -59,7 +69,7 @@ impl VerifiedShare {
 pub fn verify_share(
     who: &AuthenticatedCustodian,
     commitment: &Commitment,
-    ceremony_id: &str,
+    lineage: Lineage<'_>,
     plaintext: &[u8],
 ) -> Result<VerifiedShare> {
     let malformed = |why: String| Error::ShareMalformed {
@@ -84,7 +94,7 @@ pub fn verify_share(
             commitment.x
         )));
     }
-    let h = commitment_hash(ceremony_id, who.id(), plaintext);
+    let h = commitment_hash(lineage.ceremony_id, lineage.epoch, who.id(), plaintext);
     if !bool::from(h.ct_eq(&commitment.hash)) {
         return Err(Error::ShareCommitmentMismatch {
             custodian: who.id().to_string(),
@@ -103,15 +113,25 @@ pub fn verify_share(
 pub(crate) mod tests {
     use super::*;
 
+    /// The lineage the tests' shares belong to.
+    pub const CER: Lineage<'static> = Lineage {
+        ceremony_id: "cer",
+        epoch: 1,
+    };
+
+    fn lineage(ceremony_id: &'static str, epoch: u64) -> Lineage<'static> {
+        Lineage { ceremony_id, epoch }
+    }
+
     /// A share that passed [`verify_share`] for `who` (bytes `x ‖ [x; 32]`).
     pub fn verified(who: &AuthenticatedCustodian) -> VerifiedShare {
         let mut s = [who.x(); SHARE_LEN];
         s[0] = who.x();
         let com = Commitment {
             x: who.x(),
-            hash: commitment_hash("cer", who.id(), &s),
+            hash: commitment_hash("cer", 1, who.id(), &s),
         };
-        match verify_share(who, &com, "cer", &s) {
+        match verify_share(who, &com, CER, &s) {
             Ok(v) => v,
             Err(e) => panic!("{e}"),
         }
@@ -149,13 +169,13 @@ pub(crate) mod tests {
         let good = share(2);
         let com = Commitment {
             x: 2,
-            hash: commitment_hash("cer", "c2", &good),
+            hash: commitment_hash("cer", 1, "c2", &good),
         };
-        let v = verify_share(&c2, &com, "cer", &good).unwrap();
+        let v = verify_share(&c2, &com, CER, &good).unwrap();
         assert_eq!((v.x(), v.custodian()), (2, "c2"));
 
         let err = |e: Error| e.to_string();
-        let short = verify_share(&c2, &com, "cer", &good[..32])
+        let short = verify_share(&c2, &com, CER, &good[..32])
             .err()
             .map(err)
             .unwrap_or_default();
@@ -163,12 +183,12 @@ pub(crate) mod tests {
             short.contains("custodian `c2`") && short.contains("32 bytes"),
             "{short}"
         );
-        let zero = verify_share(&c2, &com, "cer", &share(0))
+        let zero = verify_share(&c2, &com, CER, &share(0))
             .err()
             .map(err)
             .unwrap_or_default();
         assert!(zero.contains("x = 0"), "{zero}");
-        let dup = verify_share(&c2, &com, "cer", &share(1))
+        let dup = verify_share(&c2, &com, CER, &share(1))
             .err()
             .map(err)
             .unwrap_or_default();
@@ -176,11 +196,17 @@ pub(crate) mod tests {
         let mut flipped = good;
         flipped[10] ^= 1;
         assert!(matches!(
-            verify_share(&c2, &com, "cer", &flipped),
+            verify_share(&c2, &com, CER, &flipped),
             Err(Error::ShareCommitmentMismatch { ref custodian }) if custodian == "c2"
         ));
         assert!(matches!(
-            verify_share(&c2, &com, "older-ceremony", &good),
+            verify_share(&c2, &com, lineage("older-ceremony", 1), &good),
+            Err(Error::ShareCommitmentMismatch { .. })
+        ));
+        // Epochs: the same share bytes at the same x are another share in
+        // another epoch, so an old share never passes a new commitment.
+        assert!(matches!(
+            verify_share(&c2, &com, lineage("cer", 2), &good),
             Err(Error::ShareCommitmentMismatch { .. })
         ));
     }

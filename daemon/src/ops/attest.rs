@@ -59,25 +59,26 @@ impl Daemon {
     }
 
     fn start_inner(&self, sig: &super::Sig) -> Result<Challenge> {
-        let policy = self.policy();
-        let claimed = auth::claim_custodian(policy, &sig.signer_id)?;
+        let epoch = self.epoch();
+        let claimed = auth::claim_custodian(&epoch.policy, &sig.signer_id)?;
         let now = self.now();
         let payload =
             signing::start_attestation(&self.meta.daemon_id, &sig.signer_id, sig.signed_at);
         let who = self.verified(
             "start_attestation",
             None,
-            claimed.authenticate(self.checks(now), &sig.by(), &payload),
+            claimed.authenticate(self.checks(&epoch.policy, now), &sig.by(), &payload),
             now,
         )?;
         let mut live = self.lock()?;
+        self.same_epoch(&epoch)?;
         let live = &mut *live;
         let issued = live.attestations.start(
             live.rng.as_mut(),
             &Issue {
                 daemon_id: &self.meta.daemon_id,
                 ceremony_id: &self.meta.ceremony_id,
-                epoch: signing::FIRST_EPOCH,
+                epoch: epoch.number,
                 custodian: &who,
                 now,
             },
@@ -102,8 +103,7 @@ impl Daemon {
     }
 
     fn attest_inner(&self, call: &AttestCall) -> Result<Attestation> {
-        let policy = self.policy();
-        let claimed = auth::claim_custodian(policy, &call.sig.signer_id)?;
+        auth::claim_custodian(&self.policy(), &call.sig.signer_id)?;
         crate::engine::policy::plain_text("attestation_id", &call.attestation_id)?;
         let id = &call.attestation_id;
         if !id.starts_with("att-") || id.len() > 64 {
@@ -114,6 +114,8 @@ impl Daemon {
         }
         let now = self.now();
         let mut live = self.lock()?;
+        let epoch = self.epoch();
+        let claimed = auth::claim_custodian(&epoch.policy, &call.sig.signer_id)?;
         // Unknown ids and bad signatures go to the operational log only; once
         // the signature verifies, every refusal is on the record.
         let known = live.attestations.known(&call.attestation_id)?;
@@ -128,10 +130,10 @@ impl Daemon {
         let who = self.verified(
             "attest_share",
             None,
-            claimed.authenticate(self.checks(now), &call.sig.by(), &payload),
+            claimed.authenticate(self.checks(&epoch.policy, now), &call.sig.by(), &payload),
             now,
         )?;
-        let com = self.commitments.get(who.id()).ok_or_else(|| {
+        let com = epoch.commitments.get(who.id()).ok_or_else(|| {
             Error::Internal(format!("no commitment for custodian `{}`", who.id()))
         })?;
         let checked = live.attestations.attest(

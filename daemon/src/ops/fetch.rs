@@ -19,10 +19,11 @@ impl Daemon {
             &sig.signer_id,
             sig.signed_at,
         );
+        let policy = self.policy();
         let who = self.verified(
             "fetch_credential",
             Some(&r.id),
-            auth::authenticate_commander(self.checks(now), &sig.by(), &payload),
+            auth::authenticate_commander(self.checks(&policy, now), &sig.by(), &payload),
             now,
         )?;
         let (cred, recs) = r

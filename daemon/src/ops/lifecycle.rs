@@ -1,6 +1,6 @@
 //! Start, the expiry sweep, and stop.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -9,10 +9,12 @@ use tokio::sync::{broadcast, Notify};
 use super::{system_rng, Clock, Daemon, Live, Rng};
 use crate::crypto::daemon_key::DaemonKey;
 use crate::crypto::integrity;
+use crate::engine::epoch::Epoch;
 use crate::engine::event::{Event, Record};
+use crate::engine::share::{Commitment, Lineage};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::{keyfile, Checkpointer, Route, Store};
+use crate::store::{keyfile, Checkpointer, Meta, Route, Store, StoredEpoch};
 
 /// How many of the newest audit entries are verified at every start.
 const AUDIT_TAIL_CHECKED: u64 = 64;
@@ -23,6 +25,46 @@ const RESTARTED: &str = "the daemon restarted; its ephemeral key and the shares 
 /// Why a request collecting at shutdown was cancelled.
 const STOPPED: &str =
     "the daemon shut down; shares collected so far were wiped: open a new request";
+
+/// An epoch as the daemon serves it: with D's signature over each share
+/// statement (deterministic, so the same bytes the share files carry).
+pub(super) fn published(
+    key: &DaemonKey,
+    meta: &Meta,
+    stored: StoredEpoch,
+    commitments: BTreeMap<String, Commitment>,
+    since: u64,
+) -> Epoch {
+    let custodians = u8::try_from(stored.policy.custodians.len()).unwrap_or(u8::MAX);
+    let lineage = Lineage {
+        ceremony_id: &meta.ceremony_id,
+        epoch: stored.number,
+    };
+    let share_signatures = commitments
+        .iter()
+        .map(|(id, c)| {
+            let sig = crate::crypto::daemon_key::sign_share_statement(
+                key.signing(),
+                &meta.daemon_id,
+                lineage,
+                id,
+                c,
+                stored.policy.threshold,
+                custodians,
+            );
+            (id.clone(), sig)
+        })
+        .collect();
+    Epoch {
+        number: stored.number,
+        policy: stored.policy,
+        policy_digest: stored.policy_digest,
+        seal: stored.seal,
+        commitments,
+        share_signatures,
+        since,
+    }
+}
 
 impl Daemon {
     /// Opens the state directory, cancels requests a previous run left collecting
@@ -57,11 +99,13 @@ impl Daemon {
         }
         let key = DaemonKey::new(keyfile::read_daemon_key(state_dir)?);
         let meta = store.meta()?;
+        let epoch = store.epoch()?;
         let statement = integrity::statement(
             &meta.daemon_id,
             &meta.ceremony_id,
-            &meta.policy_digest,
-            &meta.seal,
+            epoch.number,
+            &epoch.policy_digest,
+            &epoch.seal,
             &store.commitments()?,
             &meta.authority_public,
         );
@@ -82,8 +126,9 @@ impl Daemon {
     ) -> Result<Daemon> {
         let key = DaemonKey::new(keyfile::read_daemon_key(state_dir)?);
         let meta = store.meta()?;
+        let stored = store.epoch()?;
         let commitments = store.commitments()?;
-        for c in &meta.policy.custodians {
+        for c in &stored.policy.custodians {
             if !commitments.contains_key(&c.id) {
                 return Err(Error::StateCorrupt {
                     path: store.path().to_path_buf(),
@@ -95,8 +140,9 @@ impl Daemon {
         let now_statement = integrity::statement(
             &meta.daemon_id,
             &meta.ceremony_id,
-            &meta.policy_digest,
-            &meta.seal,
+            stored.number,
+            &stored.policy_digest,
+            &stored.seal,
             &commitments,
             &meta.authority_public,
         );
@@ -141,10 +187,13 @@ impl Daemon {
         });
         store.set_routes(routes);
         let now = clock();
-        // The epoch began with the ceremony, the log's first entry.
-        let epoch_since = match store.audit_entry(1)? {
-            Some(e) if matches!(e.event, Event::Ceremony { .. }) => e.time,
-            other => {
+        // The epoch began when it was committed; a state that did not keep
+        // that time is at epoch 1, which began with the ceremony, the log's
+        // first entry.
+        let epoch_since = match (stored.since, store.audit_entry(1)?) {
+            (Some(t), _) => t,
+            (None, Some(e)) if matches!(e.event, Event::Ceremony { .. }) => e.time,
+            (None, other) => {
                 return Err(Error::StateCorrupt {
                     path: store.path().to_path_buf(),
                     why: format!(
@@ -167,36 +216,19 @@ impl Daemon {
             actor: "daemon".into(),
             request_id: None,
             event: Event::DaemonStarted {
-                policy_digest: hex::encode(meta.policy_digest),
+                policy_digest: hex::encode(stored.policy_digest),
                 version: env!("CARGO_PKG_VERSION").into(),
-                zero_counter_allowed: meta.policy.allow_zero_counter,
+                zero_counter_allowed: stored.policy.allow_zero_counter,
             },
             signed_with: None,
         });
         let started = store.commit(&abandoned.iter().collect::<Vec<_>>(), records)?;
         metrics.committed(&started, |_| None, |_| false);
         let (events, _) = broadcast::channel(1024);
-        let custodians = u8::try_from(meta.policy.custodians.len()).unwrap_or(u8::MAX);
-        let share_signatures = commitments
-            .iter()
-            .map(|(id, c)| {
-                let sig = crate::crypto::daemon_key::sign_share_statement(
-                    key.signing(),
-                    &meta.daemon_id,
-                    &meta.ceremony_id,
-                    id,
-                    c,
-                    meta.policy.threshold,
-                    custodians,
-                );
-                (id.clone(), sig)
-            })
-            .collect();
+        let current = published(&key, &meta, stored, commitments, epoch_since);
         Ok(Daemon {
             meta,
-            commitments,
-            share_signatures,
-            epoch_since,
+            current: std::sync::RwLock::new(Arc::new(current)),
             due_checked_at: std::sync::atomic::AtomicU64::new(0),
             store,
             key,

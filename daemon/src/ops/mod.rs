@@ -20,7 +20,7 @@ mod revoke;
 mod submit;
 mod unlock;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ed25519_dalek::VerifyingKey;
@@ -30,10 +30,10 @@ use tokio::sync::{broadcast, Notify};
 use crate::crypto::daemon_key::DaemonKey;
 use crate::engine::auth::{self, Actor, SignedBy, Verified};
 use crate::engine::collecting::Collecting;
+use crate::engine::epoch::Epoch;
 use crate::engine::event::{Event, Record};
 use crate::engine::policy::Policy;
 use crate::engine::request::Request;
-use crate::engine::share::Commitment;
 use crate::error::{Error, Result};
 use crate::metrics::{Gauges, Metrics};
 use crate::store::audit::AuditEntry;
@@ -96,15 +96,22 @@ struct Live {
     rng: Rng,
 }
 
+/// The policy of one epoch, kept alive while a call uses it.
+pub struct PolicyRef(Arc<Epoch>);
+
+impl std::ops::Deref for PolicyRef {
+    type Target = Policy;
+    fn deref(&self) -> &Policy {
+        &self.0.policy
+    }
+}
+
 /// The daemon.
 pub struct Daemon {
     meta: Meta,
-    commitments: BTreeMap<String, Commitment>,
-    /// D's signature over each custodian's share statement, by custodian id
-    /// (published by `GetInfo`; the same bytes the share file carries).
-    share_signatures: BTreeMap<String, [u8; 64]>,
-    /// When the current epoch began (the ceremony's audit entry).
-    epoch_since: u64,
+    /// The current epoch. Replaced only while the `live` lock is held, so a
+    /// call that reads it under that lock sees one epoch until it commits.
+    current: std::sync::RwLock<Arc<Epoch>>,
     /// When the sweep last looked for due attestations.
     due_checked_at: std::sync::atomic::AtomicU64,
     store: Store,
@@ -230,23 +237,37 @@ impl Daemon {
         (self.clock)()
     }
 
-    /// The ceremony output and policy.
+    /// What the ceremony fixed: the ids and A.
     pub fn meta(&self) -> &Meta {
         &self.meta
     }
 
-    /// The policy.
-    pub fn policy(&self) -> &Policy {
-        &self.meta.policy
+    /// The current epoch: policy, seal, commitments.
+    pub fn epoch(&self) -> Arc<Epoch> {
+        match self.current.read() {
+            Ok(e) => e.clone(),
+            // A writer panicked mid-swap; the Arc it held is still whole.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
-    /// A custodian's published share commitment and D's signature over its
-    /// share statement.
-    pub fn published_share(&self, custodian: &str) -> Option<(&Commitment, &[u8; 64])> {
-        Some((
-            self.commitments.get(custodian)?,
-            self.share_signatures.get(custodian)?,
-        ))
+    /// Refuses a call checked against `seen` if the epoch changed since (a
+    /// change committed meanwhile): called under the `live` lock, after
+    /// which the epoch cannot change until the lock is released.
+    fn same_epoch(&self, seen: &Epoch) -> Result<()> {
+        let now = self.epoch();
+        if now.number == seen.number && now.policy_digest == seen.policy_digest {
+            return Ok(());
+        }
+        Err(Error::EpochChanged {
+            from: seen.number,
+            to: now.number,
+        })
+    }
+
+    /// The current epoch's policy.
+    pub fn policy(&self) -> PolicyRef {
+        PolicyRef(self.epoch())
     }
 
     /// The daemon's public key D.
@@ -304,10 +325,11 @@ impl Daemon {
         now: u64,
         deny: impl FnOnce(String, String) -> Error,
     ) -> Result<Actor> {
+        let policy = self.policy();
         let actor = self.verified(
             call,
             Some(&r.id),
-            auth::authenticate_any(self.checks(now), &sig.by(), payload),
+            auth::authenticate_any(self.checks(&policy, now), &sig.by(), payload),
             now,
         )?;
         if let Actor::Commander(c) = &actor {
@@ -372,11 +394,11 @@ impl Daemon {
         }
     }
 
-    /// What a signature check needs: the policy, the security keys'
-    /// counters (in the store), and the time.
-    fn checks(&self, now: u64) -> auth::Checks<'_> {
+    /// What a signature check needs: the policy (of the epoch the call
+    /// uses), the security keys' counters (in the store), and the time.
+    fn checks<'a>(&'a self, policy: &'a Policy, now: u64) -> auth::Checks<'a> {
         auth::Checks {
-            policy: self.policy(),
+            policy,
             counters: self,
             now,
         }

@@ -57,7 +57,8 @@ impl Daemon {
             ));
         }
         let now = self.now();
-        let policy = self.policy();
+        let epoch = self.epoch();
+        let policy = &epoch.policy;
         let payload = if drill {
             signing::open_drill(
                 &self.meta.daemon_id,
@@ -79,7 +80,7 @@ impl Daemon {
             )
         };
         // A drill may be opened by a custodian too, if the policy says so.
-        let checks = self.checks(now);
+        let checks = self.checks(policy, now);
         let actor = if drill {
             match self.verified(
                 CALL,
@@ -143,6 +144,7 @@ impl Daemon {
         };
         let id = signing::request_id(&payload);
         let mut live = self.lock()?;
+        self.same_epoch(&epoch)?;
         if self.store.request(&id)?.is_some() {
             // A replay of a signed open (or the same open sent twice).
             return Err(refuse(Some(&id), Error::RequestExists { id: id.clone() }));

@@ -4,8 +4,6 @@
 
 use std::sync::atomic::Ordering;
 
-use breakglass_proto::signing;
-
 use super::Daemon;
 use crate::engine::event::{Event, Record};
 use crate::engine::readiness::{self, Report};
@@ -18,11 +16,12 @@ impl Daemon {
     /// The readiness report now.
     pub fn readiness(&self) -> Result<Report> {
         let proofs = self.store.readiness()?;
+        let epoch = self.epoch();
         Ok(readiness::report(
-            self.policy(),
+            &epoch.policy,
             &proofs,
-            signing::FIRST_EPOCH,
-            self.epoch_since,
+            epoch.number,
+            epoch.since,
             self.now(),
         ))
     }

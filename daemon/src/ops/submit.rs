@@ -13,9 +13,10 @@ use breakglass_proto::signing;
 use super::{Daemon, Live};
 use crate::engine::auth::{self, AuthenticatedCustodian, SignedBy};
 use crate::engine::collecting::{Accepted, Admitted, Collecting};
+use crate::engine::epoch::Epoch;
 use crate::engine::event::Event;
 use crate::engine::request::{Kind, Request};
-use crate::engine::share::VerifiedShare;
+use crate::engine::share::{Lineage, VerifiedShare};
 use crate::error::{Error, Result};
 
 /// A custodian's submission.
@@ -52,16 +53,20 @@ impl Daemon {
     }
 
     fn submit_inner(&self, call: &SubmitCall) -> Result<Progress> {
-        let policy = self.policy();
         // Unauthenticated refusals (not a custodian, no such request, a bad
         // signature) go to the operational log only; once the signature
-        // verifies, every refusal is on the record.
-        let claimed = auth::claim_custodian(policy, &call.sig.signer_id)?;
+        // verifies, every refusal is on the record. Membership is checked
+        // once before the lock (cheap, for floods) and again under it, with
+        // the epoch the whole call then uses: the epoch changes only under
+        // this lock.
+        auth::claim_custodian(&self.policy(), &call.sig.signer_id)?;
         let now = self.now();
         let mut live = self.lock()?;
+        let epoch = self.epoch();
+        let claimed = auth::claim_custodian(&epoch.policy, &call.sig.signer_id)?;
         let Some(c) = live.requests.remove(&call.request_id) else {
             let r = self.load(&call.request_id)?;
-            let who = self.authenticate(&r, claimed, call, now)?;
+            let who = self.authenticate(&epoch, &r, claimed, call, now)?;
             let e = if r.state.is_terminal() {
                 r.closed_error()
             } else {
@@ -73,14 +78,14 @@ impl Daemon {
             return Err(self.refused(&r.id, &who, e, now));
         };
         // From here on every path puts the state back into the map or closes it.
-        let who = match self.authenticate(c.request(), claimed, call, now) {
+        let who = match self.authenticate(&epoch, c.request(), claimed, call, now) {
             Ok(w) => w,
             Err(e) => {
                 live.requests.insert(c.request().id.clone(), c);
                 return Err(e);
             }
         };
-        match self.check_share(&c, &who, call, now) {
+        match self.check_share(&epoch, &c, &who, call, now) {
             Ok((admitted, share)) => self.accept(&mut live, c, &who, admitted, share, now),
             Err(e) => {
                 let id = c.request().id.clone();
@@ -93,6 +98,7 @@ impl Daemon {
     /// Freshness and signature of a submission for `r`.
     fn authenticate(
         &self,
+        epoch: &Epoch,
         r: &Request,
         claimed: auth::ClaimedCustodian<'_>,
         call: &SubmitCall,
@@ -114,7 +120,7 @@ impl Daemon {
         self.verified(
             "submit_share",
             Some(&r.id),
-            claimed.authenticate(self.checks(now), &sig, &payload),
+            claimed.authenticate(self.checks(&epoch.policy, now), &sig, &payload),
             now,
         )
     }
@@ -123,22 +129,20 @@ impl Daemon {
     /// commitment.
     fn check_share(
         &self,
+        epoch: &Epoch,
         c: &Collecting,
         who: &AuthenticatedCustodian,
         call: &SubmitCall,
         now: u64,
     ) -> Result<(Admitted, VerifiedShare)> {
-        let com = self.commitments.get(who.id()).ok_or_else(|| {
+        let com = epoch.commitments.get(who.id()).ok_or_else(|| {
             Error::Internal(format!("no commitment for custodian `{}`", who.id()))
         })?;
-        c.check_share(
-            self.policy(),
-            who,
-            com,
-            &self.meta.ceremony_id,
-            &call.sealed_share,
-            now,
-        )
+        let lineage = Lineage {
+            ceremony_id: &self.meta.ceremony_id,
+            epoch: epoch.number,
+        };
+        c.check_share(&epoch.policy, who, com, lineage, &call.sealed_share, now)
     }
 
     /// Records the refusal of an authenticated custodian's share

@@ -78,12 +78,16 @@ impl Daemon {
     /// R from the quorum, S from the seal, A from S, checked against the
     /// published A; R and S are wiped before this returns, A when it drops.
     fn rebuild(&self, quorum: Quorum<'_>) -> Result<AuthorityKey> {
+        let epoch = self.epoch();
         let root = shamir::combine(quorum)?;
         let seed = seal::unseal(
             &root,
-            &self.meta.seal,
-            &self.meta.ceremony_id,
-            &self.meta.policy_digest,
+            &epoch.seal,
+            &seal::Binding {
+                ceremony_id: &self.meta.ceremony_id,
+                epoch: epoch.number,
+                policy_digest: &epoch.policy_digest,
+            },
         )?;
         drop(root);
         let a = AuthorityKey::derive(&seed);
@@ -105,7 +109,7 @@ impl Daemon {
         now: u64,
     ) -> Result<(String, u64)> {
         let a = self.rebuild(quorum)?;
-        let epoch = breakglass_proto::signing::FIRST_EPOCH;
+        let epoch = self.epoch().number;
         let approvers: Vec<String> = r.approvals.iter().map(|x| x.custodian.clone()).collect();
         let mut st = breakglass_formats::drill::DrillStatement {
             format: breakglass_formats::drill::DRILL_STATEMENT_FORMAT.into(),

@@ -18,6 +18,7 @@ pub fn to_status(e: &Error) -> Status {
         | Error::ScopeNotAllowed { .. }
         | Error::AttestationNotYours { .. }
         | Error::DrillNotAllowed { .. }
+        | Error::NotInPendingEpoch { .. }
         | Error::NotRequester { .. }
         | Error::NotAllowedToCancel { .. }
         | Error::NotAllowedToRevoke { .. }
@@ -29,6 +30,7 @@ pub fn to_status(e: &Error) -> Status {
         Error::RequestNotFound { .. } | Error::AttestationNotFound { .. } => Code::NotFound,
         Error::RequestExists { .. }
         | Error::DuplicateShare { .. }
+        | Error::AlreadyConfirmed { .. }
         | Error::AlreadyRevoked { .. } => Code::AlreadyExists,
         Error::RequestClosed { .. }
         | Error::WindowClosed { .. }
@@ -38,7 +40,13 @@ pub fn to_status(e: &Error) -> Status {
         | Error::DrillInProgress { .. }
         | Error::DrillCannotReachQuorum { .. }
         | Error::AttestationExpired { .. }
+        | Error::WrongEpoch { .. }
+        | Error::PendingClosed { .. }
+        | Error::PendingExpired { .. }
+        | Error::PendingNotReady { .. }
+        | Error::RekeyOpen { .. }
         | Error::CredentialRevoked { .. } => Code::FailedPrecondition,
+        Error::EpochChanged { .. } => Code::Aborted,
         Error::Storage(_) => Code::Unavailable,
         Error::Policy(_)
         | Error::StateMissing { .. }

@@ -53,7 +53,9 @@ pub fn view(d: &Daemon, r: &Request) -> pb::RequestView {
 pub fn info(d: &Daemon, audit_head: u64) -> crate::error::Result<pb::GetInfoResponse> {
     let m = d.meta();
     let a = d.authority()?;
-    let p = &m.policy;
+    // One epoch for the whole answer: its policy, commitments and number agree.
+    let e = d.epoch();
+    let p = &e.policy;
     Ok(pb::GetInfoResponse {
         daemon_id: m.daemon_id.clone(),
         ceremony_id: m.ceremony_id.clone(),
@@ -66,7 +68,7 @@ pub fn info(d: &Daemon, audit_head: u64) -> crate::error::Result<pb::GetInfoResp
             .custodians
             .iter()
             .map(|c| {
-                let published = d.published_share(&c.id);
+                let published = e.published_share(&c.id);
                 pb::Custodian {
                     id: c.id.clone(),
                     name: c.name.clone(),
@@ -102,10 +104,10 @@ pub fn info(d: &Daemon, audit_head: u64) -> crate::error::Result<pb::GetInfoResp
             .collect(),
         collection_window_seconds: p.collection_window_seconds,
         max_ttl_seconds: p.max_ttl_seconds,
-        policy_digest: hex::encode(m.policy_digest),
+        policy_digest: hex::encode(e.policy_digest),
         version: env!("CARGO_PKG_VERSION").to_string(),
         freshness_seconds: p.freshness_seconds,
         audit_head,
-        epoch: breakglass_proto::signing::FIRST_EPOCH,
+        epoch: e.number,
     })
 }

@@ -61,6 +61,10 @@ pub struct Genesis {
     pub daemon_id: String,
     /// Ceremony id.
     pub ceremony_id: String,
+    /// The first epoch ([`breakglass_proto::signing::FIRST_EPOCH`]).
+    pub epoch: u64,
+    /// When it began (the ceremony's time).
+    pub since: u64,
     /// Validated policy.
     pub policy: Policy,
     /// Sealed S.
@@ -73,22 +77,37 @@ pub struct Genesis {
     pub integrity: crate::crypto::integrity::Signed,
 }
 
-/// The ceremony's output as loaded at start.
+/// What never changes after the ceremony, as loaded at start.
 #[derive(Debug, Clone)]
 pub struct Meta {
     /// Daemon id.
     pub daemon_id: String,
     /// Ceremony id.
     pub ceremony_id: String,
+    /// A's public key.
+    pub authority_public: [u8; 32],
+}
+
+/// The current epoch as stored (its commitments are in their own table).
+#[derive(Debug, Clone)]
+pub struct StoredEpoch {
+    /// Epoch number.
+    pub number: u64,
     /// Policy.
     pub policy: Policy,
     /// Policy digest.
     pub policy_digest: [u8; 32],
     /// Sealed S.
     pub seal: Vec<u8>,
-    /// A's public key.
-    pub authority_public: [u8; 32],
+    /// When the epoch began; `None` in states made before it was kept (the
+    /// ceremony's audit entry says).
+    pub since: Option<u64>,
 }
+
+/// Meta key of the current epoch number (8 bytes, big-endian).
+const EPOCH: &str = "epoch";
+/// Meta key of when the current epoch began (8 bytes, big-endian).
+const EPOCH_SINCE: &str = "epoch_since";
 
 /// Signs audit checkpoints with the daemon key D.
 pub struct Checkpointer {
@@ -166,6 +185,10 @@ impl Store {
             meta.insert("policy_digest", g.policy.digest()?.as_slice())
                 .map_err(storage)?;
             meta.insert("seal", g.seal.as_slice()).map_err(storage)?;
+            meta.insert(EPOCH, g.epoch.to_be_bytes().as_slice())
+                .map_err(storage)?;
+            meta.insert(EPOCH_SINCE, g.since.to_be_bytes().as_slice())
+                .map_err(storage)?;
             meta.insert("authority_public", g.authority_public.as_slice())
                 .map_err(storage)?;
             meta.insert(
@@ -208,48 +231,85 @@ impl Store {
         &self.path
     }
 
-    /// Loads the ceremony output.
-    pub fn meta(&self) -> Result<Meta> {
-        let corrupt = |why: String| Error::StateCorrupt {
-            path: self.path.clone(),
-            why,
-        };
+    /// Reads meta keys: `get` returns a key's bytes or says it is missing.
+    fn read_meta<T>(
+        &self,
+        read: impl FnOnce(&dyn Fn(&str) -> Result<Option<Vec<u8>>>) -> Result<T>,
+    ) -> Result<T> {
         let tx = self.db()?.begin_read().map_err(storage)?;
         let t = tx
             .open_table(META)
-            .map_err(|e| corrupt(format!("no meta table: {e}")))?;
-        let get = |k: &str| -> Result<Vec<u8>> {
-            t.get(k)
-                .map_err(storage)?
-                .map(|v| v.value().to_vec())
-                .ok_or_else(|| corrupt(format!("`{k}` is missing")))
+            .map_err(|e| self.corrupt(format!("no meta table: {e}")))?;
+        let get = |k: &str| -> Result<Option<Vec<u8>>> {
+            Ok(t.get(k).map_err(storage)?.map(|v| v.value().to_vec()))
         };
-        let text = |k: &str| -> Result<String> {
-            String::from_utf8(get(k)?).map_err(|_| corrupt(format!("`{k}` is not text")))
-        };
-        let arr = |k: &str| -> Result<[u8; 32]> {
-            get(k)?
-                .try_into()
-                .map_err(|_| corrupt(format!("`{k}` is not 32 bytes")))
-        };
-        if get("format")? != b"breakglass-state/v1" {
-            return Err(corrupt("unknown state format".into()));
+        read(&get)
+    }
+
+    fn corrupt(&self, why: String) -> Error {
+        Error::StateCorrupt {
+            path: self.path.clone(),
+            why,
         }
-        let policy =
-            Policy::from_canonical_json(&get("policy")?).map_err(|e| corrupt(e.to_string()))?;
-        let policy_digest = arr("policy_digest")?;
-        if policy.digest()? != policy_digest {
-            return Err(corrupt(
-                "the stored policy does not match its digest".into(),
-            ));
-        }
-        Ok(Meta {
-            daemon_id: text("daemon_id")?,
-            ceremony_id: text("ceremony_id")?,
-            policy,
-            policy_digest,
-            seal: get("seal")?,
-            authority_public: arr("authority_public")?,
+    }
+
+    fn required(&self, k: &str, v: Option<Vec<u8>>) -> Result<Vec<u8>> {
+        v.ok_or_else(|| self.corrupt(format!("`{k}` is missing")))
+    }
+
+    fn array32(&self, k: &str, v: Option<Vec<u8>>) -> Result<[u8; 32]> {
+        self.required(k, v)?
+            .try_into()
+            .map_err(|_| self.corrupt(format!("`{k}` is not 32 bytes")))
+    }
+
+    fn number(&self, k: &str, v: Vec<u8>) -> Result<u64> {
+        v.try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| self.corrupt(format!("`{k}` is not an 8-byte number")))
+    }
+
+    /// Loads what the ceremony fixed: the ids and A.
+    pub fn meta(&self) -> Result<Meta> {
+        self.read_meta(|get| {
+            let text = |k: &str| -> Result<String> {
+                String::from_utf8(self.required(k, get(k)?)?)
+                    .map_err(|_| self.corrupt(format!("`{k}` is not text")))
+            };
+            if self.required("format", get("format")?)? != b"breakglass-state/v1" {
+                return Err(self.corrupt("unknown state format".into()));
+            }
+            Ok(Meta {
+                daemon_id: text("daemon_id")?,
+                ceremony_id: text("ceremony_id")?,
+                authority_public: self.array32("authority_public", get("authority_public")?)?,
+            })
+        })
+    }
+
+    /// Loads the current epoch: its number, policy, seal and start.
+    pub fn epoch(&self) -> Result<StoredEpoch> {
+        self.read_meta(|get| {
+            let policy = Policy::from_canonical_json(&self.required("policy", get("policy")?)?)
+                .map_err(|e| self.corrupt(e.to_string()))?;
+            let policy_digest = self.array32("policy_digest", get("policy_digest")?)?;
+            if policy.digest()? != policy_digest {
+                return Err(self.corrupt("the stored policy does not match its digest".into()));
+            }
+            let number = match get(EPOCH)? {
+                Some(v) => self.number(EPOCH, v)?,
+                None => breakglass_proto::signing::FIRST_EPOCH,
+            };
+            let since = get(EPOCH_SINCE)?
+                .map(|v| self.number(EPOCH_SINCE, v))
+                .transpose()?;
+            Ok(StoredEpoch {
+                number,
+                policy,
+                policy_digest,
+                seal: self.required("seal", get("seal")?)?,
+                since,
+            })
         })
     }
 

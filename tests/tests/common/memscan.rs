@@ -429,7 +429,7 @@ fn clamped_mod_l(lower: &[u8]) -> [u8; 32] {
 /// `k` shares and the sealed state (see [`super::rebuild_secrets`]): R, K_R, S, the
 /// HKDF PRKs of R and S (as good as the keys derived from them), and A's forms.
 pub fn hierarchy(
-    meta: &breakglass_daemon::Meta,
+    sealed: &super::Sealed,
     shares: &[Vec<u8>],
     authority: &[u8],
 ) -> Vec<(String, Vec<u8>)> {
@@ -438,7 +438,7 @@ pub fn hierarchy(
         k_r,
         seed,
         a_seed,
-    } = super::rebuild_secrets(meta, shares, authority);
+    } = super::rebuild_secrets(sealed, shares, authority);
     let prk = |ikm: &[u8]| Hkdf::<Sha256>::extract(None, ikm).0.to_vec();
     let mut keys = vec![
         ("R".into(), root.clone()),

@@ -512,25 +512,45 @@ pub struct Rebuilt {
     pub a_seed: [u8; 32],
 }
 
+/// What the store holds of the key hierarchy: the ceremony's facts and the current epoch's seal.
+pub struct Sealed {
+    /// Daemon id, ceremony id, A.
+    pub meta: breakglass_daemon::Meta,
+    /// The current epoch: its number, policy digest and seal.
+    pub epoch: breakglass_daemon::StoredEpoch,
+}
+
+/// Reads the sealed state from a daemon's state directory (before the daemon holds its lock).
+pub fn sealed(state: &Path) -> Sealed {
+    let store = breakglass_daemon::Store::open(state).unwrap();
+    Sealed {
+        meta: store.meta().unwrap(),
+        epoch: store.epoch().unwrap(),
+    }
+}
+
 /// Rebuilds R from `k` shares, opens the stored seal with it and derives A's seed; checks
 /// the result against the published authority key, so a test knows it found the real secrets.
-pub fn rebuild_secrets(
-    meta: &breakglass_daemon::Meta,
-    shares: &[Vec<u8>],
-    authority: &[u8],
-) -> Rebuilt {
+/// The seal's associated data is rebuilt here from DESIGN.md, not by the daemon's code:
+/// `len(ceremony id) (4, BE) ‖ ceremony id ‖ epoch (8, BE) ‖ policy digest`, without the
+/// epoch for epoch 1 (the layout of seals made before epochs).
+pub fn rebuild_secrets(sealed: &Sealed, shares: &[Vec<u8>], authority: &[u8]) -> Rebuilt {
     use chacha20poly1305::aead::{Aead, KeyInit, Payload};
     let root = vsss_rs::Gf256::combine_array(shares).unwrap();
     assert_eq!(root.len(), 32);
     let k_r = hkdf32(&root, b"breakglass/v1/seal");
+    let (meta, epoch) = (&sealed.meta, &sealed.epoch);
     let mut aad = (meta.ceremony_id.len() as u32).to_be_bytes().to_vec();
     aad.extend_from_slice(meta.ceremony_id.as_bytes());
-    aad.extend_from_slice(&meta.policy_digest);
+    if epoch.number != 1 {
+        aad.extend_from_slice(&epoch.number.to_be_bytes());
+    }
+    aad.extend_from_slice(&epoch.policy_digest);
     let seed = chacha20poly1305::XChaCha20Poly1305::new((&k_r).into())
         .decrypt(
-            chacha20poly1305::XNonce::from_slice(&meta.seal[..24]),
+            chacha20poly1305::XNonce::from_slice(&epoch.seal[..24]),
             Payload {
-                msg: &meta.seal[24..],
+                msg: &epoch.seal[24..],
                 aad: &aad,
             },
         )

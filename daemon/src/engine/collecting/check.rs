@@ -10,7 +10,7 @@ use breakglass_proto::transport;
 use super::{Admitted, Collecting};
 use crate::engine::auth::AuthenticatedCustodian;
 use crate::engine::policy::Policy;
-use crate::engine::share::{verify_share, Commitment, VerifiedShare};
+use crate::engine::share::{verify_share, Commitment, Lineage, VerifiedShare};
 use crate::error::{Error, Result};
 
 impl Collecting {
@@ -21,7 +21,7 @@ impl Collecting {
         policy: &Policy,
         who: &AuthenticatedCustodian,
         commitment: &Commitment,
-        ceremony_id: &str,
+        lineage: Lineage<'_>,
         sealed: &[u8],
         now: u64,
     ) -> Result<(Admitted, VerifiedShare)> {
@@ -31,10 +31,7 @@ impl Collecting {
         })?;
         let admitted = self.admit(policy, who.id(), now)?;
         let plain = self.open_share(who.id(), sealed)?;
-        Ok((
-            admitted,
-            verify_share(who, commitment, ceremony_id, &plain)?,
-        ))
+        Ok((admitted, verify_share(who, commitment, lineage, &plain)?))
     }
 
     /// Every check on a share that needs no signature and no decryption, cheapest
