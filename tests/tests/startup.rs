@@ -501,3 +501,90 @@ fn a_state_without_its_integrity_statement_is_refused_until_adopted() {
     let d = breakglass_daemon::Daemon::start(&fx.state, breakglass_daemon::system_clock());
     assert!(d.is_ok(), "an adopted state starts");
 }
+
+/// Invariant 8 across an upgrade: a state made before epochs existed (no
+/// `epoch` or `epoch_since` in its meta; seal, commitments and D's integrity
+/// statement in their pre-epoch bytes, which epoch 1 keeps) starts as epoch 1
+/// and unlocks with the custodians' existing share files.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_made_before_epochs_starts_as_epoch_1_and_unlocks() {
+    let mut fx = Fixture::new(3, 2, "15m");
+    {
+        use redb::ReadableTable;
+        let db = redb::Database::open(fx.state.join("state.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx
+                .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+                .unwrap();
+            assert!(t.remove("epoch").unwrap().is_some());
+            assert!(t.remove("epoch_since").unwrap().is_some());
+            let integrity = t.get("integrity").unwrap().unwrap().value().to_vec();
+            let integrity = String::from_utf8(integrity).unwrap();
+            assert!(
+                !integrity.contains("epoch"),
+                "epoch 1 signs the pre-epoch statement: {integrity}"
+            );
+        }
+        tx.commit().unwrap();
+    }
+    // The pre-epoch bytes, computed here from DESIGN.md, not by the daemon's code:
+    // commitment H(len‖"breakglass/v1/share"‖len‖ceremony‖len‖custodian‖len‖share)
+    // and the seal's associated data `len‖ceremony‖policy digest`.
+    let sealed = common::sealed(&fx.state);
+    assert_eq!(sealed.epoch.number, 1);
+    let stored: std::collections::BTreeMap<String, serde_json::Value> = {
+        let store = breakglass_daemon::Store::open(&fx.state).unwrap();
+        store
+            .commitments()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::to_value(v).unwrap()))
+            .collect()
+    };
+    fx.start();
+    let mut client = fx.client().await;
+    assert_eq!(client.info().epoch, 1);
+    let mut shares = Vec::new();
+    for i in 0..3 {
+        let id = &fx.keys.custodians[i].0;
+        let share = common::share_bytes(&client, &fx.custodian_key(i), &fx.share_file(id));
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        for part in [
+            &b"breakglass/v1/share"[..],
+            sealed.meta.ceremony_id.as_bytes(),
+            id.as_bytes(),
+            &share,
+        ] {
+            sha2::Digest::update(&mut h, (part.len() as u32).to_be_bytes());
+            sha2::Digest::update(&mut h, part);
+        }
+        let legacy: Vec<u64> = sha2::Digest::finalize(h)
+            .iter()
+            .map(|b| u64::from(*b))
+            .collect();
+        let hash: Vec<u64> = stored[id]["hash"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            hash, legacy,
+            "custodian {id}'s commitment has the pre-epoch bytes"
+        );
+        shares.push(share);
+    }
+    common::rebuild_secrets(&sealed, &shares[..2], &client.info().authority_public_key);
+    let ic = common::load(&fx.commander_key("ic"));
+    let r = client
+        .open(&ic, None, "prod-ssh", "upgrade test", 600, &ic.ssh_public())
+        .await
+        .unwrap();
+    for i in 0..2 {
+        common::approve(&fx, &mut client, &r, i).await;
+    }
+    let b = client.fetch(&ic, None, &r.id).await.unwrap();
+    assert_eq!(b.request_id, r.id);
+    assert!(fx.stop());
+}
