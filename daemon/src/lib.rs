@@ -70,5 +70,7 @@ pub use server::{
     install_crypto_provider, run, run_with, serve_duplex_insecure, ServeOptions, MAX_MESSAGE_BYTES,
 };
 pub use store::audit::AuditEntry;
-pub use store::{check_modes, Meta, Route, Store, StoredEpoch, DAEMON_KEY_FILE, DB_FILE};
+pub use store::{
+    check_modes, EpochStep, Meta, NewEpoch, Route, Store, StoredEpoch, DAEMON_KEY_FILE, DB_FILE,
+};
 pub use webhook::run as run_webhooks;

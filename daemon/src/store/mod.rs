@@ -19,9 +19,11 @@ mod open;
 use log::append_in;
 use open::Opener;
 mod counters;
+mod epochs;
 mod outbox;
 mod readiness;
 
+pub use epochs::{EpochStep, NewEpoch};
 pub use index::Cursor;
 pub use modes::check_modes;
 pub use outbox::OutboxState;
@@ -386,40 +388,45 @@ impl Store {
     /// Writes requests, their audit records (plus a signed checkpoint where due) and the
     /// webhook outbox items in one durable transaction; returns the entries appended.
     pub fn commit(&self, requests: &[&Request], records: Vec<Record>) -> Result<Vec<AuditEntry>> {
-        self.write(|tx| {
-            let entries;
-            {
-                let mut t = tx.open_table(REQUESTS).map_err(storage)?;
-                for r in requests {
-                    t.insert(
-                        r.id.as_str(),
-                        serde_json::to_vec(r).map_err(storage)?.as_slice(),
-                    )
-                    .map_err(storage)?;
-                    index::index(tx, r)?;
-                }
-                let mut audit = tx.open_table(AUDIT).map_err(storage)?;
-                entries = append_in(&mut audit, records, self.checkpointer.as_ref())?;
-                readiness::note(tx, requests, &entries)?;
-                if !self.routes.is_empty() {
-                    let mut outbox = tx.open_table(OUTBOX).map_err(storage)?;
-                    let fresh = serde_json::to_vec(&OutboxState {
-                        attempts: 0,
-                        next_at: 0,
-                        last_error: String::new(),
-                    })
-                    .map_err(storage)?;
-                    for e in &entries {
-                        for r in self.routes.iter().filter(|r| r.wants(e.event.kind())) {
-                            outbox
-                                .insert((e.seq, r.name.as_str()), fresh.as_slice())
-                                .map_err(storage)?;
-                        }
-                    }
+        self.write(|tx| self.commit_in(tx, requests, records))
+    }
+
+    /// [`Store::commit`]'s writes, inside a transaction that may write more.
+    fn commit_in(
+        &self,
+        tx: &redb::WriteTransaction,
+        requests: &[&Request],
+        records: Vec<Record>,
+    ) -> Result<Vec<AuditEntry>> {
+        let mut t = tx.open_table(REQUESTS).map_err(storage)?;
+        for r in requests {
+            t.insert(
+                r.id.as_str(),
+                serde_json::to_vec(r).map_err(storage)?.as_slice(),
+            )
+            .map_err(storage)?;
+            index::index(tx, r)?;
+        }
+        let mut audit = tx.open_table(AUDIT).map_err(storage)?;
+        let entries = append_in(&mut audit, records, self.checkpointer.as_ref())?;
+        readiness::note(tx, requests, &entries)?;
+        if !self.routes.is_empty() {
+            let mut outbox = tx.open_table(OUTBOX).map_err(storage)?;
+            let fresh = serde_json::to_vec(&OutboxState {
+                attempts: 0,
+                next_at: 0,
+                last_error: String::new(),
+            })
+            .map_err(storage)?;
+            for e in &entries {
+                for r in self.routes.iter().filter(|r| r.wants(e.event.kind())) {
+                    outbox
+                        .insert((e.seq, r.name.as_str()), fresh.as_slice())
+                        .map_err(storage)?;
                 }
             }
-            Ok(entries)
-        })
+        }
+        Ok(entries)
     }
 
     /// A small durable write that needs fresh pages, as a real call would:

@@ -14,6 +14,16 @@ pub fn key(i: u8) -> SigningKey {
     SigningKey::from_bytes(&[i; 32])
 }
 
+/// The age identity of the ssh-ed25519 key [`key`]`(i)` (what decrypts the share files
+/// dealt to a custodian whose `ssh_key` is [`ssh_line`]`(&key(i))`).
+pub fn identity(i: u8) -> age::ssh::Identity {
+    let kp = ssh_key::private::Ed25519Keypair::from_seed(&[i; 32]);
+    let pem = ssh_key::PrivateKey::from(kp)
+        .to_openssh(ssh_key::LineEnding::LF)
+        .unwrap_or_else(|e| panic!("{e}"));
+    age::ssh::Identity::from_buffer(pem.as_bytes(), None).unwrap_or_else(|e| panic!("{e}"))
+}
+
 pub fn sample_toml(n: u8, k: u8) -> String {
     let mut s = format!(
         "threshold = {k}\ncollection_window = \"15m\"\nmax_ttl = \"1h\"\n\n[[scopes]]\nname = \"prod-ssh\"\nprincipals = [\"root\"]\nmax_ttl = \"30m\"\n\n[[scopes]]\nname = \"prod-db\"\ncredentials = [\"token\"]\n\n"

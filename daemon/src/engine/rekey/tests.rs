@@ -14,7 +14,7 @@ use crate::crypto::authority::AuthorityKey;
 use crate::crypto::deal::{deal, Dealer};
 use crate::crypto::secret::AuthoritySeed;
 use crate::crypto::{seal, shamir};
-use crate::engine::policy::tests::{key, ssh_line};
+use crate::engine::policy::tests::{identity, key, ssh_line};
 use breakglass_formats::share_file::ShareFile;
 
 const CEREMONY: &str = "cer";
@@ -38,15 +38,6 @@ fn policy(ids: &[u8], k: u8, window: &str) -> Policy {
         ssh_line(&key(100))
     ));
     Policy::from_toml(&s).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Custodian `c{i}`'s age identity (her ssh-ed25519 key with seed `i`).
-fn identity(i: u8) -> age::ssh::Identity {
-    let kp = ssh_key::private::Ed25519Keypair::from_seed(&[i; 32]);
-    let pem = ssh_key::PrivateKey::from(kp)
-        .to_openssh(ssh_key::LineEnding::LF)
-        .unwrap_or_else(|e| panic!("{e}"));
-    age::ssh::Identity::from_buffer(pem.as_bytes(), None).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn seed_of(id: &str) -> u8 {
