@@ -246,7 +246,8 @@ impl Daemon {
         })
     }
 
-    /// Expires collecting requests whose window has passed; returns their ids.
+    /// Expires collecting requests whose window has passed (returns their ids)
+    /// and a pending epoch whose deadline has.
     pub fn sweep(&self) -> Result<Vec<String>> {
         // After a failed write, probe with a real write so the store is
         // reopened and health returns to SERVING once the disk has room again,
@@ -280,6 +281,7 @@ impl Daemon {
         }
         drop(live);
         super::scrub_stack();
+        self.sweep_pending(now)?;
         self.notify_due()?;
         Ok(expired)
     }

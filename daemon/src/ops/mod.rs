@@ -11,6 +11,7 @@
 
 mod attest;
 mod cancel;
+mod epoch;
 mod fetch;
 mod lifecycle;
 mod open;
@@ -129,6 +130,12 @@ impl Daemon {
     /// Commits and then tells watchers and the webhook outbox.
     fn commit(&self, requests: &[&Request], records: Vec<Record>) -> Result<()> {
         let entries = self.wrote(self.store.commit(requests, records))?;
+        self.announce(requests, entries);
+        Ok(())
+    }
+
+    /// Counts committed entries and tells watchers and the webhook sender.
+    fn announce(&self, requests: &[&Request], entries: Vec<AuditEntry>) {
         self.metrics.committed(
             &entries,
             |id| requests.iter().find(|r| r.id == id).map(|r| r.opened_at),
@@ -146,7 +153,6 @@ impl Daemon {
         if any {
             self.wake.notify_one();
         }
-        Ok(())
     }
 
     /// `commit` for one request, in the shape the engine's transitions take.

@@ -150,7 +150,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::crypto::authority::AuthorityKey;
     use crate::crypto::deal::{deal, Dealer};
@@ -162,7 +162,7 @@ mod tests {
     use breakglass_formats::share_file::ShareFile;
     use zeroize::Zeroizing;
 
-    const T0: u64 = 1_700_000_000;
+    pub(crate) const T0: u64 = 1_700_000_000;
 
     /// Reads the first `k` custodians' share files from `dir` (custodian `c{i}` holds key seed i).
     fn shares(dir: &std::path::Path, k: u8) -> Vec<shamir::ShareBytes> {
@@ -181,48 +181,51 @@ mod tests {
             .collect()
     }
 
-    /// A rekey's pending epoch survives a reopen unchanged (share files
-    /// included); its commit switches every part of the current epoch at once,
-    /// and the daemon then starts at epoch 2: D's new integrity statement
-    /// covers the new seal and commitments (invariant 8), A is the same.
-    #[test]
-    fn a_pending_epoch_survives_a_reopen_and_its_commit_switches_the_epoch_whole() {
+    /// A state made by the ceremony (custodians c1..c3, threshold 2) at `T0`:
+    /// `(tempdir, state dir, share files dir)`.
+    pub(crate) fn ceremony() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let (state, out) = (dir.path().join("state"), dir.path().join("shares"));
-        let made = crate::ceremony::init(&sample_toml(3, 2), &state, &out, T0)
+        crate::ceremony::init(&sample_toml(3, 2), &state, &out, T0)
             .unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(&state).unwrap_or_else(|e| panic!("{e}"));
-        let (meta, first) = (
-            store.meta().unwrap_or_else(|e| panic!("{e}")),
-            store.epoch().unwrap_or_else(|e| panic!("{e}")),
-        );
-        assert_eq!((first.number, first.since), (1, Some(T0)));
-        assert_eq!(store.pending_epochs().ok(), Some(Vec::new()));
+        (dir, state, out)
+    }
 
-        // The quorum's work, done here by hand: R₁ from two shares, S from the seal, epoch 2 dealt.
-        let root = shamir::combine_split(&shares(&out, 2)).unwrap_or_else(|e| panic!("{e}"));
+    /// Epoch 2 dealt from the state's epoch 1 as a quorum would (R₁ from two of
+    /// the share files in `out`, S from the seal) under `policy`, confirming from `now`.
+    pub(crate) fn deal_next(
+        state: &std::path::Path,
+        out: &std::path::Path,
+        policy: &Policy,
+        change: &str,
+        now: u64,
+    ) -> Pending {
+        let store = Store::open(state).unwrap_or_else(|e| panic!("{e}"));
+        let meta = store.meta().unwrap_or_else(|e| panic!("{e}"));
+        let first = store.epoch().unwrap_or_else(|e| panic!("{e}"));
+        let root = shamir::combine_split(&shares(out, 2)).unwrap_or_else(|e| panic!("{e}"));
         let s = seal::unseal(
             &root,
             &first.seal,
             &seal::Binding {
                 ceremony_id: &meta.ceremony_id,
-                epoch: 1,
+                epoch: first.number,
                 policy_digest: &first.policy_digest,
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let d = super::super::keyfile::read_daemon_key(&state).unwrap_or_else(|e| panic!("{e}"));
-        let policy = Policy::from_toml(&sample_toml(4, 3)).unwrap_or_else(|e| panic!("{e}"));
+        drop(root);
+        let d = super::super::keyfile::read_daemon_key(state).unwrap_or_else(|e| panic!("{e}"));
         let digest = policy.digest().unwrap_or_else(|e| panic!("{e}"));
-        let lineage = Lineage {
-            ceremony_id: &meta.ceremony_id,
-            epoch: 2,
-        };
+        let number = first.number + 1;
         let dealt = deal(
             &s,
-            &policy,
+            policy,
             &digest,
-            lineage,
+            Lineage {
+                ceremony_id: &meta.ceremony_id,
+                epoch: number,
+            },
             &Dealer {
                 daemon_id: &meta.daemon_id,
                 key: &d,
@@ -232,26 +235,46 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             AuthorityKey::derive(&s).public().to_bytes(),
-            made.authority.0.to_bytes()
+            meta.authority_public
         );
-        drop((root, s));
-        let mut pending = Pending::new(
+        Pending::new(
             Dealing {
-                change_id: "chg-1".into(),
-                number: 2,
+                change_id: change.into(),
+                number,
                 policy: policy.clone(),
                 policy_digest: digest,
                 seal: dealt.seal.clone(),
                 shares: dealt
                     .shares
-                    .iter()
-                    .map(|s| (s.custodian.clone(), s.commitment.clone(), s.file.clone()))
+                    .into_iter()
+                    .map(|s| (s.custodian, s.commitment, s.file))
                     .collect(),
             },
             ConfirmRule::All,
-            T0 + 10,
-            7 * 86_400,
-        );
+            now,
+            WINDOW,
+        )
+    }
+
+    /// The pending epochs' window in these tests.
+    pub(crate) const WINDOW: u64 = 7 * 86_400;
+
+    /// A rekey's pending epoch survives a reopen unchanged (share files
+    /// included); its commit switches every part of the current epoch at once,
+    /// and the daemon then starts at epoch 2: D's new integrity statement
+    /// covers the new seal and commitments (invariant 8), A is the same.
+    #[test]
+    fn a_pending_epoch_survives_a_reopen_and_its_commit_switches_the_epoch_whole() {
+        let (_dir, state, out) = ceremony();
+        let policy = Policy::from_toml(&sample_toml(4, 3)).unwrap_or_else(|e| panic!("{e}"));
+        let digest = policy.digest().unwrap_or_else(|e| panic!("{e}"));
+        let mut pending = deal_next(&state, &out, &policy, "chg-1", T0 + 10);
+        let store = Store::open(&state).unwrap_or_else(|e| panic!("{e}"));
+        let meta = store.meta().unwrap_or_else(|e| panic!("{e}"));
+        let first = store.epoch().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((first.number, first.since), (1, Some(T0)));
+        assert_eq!(store.pending_epochs().ok(), Some(Vec::new()));
+        let d = super::super::keyfile::read_daemon_key(&state).unwrap_or_else(|e| panic!("{e}"));
         store
             .commit_epoch_step(EpochStep {
                 pending: Some(&pending),

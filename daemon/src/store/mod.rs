@@ -19,7 +19,7 @@ mod open;
 use log::append_in;
 use open::Opener;
 mod counters;
-mod epochs;
+pub(crate) mod epochs;
 mod outbox;
 mod readiness;
 

@@ -195,6 +195,38 @@ pub enum Event {
         /// Shares accepted before the deadline.
         accepted: u32,
     },
+    /// A change committed a new epoch (DESIGN.md "Epochs"): the new
+    /// custodians' shares, threshold and policy unlock from now on; A is the same.
+    EpochCommitted {
+        /// The change request that made it.
+        change_id: String,
+        /// The epoch before.
+        from: u64,
+        /// The epoch now.
+        to: u64,
+        /// Hex digest of the policy before.
+        old_policy_digest: String,
+        /// Hex digest of the policy now.
+        new_policy_digest: String,
+        /// Custodians of the new epoch.
+        custodians: Vec<String>,
+        /// Shares the new epoch needs.
+        threshold: u8,
+        /// Requests that were collecting under the old epoch, now cancelled.
+        cancelled: Vec<String>,
+    },
+    /// A pending epoch's deadline passed before enough new custodians
+    /// confirmed; the current epoch stays and the pending share files are deleted.
+    EpochExpired {
+        /// The change request that dealt it.
+        change_id: String,
+        /// The pending epoch.
+        epoch: u64,
+        /// Confirmations that arrived.
+        confirmed: u32,
+        /// Confirmations it needed.
+        need: u32,
+    },
     /// A drill ran against this daemon.
     Drill {
         /// What the drill did.
@@ -222,7 +254,7 @@ pub enum Event {
 }
 
 /// Every event kind, as it appears in the `kind` field of the JSON.
-pub const EVENT_KINDS: [&str; 22] = [
+pub const EVENT_KINDS: [&str; 24] = [
     "ceremony",
     "daemon_started",
     "daemon_stopped",
@@ -241,6 +273,8 @@ pub const EVENT_KINDS: [&str; 22] = [
     "credential_revoked",
     "request_cancelled",
     "request_expired",
+    "epoch_committed",
+    "epoch_expired",
     "drill",
     "clock_went_back",
     "checkpoint",
@@ -269,6 +303,8 @@ impl Event {
             Event::CredentialRevoked { .. } => "credential_revoked",
             Event::RequestCancelled { .. } => "request_cancelled",
             Event::RequestExpired { .. } => "request_expired",
+            Event::EpochCommitted { .. } => "epoch_committed",
+            Event::EpochExpired { .. } => "epoch_expired",
             Event::Drill { .. } => "drill",
             Event::ClockWentBack { .. } => "clock_went_back",
             Event::Checkpoint { .. } => "checkpoint",
@@ -282,6 +318,7 @@ impl Event {
             Event::QuorumReached { .. }
                 | Event::DrillPassed { .. }
                 | Event::CredentialRevoked { .. }
+                | Event::EpochCommitted { .. }
                 | Event::DaemonStarted { .. }
                 | Event::DaemonStopped
         )

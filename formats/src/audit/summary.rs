@@ -112,6 +112,32 @@ fn event_summary(e: &AuditEntry) -> String {
         Event::RequestExpired { accepted } => {
             format!("breakglass: {req} expired with {accepted} approvals")
         }
+        Event::EpochCommitted {
+            change_id,
+            from,
+            to,
+            custodians,
+            threshold,
+            cancelled,
+            ..
+        } => format!(
+            "breakglass: change {change_id} committed epoch {to} (was {from}): {threshold} of {} custodians ({}){}; the authority key is unchanged",
+            custodians.len(),
+            custodians.join(", "),
+            if cancelled.is_empty() {
+                String::new()
+            } else {
+                format!("; cancelled {} (collecting under epoch {from})", cancelled.join(", "))
+            }
+        ),
+        Event::EpochExpired {
+            change_id,
+            epoch,
+            confirmed,
+            need,
+        } => format!(
+            "breakglass: epoch {epoch} of change {change_id} expired with {confirmed} of {need} confirmations; the current epoch stays"
+        ),
         other => format!("breakglass: {} (entry {})", other.kind(), e.seq),
     }
 }
