@@ -259,6 +259,98 @@ mod tests {
         assert_eq!((daemon.epoch().number, daemon.epoch().since), (2, T0 + 30));
     }
 
+    /// A request collecting under the old epoch is cancelled by the commit, with
+    /// a reason that says what to do, on the record; its E_req and shares are
+    /// gone from memory (invariant 3: no state of the old epoch stays live).
+    #[test]
+    fn a_commit_cancels_the_requests_collecting_under_the_old_epoch() {
+        use crate::engine::policy::tests::{key, ssh_line};
+        use breakglass_proto::signing::{self, NONCE_LEN};
+        use ed25519_dalek::Signer;
+
+        let (_dir, state, out) = ceremony();
+        let now = Arc::new(std::sync::atomic::AtomicU64::new(T0 + 10));
+        let policy = Policy::from_toml(&sample_toml(4, 3)).unwrap_or_else(|e| panic!("{e}"));
+        let mut pending = deal_next(&state, &out, &policy, "chg-1", T0 + 10);
+        let daemon = Daemon::start_on(
+            Store::open(&state).unwrap_or_else(|e| panic!("{e}")),
+            &state,
+            clock(&now),
+            Vec::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ssh = ssh_line(&key(100));
+        let nonce = [7u8; NONCE_LEN];
+        let payload = signing::open_request(
+            &daemon.meta().daemon_id,
+            "ic",
+            "prod-ssh",
+            "db down",
+            600,
+            &ssh,
+            &nonce,
+            T0 + 10,
+        );
+        let opened = daemon
+            .open(super::super::OpenCall {
+                scope: "prod-ssh".into(),
+                reason: "db down".into(),
+                ttl_seconds: 600,
+                ssh_public_key: ssh,
+                nonce: nonce.to_vec(),
+                kind: crate::engine::request::Kind::Access,
+                sig: super::super::Sig {
+                    signer_id: "ic".into(),
+                    signed_at: T0 + 10,
+                    signature: key(100).sign(&payload).to_bytes().to_vec(),
+                },
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(daemon.gauges().collecting, 1);
+        for s in pending.shares.values_mut() {
+            s.confirmed_at = Some(T0 + 20);
+        }
+        daemon
+            .commit_pending(pending, "c4")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            daemon.gauges().collecting,
+            0,
+            "the old epoch's live state is gone"
+        );
+        let r = daemon
+            .store()
+            .request(&opened.id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        assert_eq!(r.state, crate::engine::request::State::Cancelled);
+        assert!(
+            r.close_reason
+                .starts_with("the daemon moved to epoch 2 (change chg-1)"),
+            "{}",
+            r.close_reason
+        );
+        let head = daemon
+            .store()
+            .audit_head()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let log = daemon
+            .store()
+            .audit(1, usize::try_from(head).unwrap_or(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let committed = log
+            .iter()
+            .find_map(|e| match &e.event {
+                Event::EpochCommitted { cancelled, .. } => Some(cancelled.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("epoch_committed"));
+        assert_eq!(committed, vec![opened.id.clone()]);
+        assert!(log.iter().any(|e| e.event.kind() == "request_cancelled"
+            && e.request_id.as_deref() == Some(opened.id.as_str())));
+    }
+
     /// An unconfirmed pending epoch expires at its deadline: on the record,
     /// its share files deleted, the current epoch untouched.
     #[test]
