@@ -39,9 +39,11 @@ pub const DOMAIN_AUDIT_EXPORT: &str = "breakglass/v1/audit-export";
 /// Domain of D's signature over a share file's statement (its origin).
 pub const DOMAIN_SHARE_FILE: &str = "breakglass/v1/share-file";
 
-/// The epoch a ceremony makes. Until custodians can be changed by quorum it is
-/// the only one; it is signed already so share files keep their meaning then.
+/// The epoch a ceremony makes; a committed rekey makes the next one.
 pub const FIRST_EPOCH: u64 = 1;
+
+mod change;
+pub use change::*;
 
 /// What a share file states about itself, signed by the ceremony's daemon key D:
 /// whose share it is, for which daemon, ceremony and epoch, at which x, with
