@@ -212,6 +212,14 @@ impl Client {
         let digest = match pb::RequestKind::try_from(v.kind) {
             Ok(pb::RequestKind::Access) => signing::request_digest(&fields),
             Ok(pb::RequestKind::Drill) => signing::drill_digest(&fields),
+            // A change's digest binds the policies it changes, which a request
+            // view does not carry: it is never verified (or shown) as one.
+            Ok(pb::RequestKind::Change) => {
+                return Err(ClientError::Untrusted(format!(
+                    "{} is a policy change, not an access request or a drill: its view cannot be checked here",
+                    v.id
+                )))
+            }
             Err(_) => {
                 return Err(ClientError::Untrusted(format!(
                     "request {} has unknown kind {}",

@@ -201,6 +201,7 @@ fn open(m: pb::OpenRequestRequest, now: u64) -> Result<()> {
             // This mirror checks access opens (the signature is over
             // `open_request`, so a drill's open is refused at the signature).
             kind: breakglass_daemon::engine::request::Kind::Access,
+            change: None,
         },
         &mut rand::rngs::OsRng,
         now,

@@ -215,6 +215,7 @@ fn open_fixture_request(policy: &Policy, nonce: &[u8]) -> Collecting {
             principals: vec![],
             ssh_extensions: vec![],
             kind: breakglass_daemon::engine::request::Kind::Access,
+            change: None,
         },
         &mut Fixed,
         OPENED_AT,

@@ -187,6 +187,7 @@ fn fill(state: &Path, requests: u64, entries: u64) {
                     revocation: None,
                     kind: Default::default(),
                     drill_statement: None,
+                    change: None,
                 }
             })
             .collect();

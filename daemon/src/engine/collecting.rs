@@ -25,7 +25,7 @@ use breakglass_proto::signing::{self, RequestFields};
 
 use super::event::{Event, Record};
 use super::policy;
-use super::request::{record, Approval, Kind, Request, State, StoredCredential};
+use super::request::{record, Approval, ChangeRecord, Kind, Request, State, StoredCredential};
 use super::share::VerifiedShare;
 use crate::error::{Error, Result};
 
@@ -57,8 +57,10 @@ pub struct OpenParams {
     pub principals: Vec<String>,
     /// The scope's SSH certificate extensions.
     pub ssh_extensions: Vec<String>,
-    /// Access or drill (a drill has no scope, TTL or key).
+    /// Access, drill (no scope, TTL or key) or change (no scope, TTL or key either).
     pub kind: Kind,
+    /// What a change request proposes (kind `Change` only).
+    pub change: Option<ChangeRecord>,
 }
 
 /// A transition that did not happen: the state as it was, and why.
@@ -174,9 +176,32 @@ impl Collecting {
             ephemeral_public: &ephemeral_public,
             ssh_public_key: &p.ssh_public_key,
         };
-        let digest = match p.kind {
-            Kind::Access => signing::request_digest(&fields),
-            Kind::Drill => signing::drill_digest(&fields),
+        let digest = match (p.kind, &p.change) {
+            (Kind::Access, None) => signing::request_digest(&fields),
+            (Kind::Drill, None) => signing::drill_digest(&fields),
+            (Kind::Change, Some(c)) => signing::change_digest(&signing::ChangeFields {
+                daemon_id: &p.daemon_id,
+                change_id: &p.id,
+                proposer: &p.requester,
+                reason: &reason,
+                epoch: c.epoch,
+                current_policy_digest: &c.current_policy_digest,
+                new_policy_digest: &c.new_policy_digest,
+                opened_at: now,
+                deadline,
+                threshold: p.threshold,
+                ephemeral_public: &ephemeral_public,
+            }),
+            (kind, _) => {
+                return Err(Error::Internal(format!(
+                    "a {kind:?} request {} a change record",
+                    if p.change.is_some() {
+                        "cannot carry"
+                    } else {
+                        "needs"
+                    }
+                )))
+            }
         };
         let request = Request {
             id: p.id,
@@ -199,6 +224,7 @@ impl Collecting {
             revocation: None,
             kind: p.kind,
             drill_statement: None,
+            change: p.change,
         };
         // The key to certify, as reviewers compare it: type and SHA256
         // fingerprint (public). It was normalised by the policy check.
@@ -206,7 +232,18 @@ impl Collecting {
             .then(|| breakglass_formats::sshcert::parse_subject_key(&request.ssh_public_key))
             .transpose()
             .map_err(|e| Error::SshKey(e.to_string()))?;
-        let ev = if p.kind == Kind::Drill {
+        let ev = if let Some(c) = &request.change {
+            Event::ChangeProposed {
+                proposer: request.requester.clone(),
+                reason: request.reason.clone(),
+                deadline,
+                digest: hex::encode(digest),
+                epoch: c.epoch,
+                new_policy_digest: hex::encode(c.new_policy_digest),
+                summary: c.summary.lines(),
+                rekey: c.rekey(),
+            }
+        } else if p.kind == Kind::Drill {
             Event::DrillOpened {
                 requester: request.requester.clone(),
                 reason: request.reason.clone(),
@@ -339,13 +376,17 @@ impl QuorumReached {
             ephemeral,
             shares,
         } = self;
-        let outcome = if request.kind == Kind::Drill {
-            Err(Error::Internal(format!(
-                "request `{}` is a drill: it mints nothing",
-                request.id
-            )))
-        } else {
-            Ok(())
+        let outcome = match request.kind {
+            Kind::Access => Ok(()),
+            Kind::Drill | Kind::Change => Err(Error::Internal(format!(
+                "request `{}` is a {}: it mints nothing",
+                request.id,
+                if request.kind == Kind::Drill {
+                    "drill"
+                } else {
+                    "policy change"
+                }
+            ))),
         };
         let outcome = outcome
             .and_then(|()| mint(&request, Quorum { shares: &shares }))
@@ -371,7 +412,9 @@ impl QuorumReached {
     }
 }
 
+mod change;
 mod check;
+pub use change::Applied;
 mod close;
 mod drill;
 #[cfg(test)]

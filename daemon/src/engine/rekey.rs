@@ -117,7 +117,7 @@ pub struct Pending {
     pub number: u64,
     /// The new policy (validated again when read back, which also rebuilds
     /// its parsed keys).
-    #[serde(with = "validated_policy")]
+    #[serde(with = "super::policy::validated_json")]
     pub policy: Policy,
     /// Its digest (bound into the seal).
     pub policy_digest: [u8; 32],
@@ -137,24 +137,6 @@ pub struct Pending {
     pub closed_at: u64,
     /// Why it closed.
     pub close_reason: String,
-}
-
-/// A policy stored inside another record: written as the policy's JSON, read
-/// back through [`Policy::validated`] (the parsed keys are not stored).
-mod validated_policy {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use super::Policy;
-
-    pub fn serialize<S: Serializer>(p: &Policy, s: S) -> Result<S::Ok, S::Error> {
-        p.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Policy, D::Error> {
-        Policy::deserialize(d)?
-            .validated()
-            .map_err(serde::de::Error::custom)
-    }
 }
 
 /// What a new epoch is made of, as dealt.

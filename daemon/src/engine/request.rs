@@ -28,6 +28,12 @@ pub enum State {
     /// A drill whose quorum was reached: the key was rebuilt and a drill
     /// statement signed by A; nothing was minted.
     DrillPassed,
+    /// A change whose quorum was reached, with the same custodians and
+    /// threshold: the new policy applies now, with the same shares.
+    ChangeApplied,
+    /// A change whose quorum was reached that changes the custodians or the
+    /// threshold: the next epoch was dealt and waits for confirmations.
+    ChangeDealt,
 }
 
 /// What a request is for.
@@ -39,6 +45,8 @@ pub enum Kind {
     Access,
     /// A live drill: the quorum rebuilds the key, A signs a statement, nothing is minted.
     Drill,
+    /// A policy change: the quorum approves a new policy; nothing is minted.
+    Change,
 }
 
 impl Kind {
@@ -47,6 +55,7 @@ impl Kind {
         match self {
             Kind::Access => 0,
             Kind::Drill => 1,
+            Kind::Change => 2,
         }
     }
 
@@ -66,6 +75,8 @@ impl State {
             State::Expired => 3,
             State::Cancelled => 4,
             State::DrillPassed => 5,
+            State::ChangeApplied => 6,
+            State::ChangeDealt => 7,
         }
     }
 
@@ -77,6 +88,8 @@ impl State {
             State::Expired => "expired",
             State::Cancelled => "cancelled",
             State::DrillPassed => "drill passed",
+            State::ChangeApplied => "change applied",
+            State::ChangeDealt => "new shares dealt",
         }
     }
 
@@ -172,6 +185,33 @@ pub struct Request {
     /// A passed drill's statement (JSON, signed by A).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill_statement: Option<String>,
+    /// What a change request changes (kind `change` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeRecord>,
+}
+
+/// What a change request proposes, as opened: the epoch it changes, both
+/// policies' digests, the new policy and the summary custodians approve from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// The epoch it changes.
+    pub epoch: u64,
+    /// That epoch's policy digest.
+    pub current_policy_digest: [u8; 32],
+    /// The proposed policy's digest.
+    pub new_policy_digest: [u8; 32],
+    /// The proposed policy, validated as `init` validates one.
+    #[serde(with = "super::policy::validated_json")]
+    pub new_policy: super::policy::Policy,
+    /// What it changes.
+    pub summary: breakglass_formats::change::Summary,
+}
+
+impl ChangeRecord {
+    /// True when the change needs new shares (a new epoch) rather than a re-seal.
+    pub fn rekey(&self) -> bool {
+        self.summary.rekey
+    }
 }
 
 pub(super) fn record(now: u64, actor: &str, id: &str, event: Event) -> Record {
@@ -339,6 +379,9 @@ mod tests {
             (State::Unlocked, P::Unlocked),
             (State::Expired, P::Expired),
             (State::Cancelled, P::Cancelled),
+            (State::DrillPassed, P::DrillPassed),
+            (State::ChangeApplied, P::ChangeApplied),
+            (State::ChangeDealt, P::ChangeDealt),
         ] {
             assert_eq!(s.code(), p as i32, "{}", s.name());
         }

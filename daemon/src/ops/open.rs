@@ -189,6 +189,7 @@ impl Daemon {
                 principals,
                 ssh_extensions,
                 kind: call.kind,
+                change: None,
             },
             live.rng.as_mut(),
             now,

@@ -152,6 +152,12 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
                 kind: match pb::RequestKind::try_from(m.kind) {
                     Ok(pb::RequestKind::Access) => crate::engine::request::Kind::Access,
                     Ok(pb::RequestKind::Drill) => crate::engine::request::Kind::Drill,
+                    Ok(pb::RequestKind::Change) => {
+                        return Err(to_status(&Error::invalid(
+                            "kind",
+                            "a policy change is not opened with OpenRequest: propose it with `breakglass policy propose`",
+                        )))
+                    }
                     Err(_) => {
                         return Err(to_status(&Error::invalid(
                             "kind",

@@ -195,6 +195,54 @@ pub enum Event {
         /// Shares accepted before the deadline.
         accepted: u32,
     },
+    /// A custodian or commander proposed a new policy (DESIGN.md "Epochs");
+    /// custodians of the current epoch approve it with their current shares.
+    ChangeProposed {
+        /// Who proposed it.
+        proposer: String,
+        /// Reason.
+        reason: String,
+        /// End of the approval window.
+        deadline: u64,
+        /// Hex change digest.
+        digest: String,
+        /// The epoch it changes.
+        epoch: u64,
+        /// Hex digest of the proposed policy.
+        new_policy_digest: String,
+        /// The change summary, one line per change.
+        summary: Vec<String>,
+        /// True when it needs new shares (custodians, their keys or the threshold change).
+        rekey: bool,
+    },
+    /// A change's quorum applied a policy-only change: the same shares, the
+    /// same epoch number, the new policy from now on.
+    ChangeApplied {
+        /// The epoch (unchanged).
+        epoch: u64,
+        /// Hex digest of the policy before.
+        old_policy_digest: String,
+        /// Hex digest of the policy now.
+        new_policy_digest: String,
+        /// Requests collecting under the old policy, now cancelled.
+        cancelled: Vec<String>,
+    },
+    /// A change's quorum dealt the next epoch: one new share file per new
+    /// custodian, kept by the daemon until she fetches and confirms it.
+    EpochDealt {
+        /// The pending epoch.
+        epoch: u64,
+        /// Hex digest of its policy.
+        policy_digest: String,
+        /// Its custodians.
+        custodians: Vec<String>,
+        /// Its threshold.
+        threshold: u8,
+        /// Confirmations needed before it commits.
+        need: u32,
+        /// When it expires unless committed.
+        deadline: u64,
+    },
     /// A change committed a new epoch (DESIGN.md "Epochs"): the new
     /// custodians' shares, threshold and policy unlock from now on; A is the same.
     EpochCommitted {
@@ -254,7 +302,7 @@ pub enum Event {
 }
 
 /// Every event kind, as it appears in the `kind` field of the JSON.
-pub const EVENT_KINDS: [&str; 24] = [
+pub const EVENT_KINDS: [&str; 27] = [
     "ceremony",
     "daemon_started",
     "daemon_stopped",
@@ -273,6 +321,9 @@ pub const EVENT_KINDS: [&str; 24] = [
     "credential_revoked",
     "request_cancelled",
     "request_expired",
+    "change_proposed",
+    "change_applied",
+    "epoch_dealt",
     "epoch_committed",
     "epoch_expired",
     "drill",
@@ -303,6 +354,9 @@ impl Event {
             Event::CredentialRevoked { .. } => "credential_revoked",
             Event::RequestCancelled { .. } => "request_cancelled",
             Event::RequestExpired { .. } => "request_expired",
+            Event::ChangeProposed { .. } => "change_proposed",
+            Event::ChangeApplied { .. } => "change_applied",
+            Event::EpochDealt { .. } => "epoch_dealt",
             Event::EpochCommitted { .. } => "epoch_committed",
             Event::EpochExpired { .. } => "epoch_expired",
             Event::Drill { .. } => "drill",
@@ -319,6 +373,8 @@ impl Event {
                 | Event::DrillPassed { .. }
                 | Event::CredentialRevoked { .. }
                 | Event::EpochCommitted { .. }
+                | Event::ChangeApplied { .. }
+                | Event::EpochDealt { .. }
                 | Event::DaemonStarted { .. }
                 | Event::DaemonStopped
         )

@@ -112,6 +112,39 @@ fn event_summary(e: &AuditEntry) -> String {
         Event::RequestExpired { accepted } => {
             format!("breakglass: {req} expired with {accepted} approvals")
         }
+        Event::ChangeProposed {
+            proposer,
+            reason,
+            epoch,
+            summary,
+            ..
+        } => format!(
+            "breakglass: {proposer} proposed a policy change {req} to epoch {epoch}: {reason} ({})",
+            if summary.is_empty() {
+                "no change".to_string()
+            } else {
+                summary.join("; ")
+            }
+        ),
+        Event::ChangeApplied { epoch, cancelled, .. } => format!(
+            "breakglass: {req} applied a new policy to epoch {epoch} with the same shares{}",
+            if cancelled.is_empty() {
+                String::new()
+            } else {
+                format!("; cancelled {}", cancelled.join(", "))
+            }
+        ),
+        Event::EpochDealt {
+            epoch,
+            custodians,
+            threshold,
+            need,
+            ..
+        } => format!(
+            "breakglass: {req} dealt epoch {epoch}: {threshold} of {} custodians ({}); it commits when {need} of them confirm their new shares",
+            custodians.len(),
+            custodians.join(", ")
+        ),
         Event::EpochCommitted {
             change_id,
             from,

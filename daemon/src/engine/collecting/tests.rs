@@ -24,6 +24,7 @@ pub fn params() -> OpenParams {
         principals: vec![],
         ssh_extensions: vec![],
         kind: crate::engine::request::Kind::Access,
+        change: None,
     }
 }
 
@@ -206,6 +207,155 @@ fn a_drill_passes_and_never_mints() {
     assert_eq!(kinds, ["share_accepted", "drill_passed"]);
     let access = to_quorum(opened()).rehearse(T0 + 3, |_, _| Ok(("{}".into(), 1)), ok);
     assert!(access.is_err(), "an access request was rehearsed");
+}
+
+/// A change request (DESIGN.md "Epochs"): its own digest domain, approved like
+/// an access request, never minted or rehearsed; its quorum ends it as the
+/// change its summary calls for, and nothing else.
+#[test]
+fn a_change_applies_or_deals_as_its_summary_says_and_never_mints() {
+    use crate::engine::request::{ChangeRecord, Kind};
+    let current = policy();
+    let open_change = |proposed: &Policy| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let summary = breakglass_formats::change::summarize(
+            &current.canonical_json().unwrap(),
+            &proposed.canonical_json().unwrap(),
+        )
+        .unwrap();
+        let p = OpenParams {
+            kind: Kind::Change,
+            requester: "c6".into(),
+            scope: String::new(),
+            ttl_seconds: 0,
+            kinds: vec![],
+            change: Some(ChangeRecord {
+                epoch: 1,
+                current_policy_digest: current.digest().unwrap(),
+                new_policy_digest: proposed.digest().unwrap(),
+                new_policy: proposed.clone(),
+                summary,
+            }),
+            ..params()
+        };
+        let (c, recs) = Collecting::open(p, &mut rng, T0).unwrap();
+        assert_eq!(recs[0].event.kind(), "change_proposed");
+        c
+    };
+    let mut longer = policy();
+    longer.collection_window_seconds = 1800;
+    let longer = longer.validated().unwrap();
+    let fewer = Policy::from_toml(&crate::engine::policy::tests::sample_toml(5, 3)).unwrap();
+    assert_ne!(
+        open_change(&longer).request().digest,
+        opened().request().digest
+    );
+    assert_ne!(
+        open_change(&longer).request().digest,
+        open_change(&fewer).request().digest
+    );
+
+    // Separation of duties: the proposer (c6) cannot approve her own change.
+    let e = open_change(&longer).admit(&policy(), "c6", T0 + 1).err();
+    assert!(matches!(e, Some(Error::OwnRequest { .. })), "{e:?}");
+
+    let to_quorum = |c: Collecting| {
+        let c = more(take(c, 1, T0 + 1, ok));
+        let c = more(take(c, 2, T0 + 2, ok));
+        quorum(take(c, 3, T0 + 3, ok))
+    };
+    let refused = to_quorum(open_change(&longer)).unlock(T0 + 3, |_, _| Ok((cred(), vec![])), ok);
+    assert!(refused
+        .err()
+        .is_some_and(|r| r.error.to_string().contains("mints nothing")));
+    let rehearsed =
+        to_quorum(open_change(&longer)).rehearse(T0 + 3, |_, _| Ok(("{}".into(), 1)), ok);
+    assert!(rehearsed.is_err(), "a change was rehearsed");
+
+    // A policy-only change may only be re-sealed; the wrong outcome goes back to collecting.
+    let wrong = to_quorum(open_change(&longer)).change(
+        T0 + 3,
+        |_, _| {
+            Ok(Applied::Dealt {
+                epoch: 2,
+                need: 6,
+                deadline: T0 + 99,
+            })
+        },
+        ok,
+    );
+    let Err(back) = wrong else {
+        panic!("a policy-only change was dealt")
+    };
+    assert!(
+        back.error.to_string().contains("needs no new shares"),
+        "{}",
+        back.error
+    );
+    assert_eq!(
+        back.state.request().approvals.len(),
+        2,
+        "the completing share was dropped"
+    );
+
+    let mut kept = Vec::new();
+    let applied = to_quorum(open_change(&longer))
+        .change(
+            T0 + 3,
+            |_, q| {
+                assert_eq!(q.shares().len(), 3);
+                Ok(Applied::Resealed {
+                    cancelled: vec!["req-x".into()],
+                })
+            },
+            |_, recs| {
+                kept = recs;
+                Ok(())
+            },
+        )
+        .ok()
+        .unwrap();
+    assert_eq!(applied.state, State::ChangeApplied);
+    assert!(applied.credential.is_none());
+    let kinds: Vec<&str> = kept.iter().map(|r| r.event.kind()).collect();
+    assert_eq!(kinds, ["share_accepted", "change_applied"]);
+
+    // A change of custodians is dealt, never re-sealed.
+    let resealed = to_quorum(open_change(&fewer)).change(
+        T0 + 3,
+        |_, _| Ok(Applied::Resealed { cancelled: vec![] }),
+        ok,
+    );
+    assert!(resealed.is_err(), "a rekey was re-sealed");
+    let dealt = to_quorum(open_change(&fewer))
+        .change(
+            T0 + 3,
+            |_, _| {
+                Ok(Applied::Dealt {
+                    epoch: 2,
+                    need: 5,
+                    deadline: T0 + 99,
+                })
+            },
+            ok,
+        )
+        .ok()
+        .unwrap();
+    assert_eq!(dealt.state, State::ChangeDealt);
+    assert!(
+        dealt.close_reason.contains("epoch 2 was dealt"),
+        "{}",
+        dealt.close_reason
+    );
+
+    // An access request is no change.
+    assert!(to_quorum(opened())
+        .change(
+            T0 + 3,
+            |_, _| Ok(Applied::Resealed { cancelled: vec![] }),
+            ok
+        )
+        .is_err());
 }
 
 /// Nothing lost: a failed commit leaves the state as it was, with its shares.

@@ -10,6 +10,26 @@ mod file;
 
 pub use file::{check_id, parse_signing_key, parse_ssh_ed25519};
 
+/// A policy stored inside another record: written as the policy's JSON, read
+/// back through [`Policy::validated`] (the parsed keys are not stored).
+pub mod validated_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Policy;
+
+    /// Writes the policy's JSON.
+    pub fn serialize<S: Serializer>(p: &Policy, s: S) -> Result<S::Ok, S::Error> {
+        p.serialize(s)
+    }
+
+    /// Reads a policy and validates it.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Policy, D::Error> {
+        Policy::deserialize(d)?
+            .validated()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 use std::collections::BTreeMap;
 
 use ed25519_dalek::VerifyingKey;
