@@ -305,6 +305,14 @@ async fn drill_opens_are_checked() {
         Code::InvalidArgument,
         "is not a request kind",
     );
+    // A policy change is proposed, never opened as a request (DESIGN.md "Epochs").
+    let mut change = drill_msg(&c, &ic, "", false);
+    change.kind = pb::RequestKind::Change as i32;
+    assert_status(
+        rpc.open_request(change).await,
+        Code::InvalidArgument,
+        "a policy change is not opened with OpenRequest: propose it with `breakglass policy propose`",
+    );
     let c1 = load(&fx.custodian_key(0));
     let head = c.audit_head().await.unwrap();
     let e = c.open_drill(&c1, None, "me").await.unwrap_err();

@@ -161,7 +161,7 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
                     Err(_) => {
                         return Err(to_status(&Error::invalid(
                             "kind",
-                            format!("{} is not a request kind (0 access, 1 drill)", m.kind),
+                            format!("{} is not a request kind (0 access, 1 drill; a change is proposed)", m.kind),
                         )))
                     }
                 },
