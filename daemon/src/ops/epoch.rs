@@ -183,6 +183,16 @@ mod tests {
         Arc::new(move || t.load(std::sync::atomic::Ordering::SeqCst))
     }
 
+    fn start(state: &std::path::Path, now: &Arc<std::sync::atomic::AtomicU64>) -> Daemon {
+        Daemon::start_on(
+            Store::open(state).unwrap_or_else(|e| panic!("{e}")),
+            state,
+            clock(now),
+            Vec::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn kinds(d: &Daemon) -> Vec<String> {
         let head = d.store().audit_head().unwrap_or_else(|e| panic!("{e}"));
         d.store()
@@ -202,13 +212,7 @@ mod tests {
         let now = Arc::new(std::sync::atomic::AtomicU64::new(T0 + 10));
         let policy = Policy::from_toml(&sample_toml(4, 3)).unwrap_or_else(|e| panic!("{e}"));
         let mut pending = deal_next(&state, &out, &policy, "chg-1", T0 + 10);
-        let daemon = Daemon::start_on(
-            Store::open(&state).unwrap_or_else(|e| panic!("{e}")),
-            &state,
-            clock(&now),
-            Vec::new(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let daemon = start(&state, &now);
         let authority = daemon.authority().map(|a| a.0).ok();
         let not_ready = daemon.commit_pending(pending.clone(), "c1").err();
         assert!(
@@ -249,13 +253,7 @@ mod tests {
         daemon.shutdown().unwrap_or_else(|e| panic!("{e}"));
         drop(daemon);
 
-        let daemon = Daemon::start_on(
-            Store::open(&state).unwrap_or_else(|e| panic!("{e}")),
-            &state,
-            clock(&now),
-            Vec::new(),
-        )
-        .unwrap_or_else(|e| panic!("restart at epoch 2: {e}"));
+        let daemon = start(&state, &now);
         assert_eq!((daemon.epoch().number, daemon.epoch().since), (2, T0 + 30));
     }
 
@@ -272,13 +270,7 @@ mod tests {
         let now = Arc::new(std::sync::atomic::AtomicU64::new(T0 + 10));
         let policy = Policy::from_toml(&sample_toml(4, 3)).unwrap_or_else(|e| panic!("{e}"));
         let mut pending = deal_next(&state, &out, &policy, "chg-1", T0 + 10);
-        let daemon = Daemon::start_on(
-            Store::open(&state).unwrap_or_else(|e| panic!("{e}")),
-            &state,
-            clock(&now),
-            Vec::new(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let daemon = start(&state, &now);
         let ssh = ssh_line(&key(100));
         let nonce = [7u8; NONCE_LEN];
         let payload = signing::open_request(

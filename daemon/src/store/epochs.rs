@@ -238,22 +238,33 @@ pub(crate) mod tests {
             meta.authority_public
         );
         Pending::new(
-            Dealing {
-                change_id: change.into(),
-                number,
-                policy: policy.clone(),
-                policy_digest: digest,
-                seal: dealt.seal.clone(),
-                shares: dealt
-                    .shares
-                    .into_iter()
-                    .map(|s| (s.custodian, s.commitment, s.file))
-                    .collect(),
-            },
+            dealing(dealt, change, number, policy.clone(), digest),
             ConfirmRule::All,
             now,
             WINDOW,
         )
+    }
+
+    /// What a pending epoch is made of: `dealt` as epoch `number` of `change`.
+    pub(crate) fn dealing(
+        dealt: crate::crypto::deal::Dealt,
+        change: &str,
+        number: u64,
+        policy: Policy,
+        policy_digest: [u8; 32],
+    ) -> Dealing {
+        Dealing {
+            change_id: change.to_string(),
+            number,
+            policy,
+            policy_digest,
+            seal: dealt.seal,
+            shares: dealt
+                .shares
+                .into_iter()
+                .map(|s| (s.custodian, s.commitment, s.file))
+                .collect(),
+        }
     }
 
     /// The pending epochs' window in these tests.

@@ -143,18 +143,7 @@ impl World {
             })
             .collect();
         let pending = Pending::new(
-            Dealing {
-                change_id: change.to_string(),
-                number,
-                policy: p,
-                policy_digest: digest,
-                seal: dealt.seal.clone(),
-                shares: dealt
-                    .shares
-                    .into_iter()
-                    .map(|s| (s.custodian, s.commitment, s.file))
-                    .collect(),
-            },
+            crate::store::epochs::tests::dealing(dealt, change, number, p, digest),
             ConfirmRule::All,
             T0,
             WINDOW,
