@@ -137,7 +137,7 @@ impl Daemon {
     /// change ids whose pending epoch expired.
     pub(crate) fn sweep_pending(&self, now: u64) -> Result<Vec<String>> {
         let mut expired = Vec::new();
-        for mut p in self.store.pending_epochs()? {
+        for mut p in self.store.live_pending(now)? {
             let was = p.state;
             if !p.sweep(now) {
                 continue;

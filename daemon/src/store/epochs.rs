@@ -25,6 +25,10 @@ use breakglass_formats::audit::AuditEntry;
 
 /// Pending epochs by change id → [`Pending`] JSON (share files included until deleted).
 const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending_epochs");
+/// The pending epochs that still hold share files (confirming, or committed
+/// with files kept for late confirmers): change id → deadline. The sweep reads
+/// only this, so its work does not grow with the history of changes.
+const PENDING_LIVE: TableDefinition<&str, u64> = TableDefinition::new("pending_epochs_live");
 
 /// A new current epoch, as its commit writes it.
 pub struct NewEpoch<'a> {
@@ -58,7 +62,7 @@ pub struct EpochStep<'a> {
 }
 
 impl Store {
-    /// Every pending epoch kept, oldest first.
+    /// Every pending epoch kept, oldest first (history: for review, not for the sweep).
     pub fn pending_epochs(&self) -> Result<Vec<Pending>> {
         let tx = self.db()?.begin_read().map_err(storage)?;
         let t = match tx.open_table(PENDING) {
@@ -70,16 +74,7 @@ impl Store {
         let mut out: Vec<Pending> = Vec::new();
         for row in t.iter().map_err(storage)? {
             let (_, v) = row.map_err(storage)?;
-            let p: Pending = serde_json::from_slice(v.value())
-                .map_err(|e| corrupt_record(&self.path, "pending epoch", e))?;
-            if p.policy.digest()? != p.policy_digest {
-                return Err(corrupt_record(
-                    &self.path,
-                    "pending epoch",
-                    format!("epoch {}'s policy does not match its digest", p.number),
-                ));
-            }
-            out.push(p);
+            out.push(self.decode_pending(v.value())?);
         }
         out.sort_by(|a, b| {
             a.dealt_at
@@ -89,13 +84,60 @@ impl Store {
         Ok(out)
     }
 
+    /// The pending epochs that still hold share files whose deadline is at or
+    /// before `by` (`u64::MAX`: all of them), oldest deadline first.
+    pub fn live_pending(&self, by: u64) -> Result<Vec<Pending>> {
+        let tx = self.db()?.begin_read().map_err(storage)?;
+        let live = match tx.open_table(PENDING_LIVE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut due = Vec::new();
+        for row in live.iter().map_err(storage)? {
+            let (id, deadline) = row.map_err(storage)?;
+            if deadline.value() <= by {
+                due.push((deadline.value(), id.value().to_string()));
+            }
+        }
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        due.sort();
+        let t = tx.open_table(PENDING).map_err(storage)?;
+        let mut out = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            let v = t.get(id.as_str()).map_err(storage)?.ok_or_else(|| {
+                corrupt_record(
+                    &self.path,
+                    "pending epoch",
+                    format!("`{id}` is listed but missing"),
+                )
+            })?;
+            out.push(self.decode_pending(v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn decode_pending(&self, bytes: &[u8]) -> Result<Pending> {
+        let p: Pending = serde_json::from_slice(bytes)
+            .map_err(|e| corrupt_record(&self.path, "pending epoch", e))?;
+        if p.policy.digest()? != p.policy_digest {
+            return Err(corrupt_record(
+                &self.path,
+                "pending epoch",
+                format!("epoch {}'s policy does not match its digest", p.number),
+            ));
+        }
+        Ok(p)
+    }
+
     /// The pending epoch still confirming, if any (at most one: a change is
     /// refused while one is).
     pub fn open_pending(&self) -> Result<Option<Pending>> {
         Ok(self
-            .pending_epochs()?
+            .live_pending(u64::MAX)?
             .into_iter()
-            .rev()
             .find(|p| p.state == PendingState::Confirming))
     }
 
@@ -109,6 +151,13 @@ impl Store {
                     serde_json::to_vec(p).map_err(storage)?.as_slice(),
                 )
                 .map_err(storage)?;
+                let mut live = tx.open_table(PENDING_LIVE).map_err(storage)?;
+                if p.shares.values().any(|s| s.file.is_some()) {
+                    live.insert(p.change_id.as_str(), p.deadline)
+                        .map_err(storage)?;
+                } else {
+                    live.remove(p.change_id.as_str()).map_err(storage)?;
+                }
             }
             if let Some(e) = &step.epoch {
                 let mut meta = tx.open_table(META).map_err(storage)?;
@@ -301,6 +350,18 @@ pub(crate) mod tests {
             back.as_ref() == Some(&pending),
             "the pending epoch reads back as written"
         );
+        // The sweep's index: listed while it holds files, due only at its deadline.
+        assert_eq!(
+            store
+                .live_pending(pending.deadline - 1)
+                .map(|v| v.len())
+                .ok(),
+            Some(0)
+        );
+        assert_eq!(
+            store.live_pending(pending.deadline).map(|v| v.len()).ok(),
+            Some(1)
+        );
         assert!(
             back.is_some_and(|p| p.policy.custodian_key("c4").is_ok()),
             "its keys are parsed again"
@@ -350,6 +411,11 @@ pub(crate) mod tests {
         assert_eq!((now.policy_digest, &now.seal), (digest, &epoch2.seal));
         assert_eq!(store.commitments().ok(), Some(epoch2.commitments.clone()));
         assert_eq!(store.open_pending().ok(), Some(None));
+        assert_eq!(
+            store.live_pending(u64::MAX).map(|v| v.len()).ok(),
+            Some(0),
+            "no files, not listed"
+        );
         let kept = store.pending_epochs().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kept.len(), 1);
         assert!(kept[0].shares.values().all(|s| s.file.is_none()));
