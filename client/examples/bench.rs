@@ -121,6 +121,7 @@ fn submission(
             signed_at: at,
             signature: key.sign(&payload).to_vec(),
         }),
+        ..Default::default()
     })
 }
 
@@ -135,6 +136,7 @@ fn junk(request_id: &str, n: u64) -> pb::SubmitShareRequest {
             signed_at: unix_now(),
             signature: sig,
         }),
+        ..Default::default()
     }
 }
 

@@ -4,8 +4,10 @@
 //! daemon id) before anyone acts on it.
 
 mod attest;
+mod change;
 mod drill;
 pub use attest::Attested;
+pub use change::{Change, NewShare};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -183,6 +185,12 @@ impl Client {
 
     /// Checks a request view: daemon id, recomputed digest, and D's signature.
     pub fn check_view(&self, v: &pb::RequestView) -> Result<()> {
+        self.check_view_bound(v, None)
+    }
+
+    /// [`Client::check_view`]; a change request's digest also binds the
+    /// epoch and both policy digests, which its `ChangeView` carries.
+    fn check_view_bound(&self, v: &pb::RequestView, change: Option<&pb::ChangeView>) -> Result<()> {
         if v.daemon_id != self.info.daemon_id {
             return Err(ClientError::Untrusted(format!(
                 "request {} belongs to daemon {}, not {}",
@@ -215,10 +223,30 @@ impl Client {
             // A change's digest binds the policies it changes, which a request
             // view does not carry: it is never verified (or shown) as one.
             Ok(pb::RequestKind::Change) => {
-                return Err(ClientError::Untrusted(format!(
-                    "{} is a policy change, not an access request or a drill: its view cannot be checked here",
-                    v.id
-                )))
+                let Some(c) = change else {
+                    return Err(ClientError::Untrusted(format!(
+                        "{} is a policy change, not an access request or a drill: read it with `breakglass policy show {}`",
+                        v.id, v.id
+                    )));
+                };
+                let d32 = |what: &str, b: &[u8]| -> Result<[u8; 32]> {
+                    b.try_into().map_err(|_| {
+                        ClientError::Untrusted(format!("change {}: {what} is not 32 bytes", v.id))
+                    })
+                };
+                signing::change_digest(&signing::ChangeFields {
+                    daemon_id: &v.daemon_id,
+                    change_id: &v.id,
+                    proposer: &v.requester,
+                    reason: &v.reason,
+                    epoch: c.epoch,
+                    current_policy_digest: &d32("current policy digest", &c.current_policy_digest)?,
+                    new_policy_digest: &d32("new policy digest", &c.new_policy_digest)?,
+                    opened_at: v.opened_at,
+                    deadline: v.deadline,
+                    threshold: v.threshold,
+                    ephemeral_public: &eph,
+                })
             }
             Err(_) => {
                 return Err(ClientError::Untrusted(format!(
@@ -576,12 +604,20 @@ impl Client {
             .map_err(|e| ClientError::Other(e.to_string()))?;
         drop(bytes);
         let at = unix_now();
-        let payload =
-            signing::submit_share(&self.info.daemon_id, &view.id, &digest, &id, &sealed, at);
+        let payload = signing::submit_share_of_epoch(
+            &self.info.daemon_id,
+            &view.id,
+            &digest,
+            &id,
+            &sealed,
+            share.epoch(),
+            at,
+        );
         let msg = pb::SubmitShareRequest {
             request_id: view.id.clone(),
             sealed_share: sealed,
             signature: Some(self.signature(me, &id, &payload, at)?),
+            share_epoch: share.epoch(),
         };
         let out = self.rpc.submit_share(msg).await?.into_inner();
         if let Some(v) = &out.request {

@@ -228,6 +228,69 @@ pub enum Error {
         /// Its pending epoch.
         number: u64,
     },
+    /// A proposed policy that fails the rules `init` applies.
+    #[error("the proposed policy is not valid: {0}; nothing was proposed")]
+    InvalidPolicy(String),
+    /// A proposal that changes nothing.
+    #[error("the proposed policy is the current policy (digest {digest}); nothing to change")]
+    NoChange {
+        /// Hex digest prefix.
+        digest: String,
+    },
+    /// A second change while one collects approvals.
+    #[error("change `{id}` is already open (collecting approvals until {deadline}); approve or cancel it (`breakglass policy cancel {id}`) before proposing another")]
+    ChangeOpen {
+        /// The open change.
+        id: String,
+        /// Its deadline, seconds since the epoch.
+        deadline: u64,
+    },
+    /// A call made for one kind of request on another.
+    #[error("request `{id}` {what}")]
+    WrongKind {
+        /// Request id.
+        id: String,
+        /// What it is and which command to use.
+        what: &'static str,
+    },
+    /// An approval signed over another policy than the one the change proposes.
+    #[error("custodian `{custodian}` signed an approval of policy {signed}, but change `{id}` proposes policy {proposed}; nothing was counted: run `breakglass policy show {id}` and approve what it shows")]
+    ApprovedOtherPolicy {
+        /// Change id.
+        id: String,
+        /// Custodian id.
+        custodian: String,
+        /// Hex digest (prefix) she signed.
+        signed: String,
+        /// Hex digest (prefix) the change proposes.
+        proposed: String,
+    },
+    /// A confirmation naming another commitment than the one dealt to her.
+    #[error("custodian `{custodian}`: the commitment you checked your share against is not the one epoch {number} dealt to you; fetch your share file again (`breakglass share fetch`) and confirm with it")]
+    CommitmentDiffers {
+        /// Custodian id.
+        custodian: String,
+        /// Pending epoch.
+        number: u64,
+    },
+    /// A call about the pending epoch naming another epoch.
+    #[error("change `{id}` dealt epoch {dealt}, not epoch {asked}; nothing was done")]
+    NotThePendingEpoch {
+        /// Change id.
+        id: String,
+        /// Epoch dealt.
+        dealt: u64,
+        /// Epoch the call named.
+        asked: u64,
+    },
+    /// A change that dealt no pending epoch (yet, or ever).
+    #[error("change `{id}` has no pending epoch: it is {state}")]
+    NoPendingEpoch {
+        /// Change id.
+        id: String,
+        /// Its state.
+        state: &'static str,
+    },
     /// An attestation id the daemon does not hold.
     #[error("no attestation `{id}` is pending on this daemon: it expired, a newer one replaced it, or the daemon restarted; run `breakglass share attest` again")]
     AttestationNotFound {
@@ -497,6 +560,14 @@ impl Error {
             Error::AlreadyConfirmed { .. } => "already_confirmed",
             Error::PendingNotReady { .. } => "pending_not_ready",
             Error::RekeyOpen { .. } => "rekey_open",
+            Error::InvalidPolicy(_) => "invalid_policy",
+            Error::NoChange { .. } => "no_change",
+            Error::ChangeOpen { .. } => "change_open",
+            Error::WrongKind { .. } => "wrong_kind",
+            Error::ApprovedOtherPolicy { .. } => "approved_other_policy",
+            Error::CommitmentDiffers { .. } => "commitment_differs",
+            Error::NotThePendingEpoch { .. } => "not_the_pending_epoch",
+            Error::NoPendingEpoch { .. } => "no_pending_epoch",
             Error::AttestationNotFound { .. } => "attestation_not_found",
             Error::AttestationUsed { .. } => "attestation_replayed",
             Error::AttestationExpired { .. } => "attestation_expired",

@@ -212,6 +212,7 @@ fn proto_seeds() {
             request_id: r.id.clone(),
             sealed_share: sealed,
             signature: Some(signature(x, id, &p)),
+            ..Default::default()
         };
         write(
             "proto_calls",

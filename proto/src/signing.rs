@@ -243,15 +243,43 @@ pub fn submit_share(
     sealed_share: &[u8],
     signed_at: u64,
 ) -> Vec<u8> {
+    submit_share_of_epoch(
+        daemon_id,
+        request_id,
+        digest,
+        custodian_id,
+        sealed_share,
+        FIRST_EPOCH,
+        signed_at,
+    )
+}
+
+/// [`submit_share`] for a share of `share_epoch`: the epoch is appended after
+/// the signing time from epoch 2 on (an epoch 1 share signs the bytes it
+/// always signed), so a custodian's signature says which split her share is
+/// of and the daemon can tell her when it is the wrong one.
+pub fn submit_share_of_epoch(
+    daemon_id: &str,
+    request_id: &str,
+    digest: &RequestDigest,
+    custodian_id: &str,
+    sealed_share: &[u8],
+    share_epoch: u64,
+    signed_at: u64,
+) -> Vec<u8> {
     let sealed_hash: [u8; 32] = Sha256::digest(sealed_share).into();
-    Payload::new(DOMAIN_SUBMIT_SHARE)
+    let p = Payload::new(DOMAIN_SUBMIT_SHARE)
         .str(daemon_id)
         .str(request_id)
         .field(digest)
         .str(custodian_id)
         .field(&sealed_hash)
-        .u64(signed_at)
-        .finish()
+        .u64(signed_at);
+    if share_epoch == FIRST_EPOCH {
+        p.finish()
+    } else {
+        p.u64(share_epoch).finish()
+    }
 }
 
 /// What the requester or a custodian signs to cancel a request.

@@ -48,6 +48,7 @@ fn junk(kind: u64, request_id: &str, n: u64) -> pb::SubmitShareRequest {
                 signed_at: breakglass_client::api::unix_now(),
                 signature: sig,
             }),
+            ..Default::default()
         },
         // Someone who is not a custodian.
         1 => pb::SubmitShareRequest {
@@ -58,12 +59,14 @@ fn junk(kind: u64, request_id: &str, n: u64) -> pb::SubmitShareRequest {
                 signed_at: 0,
                 signature: sig,
             }),
+            ..Default::default()
         },
         // Oversized: refused before it is decoded.
         _ => pb::SubmitShareRequest {
             request_id: request_id.to_string(),
             sealed_share: vec![3u8; 100 * 1024],
             signature: None,
+            ..Default::default()
         },
     }
 }

@@ -111,6 +111,7 @@ fn submit_msg(
         request_id: view.id.clone(),
         sealed_share: sealed,
         signature: signature(&id, at, sign(&payload)),
+        ..Default::default()
     }
 }
 

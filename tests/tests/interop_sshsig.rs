@@ -352,6 +352,7 @@ async fn an_ssh_agent_signs_open_submit_and_fetch() {
             request_id: view.id.clone(),
             sealed_share: sealed,
             signature: signature("c1", at, sig),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -224,7 +224,7 @@ impl Pending {
 
     /// Refuses a fetch or a confirmation once the pending epoch is closed or
     /// past its deadline (an expiry the sweep has not recorded yet counts).
-    fn check_open(&self, now: u64) -> Result<()> {
+    pub fn check_open(&self, now: u64) -> Result<()> {
         if self.state.is_terminal() {
             return Err(self.closed());
         }

@@ -200,6 +200,10 @@ pub struct ChangeRecord {
     pub current_policy_digest: [u8; 32],
     /// The proposed policy's digest.
     pub new_policy_digest: [u8; 32],
+    /// The policy it replaces (kept so the change can be shown and reviewed
+    /// after that policy is gone).
+    #[serde(with = "super::policy::validated_json")]
+    pub current_policy: super::policy::Policy,
     /// The proposed policy, validated as `init` validates one.
     #[serde(with = "super::policy::validated_json")]
     pub new_policy: super::policy::Policy,

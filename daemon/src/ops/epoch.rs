@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::lifecycle::published;
-use super::Daemon;
+use super::{Daemon, Live};
+use crate::store::audit::AuditEntry;
 use crate::crypto::integrity;
 use crate::engine::epoch::Epoch;
 use crate::engine::event::{Event, Record};
@@ -39,9 +40,29 @@ impl Daemon {
     /// epoch that unlocks, D signs the integrity statement of the new state,
     /// and requests collecting under the old epoch are cancelled with the
     /// reason. Returns the new epoch.
-    pub fn commit_pending(&self, mut pending: Pending, actor: &str) -> Result<Arc<Epoch>> {
+    pub fn commit_pending(&self, pending: Pending, actor: &str) -> Result<Arc<Epoch>> {
         let now = self.now();
         let mut live = self.lock()?;
+        let (next, cancelled, entries) =
+            self.commit_pending_in(&mut live, pending, actor, Vec::new(), now)?;
+        drop(live);
+        super::scrub_stack();
+        self.announce(&cancelled.iter().collect::<Vec<_>>(), entries);
+        Ok(next)
+    }
+
+    /// [`Daemon::commit_pending`] with the `live` lock held, writing `first`
+    /// (the confirmation that completed it) in the same transaction. Returns
+    /// the new epoch, the requests it cancelled and the entries written, for
+    /// the caller to announce once it let the lock go.
+    pub(super) fn commit_pending_in(
+        &self,
+        live: &mut Live,
+        mut pending: Pending,
+        actor: &str,
+        first: Vec<Record>,
+        now: u64,
+    ) -> Result<(Arc<Epoch>, Vec<crate::engine::request::Request>, Vec<AuditEntry>)> {
         let old = self.epoch();
         if pending.number != old.number + 1 {
             return Err(Error::Internal(format!(
@@ -77,7 +98,7 @@ impl Daemon {
         )?;
         let reason = superseded(next.number, &pending.change_id);
         let mut cancelled = Vec::new();
-        let mut records = Vec::new();
+        let mut records = first;
         for c in live.requests.values() {
             if let Some((r, recs)) = c.request().abandon(now, &reason) {
                 cancelled.push(r);
@@ -101,9 +122,8 @@ impl Daemon {
             },
             signed_with: None,
         });
-        let requests: Vec<_> = cancelled.iter().collect();
         let entries = self.wrote(self.store.commit_epoch_step(EpochStep {
-            requests: requests.clone(),
+            requests: cancelled.iter().collect(),
             pending: Some(&pending),
             epoch: Some(NewEpoch {
                 number: next.number,
@@ -120,15 +140,13 @@ impl Daemon {
         // shares are wiped), and so do its attestation challenges.
         live.requests.clear();
         live.attestations = Default::default();
+        live.pending_key = None;
         let next = Arc::new(next);
         match self.current.write() {
             Ok(mut c) => *c = next.clone(),
             Err(poisoned) => *poisoned.into_inner() = next.clone(),
         }
-        drop(live);
-        super::scrub_stack();
-        self.announce(&requests, entries);
-        Ok(next)
+        Ok((next, cancelled, entries))
     }
 
     /// Expires the confirming pending epoch once its deadline passed (its

@@ -235,6 +235,7 @@ impl Daemon {
             live: Mutex::new(Live {
                 requests: HashMap::new(),
                 attestations: Default::default(),
+                pending_key: None,
                 rng,
             }),
             clock,

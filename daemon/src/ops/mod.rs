@@ -11,6 +11,7 @@
 
 mod attest;
 mod cancel;
+mod change;
 mod epoch;
 mod fetch;
 mod lifecycle;
@@ -43,6 +44,7 @@ use breakglass_formats::audit::SignedWith;
 use breakglass_formats::keys::AuthorityPublic;
 
 pub use attest::AttestCall;
+pub use change::{ChangeState, ConfirmCall, ProposeCall};
 pub use open::OpenCall;
 pub use revoke::RevocationList;
 pub use submit::{Progress, SubmitCall};
@@ -94,6 +96,9 @@ impl Sig {
 struct Live {
     requests: HashMap<String, Collecting>,
     attestations: crate::engine::attest::Attestations,
+    /// The confirming pending epoch's X25519 key (memory only: a new one
+    /// after each start; confirmations are sealed to it).
+    pending_key: Option<change::PendingKey>,
     rng: Rng,
 }
 

@@ -28,6 +28,16 @@ pub struct SubmitCall {
     pub sealed_share: Vec<u8>,
     /// Signature.
     pub sig: super::Sig,
+    /// The epoch the custodian says her share is of (0 reads as 1).
+    pub share_epoch: u64,
+    /// For `ApproveChange`: the proposed policy she approves; `None` for `SubmitShare`.
+    pub approve: Option<[u8; 32]>,
+}
+
+impl SubmitCall {
+    fn share_epoch(&self) -> u64 {
+        self.share_epoch.max(signing::FIRST_EPOCH)
+    }
 }
 
 /// Progress after an accepted share.
@@ -104,14 +114,31 @@ impl Daemon {
         call: &SubmitCall,
         now: u64,
     ) -> Result<AuthenticatedCustodian> {
-        let payload = signing::submit_share(
-            &self.meta.daemon_id,
-            &r.id,
-            &r.digest,
-            &call.sig.signer_id,
-            &call.sealed_share,
-            call.sig.signed_at,
-        );
+        // The payload binds what the custodian says she signed (her share's
+        // epoch, the policy she approves); it is compared with the request
+        // once she is authenticated, so a mismatch is refused on the record
+        // with a message that says which.
+        let payload = match &call.approve {
+            Some(new_policy_digest) => signing::approve_change(
+                &self.meta.daemon_id,
+                &r.id,
+                &r.digest,
+                call.share_epoch(),
+                new_policy_digest,
+                &call.sig.signer_id,
+                &call.sealed_share,
+                call.sig.signed_at,
+            ),
+            None => signing::submit_share_of_epoch(
+                &self.meta.daemon_id,
+                &r.id,
+                &r.digest,
+                &call.sig.signer_id,
+                &call.sealed_share,
+                call.share_epoch(),
+                call.sig.signed_at,
+            ),
+        };
         let sig = SignedBy {
             signer_id: &call.sig.signer_id,
             signed_at: call.sig.signed_at,
@@ -135,6 +162,31 @@ impl Daemon {
         call: &SubmitCall,
         now: u64,
     ) -> Result<(Admitted, VerifiedShare)> {
+        let r = c.request();
+        match (&call.approve, &r.change) {
+            (None, Some(_)) => {
+                return Err(Error::WrongKind {
+                    id: r.id.clone(),
+                    what: "is a policy change: approve it with `breakglass policy approve`, which shows what it changes",
+                })
+            }
+            (Some(_), None) => {
+                return Err(Error::WrongKind {
+                    id: r.id.clone(),
+                    what: "is not a policy change: approve it with `breakglass approve`",
+                })
+            }
+            (Some(signed), Some(change)) if *signed != change.new_policy_digest => {
+                return Err(Error::ApprovedOtherPolicy {
+                    id: r.id.clone(),
+                    custodian: who.id().to_string(),
+                    signed: hex::encode(&signed[..8]),
+                    proposed: hex::encode(&change.new_policy_digest[..8]),
+                })
+            }
+            _ => {}
+        }
+        epoch.check_share_epoch(who.id(), call.share_epoch())?;
         let com = epoch.commitments.get(who.id()).ok_or_else(|| {
             Error::Internal(format!("no commitment for custodian `{}`", who.id()))
         })?;
@@ -186,6 +238,9 @@ impl Daemon {
         // Quorum: rebuild R, open the seal, derive A, mint, encrypt to the requester,
         // and commit the unlock; on any failure the request keeps collecting without
         // the last share. The shares and E_req are wiped as the state drops.
+        if quorum.request().kind == Kind::Change {
+            return self.apply_change(live, quorum, who, now);
+        }
         let unlocked = if quorum.request().kind == Kind::Drill {
             quorum.rehearse(
                 now,

@@ -236,6 +236,8 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
                 request_id: m.request_id,
                 sealed_share: m.sealed_share,
                 sig: sig(m.signature)?,
+                share_epoch: m.share_epoch,
+                approve: None,
             };
             let out = self
                 .run(move |d| {
@@ -430,5 +432,54 @@ impl pb::break_glass_server::BreakGlass for BreakGlassService {
         req: GrpcRequest<pb::GetReadinessRequest>,
     ) -> Result<Response<pb::Readiness>, Status> {
         self.get_readiness_call(req).await
+    }
+
+    async fn check_policy(
+        &self,
+        req: GrpcRequest<pb::CheckPolicyRequest>,
+    ) -> Result<Response<pb::CheckPolicyResponse>, Status> {
+        self.check_policy_call(req).await
+    }
+
+    async fn propose_change(
+        &self,
+        req: GrpcRequest<pb::ProposeChangeRequest>,
+    ) -> Result<Response<pb::ChangeView>, Status> {
+        self.propose_change_call(req).await
+    }
+
+    async fn get_change(
+        &self,
+        req: GrpcRequest<pb::GetChangeRequest>,
+    ) -> Result<Response<pb::ChangeView>, Status> {
+        self.get_change_call(req).await
+    }
+
+    async fn approve_change(
+        &self,
+        req: GrpcRequest<pb::ApproveChangeRequest>,
+    ) -> Result<Response<pb::ApproveChangeResponse>, Status> {
+        self.approve_change_call(req).await
+    }
+
+    async fn cancel_change(
+        &self,
+        req: GrpcRequest<pb::CancelChangeRequest>,
+    ) -> Result<Response<pb::ChangeView>, Status> {
+        self.cancel_change_call(req).await
+    }
+
+    async fn fetch_new_share(
+        &self,
+        req: GrpcRequest<pb::FetchNewShareRequest>,
+    ) -> Result<Response<pb::FetchNewShareResponse>, Status> {
+        self.fetch_new_share_call(req).await
+    }
+
+    async fn confirm_new_share(
+        &self,
+        req: GrpcRequest<pb::ConfirmNewShareRequest>,
+    ) -> Result<Response<pb::ConfirmNewShareResponse>, Status> {
+        self.confirm_new_share_call(req).await
     }
 }

@@ -4,6 +4,7 @@
 
 mod attest;
 mod calllog;
+mod change;
 pub mod decode;
 pub mod grpc;
 pub mod limit;

@@ -12,6 +12,9 @@ pub fn to_status(e: &Error) -> Status {
         | Error::ShareMalformed { .. }
         | Error::ShareCommitmentMismatch { .. }
         | Error::UnknownScope { .. }
+        | Error::InvalidPolicy(_)
+        | Error::NoChange { .. }
+        | Error::CommitmentDiffers { .. }
         | Error::SshKey(_) => Code::InvalidArgument,
         Error::UnknownCustodian { .. }
         | Error::NotACommander { .. }
@@ -45,6 +48,11 @@ pub fn to_status(e: &Error) -> Status {
         | Error::PendingExpired { .. }
         | Error::PendingNotReady { .. }
         | Error::RekeyOpen { .. }
+        | Error::ChangeOpen { .. }
+        | Error::WrongKind { .. }
+        | Error::ApprovedOtherPolicy { .. }
+        | Error::NotThePendingEpoch { .. }
+        | Error::NoPendingEpoch { .. }
         | Error::CredentialRevoked { .. } => Code::FailedPrecondition,
         Error::EpochChanged { .. } => Code::Aborted,
         Error::Storage(_) => Code::Unavailable,

@@ -119,6 +119,18 @@ impl Store {
         Ok(out)
     }
 
+    /// The pending epoch a change dealt, if it dealt one.
+    pub fn pending(&self, change_id: &str) -> Result<Option<Pending>> {
+        let tx = self.db()?.begin_read().map_err(storage)?;
+        let t = match tx.open_table(PENDING) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(storage(e)),
+        };
+        let v = t.get(change_id).map_err(storage)?;
+        v.map(|v| self.decode_pending(v.value())).transpose()
+    }
+
     fn decode_pending(&self, bytes: &[u8]) -> Result<Pending> {
         let p: Pending = serde_json::from_slice(bytes)
             .map_err(|e| corrupt_record(&self.path, "pending epoch", e))?;

@@ -275,6 +275,40 @@ pub enum Event {
         /// Confirmations it needed.
         need: u32,
     },
+    /// A new custodian fetched her share file of a pending epoch.
+    EpochShareFetched {
+        /// The change request that dealt it.
+        change_id: String,
+        /// The pending epoch.
+        epoch: u64,
+        /// Who fetched.
+        custodian: String,
+    },
+    /// A new custodian proved her share of a pending epoch against its commitment.
+    EpochShareConfirmed {
+        /// The change request that dealt it.
+        change_id: String,
+        /// The pending epoch.
+        epoch: u64,
+        /// Who confirmed.
+        custodian: String,
+        /// Confirmations so far.
+        confirmed: u32,
+        /// Confirmations it needs.
+        need: u32,
+    },
+    /// A pending epoch was cancelled before it committed; the current epoch
+    /// stays and the pending share files are deleted.
+    EpochCancelled {
+        /// The change request that dealt it.
+        change_id: String,
+        /// The pending epoch.
+        epoch: u64,
+        /// Who cancelled.
+        by: String,
+        /// Why.
+        reason: String,
+    },
     /// A drill ran against this daemon.
     Drill {
         /// What the drill did.
@@ -302,7 +336,7 @@ pub enum Event {
 }
 
 /// Every event kind, as it appears in the `kind` field of the JSON.
-pub const EVENT_KINDS: [&str; 27] = [
+pub const EVENT_KINDS: [&str; 30] = [
     "ceremony",
     "daemon_started",
     "daemon_stopped",
@@ -326,6 +360,9 @@ pub const EVENT_KINDS: [&str; 27] = [
     "epoch_dealt",
     "epoch_committed",
     "epoch_expired",
+    "epoch_share_fetched",
+    "epoch_share_confirmed",
+    "epoch_cancelled",
     "drill",
     "clock_went_back",
     "checkpoint",
@@ -359,6 +396,9 @@ impl Event {
             Event::EpochDealt { .. } => "epoch_dealt",
             Event::EpochCommitted { .. } => "epoch_committed",
             Event::EpochExpired { .. } => "epoch_expired",
+            Event::EpochShareFetched { .. } => "epoch_share_fetched",
+            Event::EpochShareConfirmed { .. } => "epoch_share_confirmed",
+            Event::EpochCancelled { .. } => "epoch_cancelled",
             Event::Drill { .. } => "drill",
             Event::ClockWentBack { .. } => "clock_went_back",
             Event::Checkpoint { .. } => "checkpoint",

@@ -171,6 +171,28 @@ fn event_summary(e: &AuditEntry) -> String {
         } => format!(
             "breakglass: epoch {epoch} of change {change_id} expired with {confirmed} of {need} confirmations; the current epoch stays"
         ),
+        Event::EpochShareFetched {
+            change_id,
+            epoch,
+            custodian,
+        } => format!("breakglass: {custodian} fetched her share file of epoch {epoch} (change {change_id})"),
+        Event::EpochShareConfirmed {
+            change_id,
+            epoch,
+            custodian,
+            confirmed,
+            need,
+        } => format!(
+            "breakglass: {custodian} confirmed her share of epoch {epoch} (change {change_id}): {confirmed} of {need} confirmations"
+        ),
+        Event::EpochCancelled {
+            change_id,
+            epoch,
+            by,
+            reason,
+        } => format!(
+            "breakglass: {by} cancelled epoch {epoch} of change {change_id}: {reason}; the current epoch stays"
+        ),
         other => format!("breakglass: {} (entry {})", other.kind(), e.seq),
     }
 }

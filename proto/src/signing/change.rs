@@ -25,6 +25,93 @@ pub const DOMAIN_CANCEL_CHANGE: &str = "breakglass/v1/cancel-change";
 pub const DOMAIN_FETCH_NEW_SHARE: &str = "breakglass/v1/fetch-new-share";
 /// Domain of a new custodian's confirmation of her pending-epoch share.
 pub const DOMAIN_CONFIRM_NEW_SHARE: &str = "breakglass/v1/confirm-new-share";
+/// Domain of D's signature over a change view (both policies and the pending epoch).
+pub const DOMAIN_CHANGE_VIEW: &str = "breakglass/v1/change-view";
+
+/// One new custodian's share in a pending epoch, as D signs it in a change view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewShareStatus<'a> {
+    /// Custodian id.
+    pub custodian_id: &'a str,
+    /// Her x.
+    pub x: u32,
+    /// Her new commitment.
+    pub commitment: &'a [u8],
+    /// First fetch, or 0.
+    pub fetched_at: u64,
+    /// Confirmation, or 0.
+    pub confirmed_at: u64,
+    /// Whether her file can still be fetched.
+    pub file_available: bool,
+}
+
+/// A pending epoch, as D signs it in a change view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingStatus<'a> {
+    /// Epoch number.
+    pub epoch: u64,
+    /// `PendingState` number of the proto.
+    pub state: i32,
+    /// Confirmations needed.
+    pub need: u32,
+    /// Confirmations so far.
+    pub confirmed: u32,
+    /// When dealt.
+    pub dealt_at: u64,
+    /// Deadline.
+    pub deadline: u64,
+    /// When closed, or 0.
+    pub closed_at: u64,
+    /// Why.
+    pub close_reason: &'a str,
+    /// The confirmations' X25519 key, or empty.
+    pub ephemeral_public: &'a [u8],
+    /// Each new custodian's share.
+    pub shares: Vec<NewShareStatus<'a>>,
+}
+
+/// What D signs over a change view: the change digest (which binds the
+/// epoch and both policy digests), the policies' canonical JSON by SHA-256,
+/// and the pending epoch if one was dealt (an absent one is epoch 0).
+pub fn change_view(
+    digest: &ChangeDigest,
+    current_policy_json: &[u8],
+    new_policy_json: &[u8],
+    pending: Option<&PendingStatus<'_>>,
+) -> Vec<u8> {
+    let current: [u8; 32] = Sha256::digest(current_policy_json).into();
+    let new: [u8; 32] = Sha256::digest(new_policy_json).into();
+    let mut p = Payload::new(DOMAIN_CHANGE_VIEW)
+        .field(digest)
+        .field(&current)
+        .field(&new);
+    match pending {
+        None => p = p.u64(0),
+        Some(s) => {
+            p = p
+                .u64(s.epoch)
+                .u64(u64::from(s.state.unsigned_abs()))
+                .u64(u64::from(s.need))
+                .u64(u64::from(s.confirmed))
+                .u64(s.dealt_at)
+                .u64(s.deadline)
+                .u64(s.closed_at)
+                .str(s.close_reason)
+                .field(s.ephemeral_public)
+                .u64(s.shares.len() as u64);
+            for n in &s.shares {
+                p = p
+                    .str(n.custodian_id)
+                    .u64(u64::from(n.x))
+                    .field(n.commitment)
+                    .u64(n.fetched_at)
+                    .u64(n.confirmed_at)
+                    .u64(u64::from(n.file_available));
+            }
+        }
+    }
+    p.finish()
+}
 
 /// The SHA-256 digest that binds a change request's immutable fields.
 pub type ChangeDigest = [u8; 32];
@@ -250,6 +337,31 @@ mod tests {
             cancel_change("d1", "chg-1", &digest, "alice", "no", 5),
             fetch_new_share("d1", "chg-1", 2, "carol", 5),
             confirm_new_share("d1", "chg-1", 2, &EPH, "carol", &[4u8; 32], b"sealed", 5),
+            change_view(&digest, b"{}", b"{\"a\":1}", None),
+            change_view(
+                &digest,
+                b"{}",
+                b"{}",
+                Some(&PendingStatus {
+                    epoch: 2,
+                    state: 1,
+                    need: 2,
+                    confirmed: 1,
+                    dealt_at: 10,
+                    deadline: 20,
+                    closed_at: 0,
+                    close_reason: "",
+                    ephemeral_public: &EPH,
+                    shares: vec![NewShareStatus {
+                        custodian_id: "carol",
+                        x: 1,
+                        commitment: &[4u8; 32],
+                        fetched_at: 11,
+                        confirmed_at: 12,
+                        file_available: false,
+                    }],
+                }),
+            ),
         ]
         .iter()
         .map(|b| hex::encode(Sha256::digest(b)))
@@ -262,8 +374,26 @@ mod tests {
                 "8d853458bc7d5d47784c2606a72bc2524e6000d3098d0a25d62ffae7dbd1aad9",
                 "20f06b2f637ca23f04cd97808c1dd1d6364e61ca51bac5e0ed99f49caf3b49a0",
                 "3b7dbd95ed0cd352ea7cec788adb893f47d6183fc1370cf3c368d031c587f378",
+                "212142f5ffc6b8565a1df37d3bbe08b7f815981ea64a704ba085ddff85420b54",
+                "de182df5435f982f62d62b46e32e07fca6917117f084b575b4a6d90600d07d46",
             ]
         );
+    }
+
+    /// An epoch 1 share signs the bytes `submit_share` always signed; from
+    /// epoch 2 on the share's epoch follows as one more field, so the two
+    /// layouts never coincide (invariant 4: a signature names its split).
+    #[test]
+    fn a_share_submission_names_its_epoch_from_epoch_2() {
+        let d = [3u8; 32];
+        let one = crate::signing::submit_share("d1", "req-1", &d, "alice", b"s", 5);
+        assert_eq!(
+            crate::signing::submit_share_of_epoch("d1", "req-1", &d, "alice", b"s", 1, 5),
+            one
+        );
+        let two = crate::signing::submit_share_of_epoch("d1", "req-1", &d, "alice", b"s", 2, 5);
+        assert_eq!(&two[..one.len()], &one[..]);
+        assert_eq!(hex::encode(&two[one.len()..]), "000000080000000000000002");
     }
 
     /// Invariant 4 for changes: every bound field changes the digest, so an

@@ -394,6 +394,8 @@ pub struct Submission<'a> {
     pub share: Vec<u8>,
     pub signed_at: u64,
     pub sealed_override: Option<Vec<u8>>,
+    /// The epoch the submission says the share is of (0: not stated, read as 1).
+    pub share_epoch: u64,
 }
 
 impl<'a> Submission<'a> {
@@ -412,6 +414,7 @@ impl<'a> Submission<'a> {
             share,
             signed_at: unix_now(),
             sealed_override: None,
+            share_epoch: 0,
         }
     }
 
@@ -434,12 +437,13 @@ impl<'a> Submission<'a> {
             )
             .unwrap()
         });
-        let payload = signing::submit_share(
+        let payload = signing::submit_share_of_epoch(
             &self.daemon_id,
             &self.request.id,
             &digest,
             &self.signer_id,
             &sealed,
+            self.share_epoch.max(signing::FIRST_EPOCH),
             self.signed_at,
         );
         pb::SubmitShareRequest {
@@ -450,6 +454,7 @@ impl<'a> Submission<'a> {
                 signed_at: self.signed_at,
                 signature: self.signer.sign(&payload).to_vec(),
             }),
+            share_epoch: self.share_epoch,
         }
     }
 }

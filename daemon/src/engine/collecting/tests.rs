@@ -234,6 +234,7 @@ fn a_change_applies_or_deals_as_its_summary_says_and_never_mints() {
                 current_policy_digest: current.digest().unwrap(),
                 new_policy_digest: proposed.digest().unwrap(),
                 new_policy: proposed.clone(),
+                current_policy: current.clone(),
                 summary,
             }),
             ..params()

@@ -34,6 +34,12 @@ struct PolicyFile {
     #[serde(default)]
     allow_zero_counter: bool,
     #[serde(default)]
+    change_window: Option<String>,
+    #[serde(default)]
+    rekey_window: Option<String>,
+    #[serde(default)]
+    rekey_confirm: Option<crate::engine::rekey::ConfirmRule>,
+    #[serde(default)]
     require_hardware: Option<RequireHardware>,
     custodians: Vec<CustodianFile>,
     commanders: Vec<CommanderFile>,
@@ -237,6 +243,17 @@ impl Policy {
                 .map(|s| duration("drill_every", s))
                 .transpose()?,
             custodians_may_drill: f.custodians_may_drill,
+            change_window_seconds: f
+                .change_window
+                .as_deref()
+                .map(|s| duration("change_window", s))
+                .transpose()?,
+            rekey_window_seconds: f
+                .rekey_window
+                .as_deref()
+                .map(|s| duration("rekey_window", s))
+                .transpose()?,
+            rekey_confirm: f.rekey_confirm,
             require_hardware: f.require_hardware,
             allow_zero_counter: f.allow_zero_counter,
             custodians: f
@@ -323,6 +340,28 @@ impl Policy {
                     return Err(Error::Policy(format!(
                         "{field} must be between 1 day and 2 years (like \"90days\"), got {v}s"
                     )));
+                }
+            }
+        }
+        for (field, v, min, max, hint) in [
+            (
+                "change_window",
+                self.change_window_seconds,
+                MIN_CHANGE_WINDOW,
+                MAX_CHANGE_WINDOW,
+                "between 5 minutes and 7 days (like \"24h\")",
+            ),
+            (
+                "rekey_window",
+                self.rekey_window_seconds,
+                MIN_REKEY_WINDOW,
+                MAX_REKEY_WINDOW,
+                "between 1 hour and 30 days (like \"7days\")",
+            ),
+        ] {
+            if let Some(v) = v {
+                if !(min..=max).contains(&v) {
+                    return Err(Error::Policy(format!("{field} must be {hint}, got {v}s")));
                 }
             }
         }

@@ -59,6 +59,18 @@ pub const DEFAULT_DRILL_EVERY: u64 = 180 * 86_400;
 pub const MIN_READINESS_PERIOD: u64 = 86_400;
 /// Longest `attest_every` or `drill_every` (two years).
 pub const MAX_READINESS_PERIOD: u64 = 2 * 365 * 86_400;
+/// How long a change request collects approvals, by default (24 hours).
+pub const DEFAULT_CHANGE_WINDOW: u64 = 86_400;
+/// Shortest and longest `change_window` (5 minutes, 7 days).
+pub const MIN_CHANGE_WINDOW: u64 = 300;
+/// See [`MIN_CHANGE_WINDOW`].
+pub const MAX_CHANGE_WINDOW: u64 = 7 * 86_400;
+/// How long a dealt epoch waits for its confirmations, by default (7 days).
+pub const DEFAULT_REKEY_WINDOW: u64 = 7 * 86_400;
+/// Shortest and longest `rekey_window` (1 hour, 30 days).
+pub const MIN_REKEY_WINDOW: u64 = 3600;
+/// See [`MIN_REKEY_WINDOW`].
+pub const MAX_REKEY_WINDOW: u64 = 30 * 86_400;
 /// OpenSSH certificate extensions a scope may grant.
 pub const SSH_EXTENSIONS: [&str; 5] = [
     "permit-pty",
@@ -227,6 +239,20 @@ pub struct Policy {
     /// then be told apart by its counter. Off by default; audited at start.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_zero_counter: bool,
+    /// How long a change request collects approvals (`change_window`),
+    /// seconds; none: [`DEFAULT_CHANGE_WINDOW`]. This, `rekey_window` and
+    /// `rekey_confirm` are not serialized when absent, so policies written
+    /// before epochs keep their digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_window_seconds: Option<u64>,
+    /// How long a dealt epoch waits for its new custodians' confirmations
+    /// (`rekey_window`), seconds; none: [`DEFAULT_REKEY_WINDOW`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_window_seconds: Option<u64>,
+    /// How many new custodians must confirm before a dealt epoch commits
+    /// (`rekey_confirm`); none: every one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_confirm: Option<super::rekey::ConfirmRule>,
     /// Custodians, in share order: custodian `i` holds the share with x = i + 1.
     pub custodians: Vec<Member>,
     /// Commanders.
@@ -282,6 +308,21 @@ impl Policy {
     /// How often each custodian should prove her share, seconds.
     pub fn attest_every(&self) -> u64 {
         self.attest_every_seconds.unwrap_or(DEFAULT_ATTEST_EVERY)
+    }
+
+    /// How long a change request collects approvals, seconds.
+    pub fn change_window(&self) -> u64 {
+        self.change_window_seconds.unwrap_or(DEFAULT_CHANGE_WINDOW)
+    }
+
+    /// How long a dealt epoch waits for its confirmations, seconds.
+    pub fn rekey_window(&self) -> u64 {
+        self.rekey_window_seconds.unwrap_or(DEFAULT_REKEY_WINDOW)
+    }
+
+    /// How many new custodians must confirm a dealt epoch.
+    pub fn confirm_rule(&self) -> super::rekey::ConfirmRule {
+        self.rekey_confirm.unwrap_or_default()
     }
 
     /// How often the real quorum should run a live drill, seconds.
