@@ -112,9 +112,13 @@ pub(crate) enum Cmd {
     /// Open, show, list or cancel requests.
     #[command(subcommand)]
     Request(RequestCmd),
-    /// Custodians: submit, attest or check a share.
+    /// Custodians: submit, attest or check a share; fetch and confirm a new one after a rekey.
     #[command(subcommand)]
     Share(ShareCmd),
+    /// Change the custodians, the threshold or the policy by quorum; the
+    /// authority key stays the same.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
     /// Fetch or verify a credential.
     #[command(subcommand)]
     Credential(CredentialCmd),
@@ -342,6 +346,96 @@ pub(crate) enum ShareCmd {
         daemon_key: Option<String>,
         /// One JSON object (custodian, x, threshold, daemon and ceremony ids, epoch,
         /// daemon key, how the origin was proven) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// After a change dealt new shares: fetch your new share file (you are a
+    /// custodian of the proposed policy), check it, and write it.
+    Fetch {
+        /// Change id.
+        change: String,
+        /// Where to write the share file (mode 0600; it stays encrypted to your key).
+        #[arg(long)]
+        out: PathBuf,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove your new share to the daemon; the last confirmation needed commits
+    /// the new epoch.
+    Confirm {
+        /// Change id.
+        change: String,
+        /// Your new share file (from `share fetch`).
+        #[arg(long)]
+        share: PathBuf,
+        /// The change after the confirmation as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `breakglass policy …`.
+#[derive(Subcommand)]
+pub(crate) enum PolicyCmd {
+    /// Propose a new policy (a custodian or commander): the daemon validates it as
+    /// `init` does and what it changes is shown before it is signed.
+    Propose {
+        /// The new policy file (TOML, as for `breakglassd init`).
+        file: PathBuf,
+        /// Why; the custodians who approve and the reviewers read this.
+        #[arg(long)]
+        reason: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Print the change as JSON (fields in the README, "Scripting").
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a change: who proposed it, why, and every change it makes (computed here
+    /// from the current and the proposed policy).
+    Show {
+        /// Change id (`chg-…`).
+        id: String,
+        /// Also print the whole proposed policy (canonical JSON).
+        #[arg(long)]
+        full: bool,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a change with your current share (custodians of the current epoch).
+    Approve {
+        /// Change id.
+        id: String,
+        /// Your current share file.
+        #[arg(long)]
+        share: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Print the change after the approval as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a change before it commits (its proposer or a custodian of the current epoch).
+    Cancel {
+        /// Change id.
+        id: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Print the change as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where a change stands: approvals, and for a rekey who fetched and confirmed
+    /// the new shares.
+    Status {
+        /// Change id.
+        id: String,
+        /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
     },

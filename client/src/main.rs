@@ -79,6 +79,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => cmd::revocations::run(conn, krl.as_deref(), json.as_deref(), include_expired).await?,
         Cmd::Request(rc) => return cmd::request::run(conn, rc).await,
         Cmd::Share(sc) => return cmd::share::run(conn, sc).await,
+        Cmd::Policy(pc) => return cmd::policy::run(conn, pc).await,
         Cmd::Readiness {
             json,
             require_ready,

@@ -142,7 +142,11 @@ async fn a_rekey_changes_the_custodians_and_the_threshold_and_keeps_the_authorit
         dealt.request().close_reason
     );
     let pending = dealt.pending().unwrap().clone();
-    assert_eq!((pending.epoch, pending.need), (2, 6), "every new custodian confirms");
+    assert_eq!(
+        (pending.epoch, pending.need),
+        (2, 6),
+        "every new custodian confirms"
+    );
     assert_eq!(client.info().epoch, 1);
 
     // The removed custodian fetches nothing.
@@ -152,7 +156,11 @@ async fn a_rekey_changes_the_custodians_and_the_threshold_and_keeps_the_authorit
         .await
         .err()
         .unwrap();
-    assert!(e.to_string().contains("not a custodian of the policy change"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("not a custodian of the policy change"),
+        "{e}"
+    );
     let raw = fetch_raw(&mut client, &c5, "c5", change.id(), 2).await;
     assert_status(raw, Code::PermissionDenied, "epoch 2");
 
@@ -160,13 +168,19 @@ async fn a_rekey_changes_the_custodians_and_the_threshold_and_keeps_the_authorit
     let mut new_files = std::collections::BTreeMap::new();
     for i in 0..3 {
         let me = load(&fx.custodian_key(i));
-        let got = client.fetch_new_share(&me, None, change.id()).await.unwrap();
+        let got = client
+            .fetch_new_share(&me, None, change.id())
+            .await
+            .unwrap();
         assert_eq!(got.file.epoch(), 2);
         let (out, _) = client
             .confirm_new_share(&me, None, change.id(), &got.file)
             .await
             .unwrap();
-        assert_eq!((out.confirmed, out.need, out.committed), (i as u32 + 1, 6, false));
+        assert_eq!(
+            (out.confirmed, out.need, out.committed),
+            (i as u32 + 1, 6, false)
+        );
         new_files.insert(fx.keys.custodians[i].0.clone(), got.file);
     }
     fx.stop();
@@ -174,7 +188,11 @@ async fn a_rekey_changes_the_custodians_and_the_threshold_and_keeps_the_authorit
     let mut client = fx.client().await;
     assert_eq!(client.info().epoch, 1, "nothing committed yet");
     let after = client.get_change(change.id()).await.unwrap();
-    assert_eq!(after.pending().unwrap().confirmed, 3, "a restart loses nothing");
+    assert_eq!(
+        after.pending().unwrap().confirmed,
+        3,
+        "a restart loses nothing"
+    );
 
     // The old epoch still unlocks until the commit.
     let r = open_token(&fx, &mut client).await;
@@ -190,9 +208,16 @@ async fn a_rekey_changes_the_custodians_and_the_threshold_and_keeps_the_authorit
     // A request collecting when the epoch commits is cancelled with a reason.
     let collecting = open_token(&fx, &mut client).await;
 
-    for (id, key) in [("c4", fx.custodian_key(3)), ("n1", n1_path), ("n2", n2_path)] {
+    for (id, key) in [
+        ("c4", fx.custodian_key(3)),
+        ("n1", n1_path),
+        ("n2", n2_path),
+    ] {
         let me = load(&key);
-        let got = client.fetch_new_share(&me, None, change.id()).await.unwrap();
+        let got = client
+            .fetch_new_share(&me, None, change.id())
+            .await
+            .unwrap();
         let (out, _) = client
             .confirm_new_share(&me, None, change.id(), &got.file)
             .await
@@ -202,10 +227,18 @@ async fn a_rekey_changes_the_custodians_and_the_threshold_and_keeps_the_authorit
     }
     assert_eq!(client.info().epoch, 2);
     assert_eq!(client.info().threshold, 4);
-    assert_eq!(client.info().authority_public_key, authority, "A never changes");
+    assert_eq!(
+        client.info().authority_public_key,
+        authority,
+        "A never changes"
+    );
     let gone = client.get(&collecting.id).await.unwrap();
     assert_eq!(gone.state, pb::RequestState::Cancelled as i32);
-    assert!(gone.close_reason.contains("moved to epoch 2"), "{}", gone.close_reason);
+    assert!(
+        gone.close_reason.contains("moved to epoch 2"),
+        "{}",
+        gone.close_reason
+    );
 
     // After the commit: the removed custodian and every old share are refused.
     let r = open_token(&fx, &mut client).await;
@@ -441,18 +474,11 @@ async fn bad_approvals_are_refused_and_count_for_nothing() {
     let approve = |epoch: u64, digest: [u8; 32]| {
         let eph: [u8; 32] = r.ephemeral_public_key.as_slice().try_into().unwrap();
         let d: [u8; 32] = r.digest.as_slice().try_into().unwrap();
-        let sealed = transport::seal_share(&eph, &d, &r.id, "c1", &share, rand_core::OsRng).unwrap();
+        let sealed =
+            transport::seal_share(&eph, &d, &r.id, "c1", &share, rand_core::OsRng).unwrap();
         let at = unix_now();
-        let payload = signing::approve_change(
-            &r.daemon_id,
-            &r.id,
-            &d,
-            epoch,
-            &digest,
-            "c1",
-            &sealed,
-            at,
-        );
+        let payload =
+            signing::approve_change(&r.daemon_id, &r.id, &d, epoch, &digest, "c1", &sealed, at);
         pb::ApproveChangeRequest {
             change_id: r.id.clone(),
             sealed_share: sealed,
@@ -469,7 +495,10 @@ async fn bad_approvals_are_refused_and_count_for_nothing() {
     assert_status(
         client.rpc().approve_change(approve(1, [9u8; 32])).await,
         Code::FailedPrecondition,
-        &format!("signed an approval of policy 0909090909090909, but change `{}` proposes", r.id),
+        &format!(
+            "signed an approval of policy 0909090909090909, but change `{}` proposes",
+            r.id
+        ),
     );
     assert_status(
         client.rpc().approve_change(approve(2, proposed)).await,
@@ -491,7 +520,10 @@ async fn bad_approvals_are_refused_and_count_for_nothing() {
         .cancel_change(&c2, None, &r.id, "not now")
         .await
         .unwrap();
-    assert_eq!(cancelled.request().state, pb::RequestState::Cancelled as i32);
+    assert_eq!(
+        cancelled.request().state,
+        pb::RequestState::Cancelled as i32
+    );
     assert_status(
         status(client.approve_change(&me, None, &change, &f).await),
         Code::FailedPrecondition,
@@ -499,11 +531,20 @@ async fn bad_approvals_are_refused_and_count_for_nothing() {
     );
     // A commander who did not propose it may not cancel a change.
     let change2 = client
-        .propose(&load(&fx.custodian_key(2)), None, &policy_with(&fx, 3, &[], &[]), "again")
+        .propose(
+            &load(&fx.custodian_key(2)),
+            None,
+            &policy_with(&fx, 3, &[], &[]),
+            "again",
+        )
         .await
         .unwrap();
     assert_status(
-        status(client.cancel_change(&load(&fx.commander_key("ic2")), None, change2.id(), "no").await),
+        status(
+            client
+                .cancel_change(&load(&fx.commander_key("ic2")), None, change2.id(), "no")
+                .await,
+        ),
         Code::PermissionDenied,
         "ic2",
     );
@@ -523,7 +564,12 @@ async fn bad_confirmations_are_refused_naming_the_custodian() {
     let (n1, _) = new_key(&fx, "n1");
     let ic = load(&fx.commander_key("ic"));
     let change = client
-        .propose(&ic, None, &policy_with(&fx, 2, &["c3"], &[("n1", n1.ssh_public())]), "c3 leaves")
+        .propose(
+            &ic,
+            None,
+            &policy_with(&fx, 2, &["c3"], &[("n1", n1.ssh_public())]),
+            "c3 leaves",
+        )
         .await
         .unwrap();
     for i in 0..2 {
@@ -543,7 +589,10 @@ async fn bad_confirmations_are_refused_naming_the_custodian() {
         Code::FailedPrecondition,
         "dealt epoch 2, not epoch 3",
     );
-    let got = client.fetch_new_share(&n1, None, change.id()).await.unwrap();
+    let got = client
+        .fetch_new_share(&n1, None, change.id())
+        .await
+        .unwrap();
     // A share that fails its commitment (one byte of y flipped), sealed and
     // signed correctly, with the right commitment named.
     let view = client.get_change(change.id()).await.unwrap();
@@ -552,8 +601,15 @@ async fn bad_confirmations_are_refused_naming_the_custodian() {
     let digest: [u8; 32] = view.request().digest.as_slice().try_into().unwrap();
     let mut bytes = got.file.share_bytes().unwrap().to_vec();
     bytes[5] ^= 1;
-    let commitment = p.shares.iter().find(|s| s.custodian_id == "n1").unwrap().commitment.clone();
-    let sealed = transport::seal_share(&eph, &digest, change.id(), "n1", &bytes, rand_core::OsRng).unwrap();
+    let commitment = p
+        .shares
+        .iter()
+        .find(|s| s.custodian_id == "n1")
+        .unwrap()
+        .commitment
+        .clone();
+    let sealed =
+        transport::seal_share(&eph, &digest, change.id(), "n1", &bytes, rand_core::OsRng).unwrap();
     let at = unix_now();
     let daemon = client.info().daemon_id.clone();
     let payload = signing::confirm_new_share(
@@ -591,7 +647,11 @@ async fn bad_confirmations_are_refused_naming_the_custodian() {
         .await
         .unwrap();
     assert_status(
-        status(client.confirm_new_share(&n1, None, change.id(), &got.file).await),
+        status(
+            client
+                .confirm_new_share(&n1, None, change.id(), &got.file)
+                .await,
+        ),
         Code::AlreadyExists,
         "n1",
     );
@@ -604,8 +664,15 @@ async fn bad_confirmations_are_refused_naming_the_custodian() {
         .unwrap();
     let p = cancelled.pending().unwrap();
     assert_eq!(p.state, pb::PendingState::Cancelled as i32);
-    assert!(p.shares.iter().all(|s| !s.file_available), "share files deleted");
-    let got = client.fetch_new_share(&c1, None, change.id()).await.err().unwrap();
+    assert!(
+        p.shares.iter().all(|s| !s.file_available),
+        "share files deleted"
+    );
+    let got = client
+        .fetch_new_share(&c1, None, change.id())
+        .await
+        .err()
+        .unwrap();
     assert!(got.to_string().contains("cancelled"), "{got}");
     client.refresh().await.unwrap();
     assert_eq!(client.info().epoch, 1);
@@ -613,6 +680,130 @@ async fn bad_confirmations_are_refused_naming_the_custodian() {
     for i in 1..3 {
         let (me, f) = old_share(&fx, &client, i);
         client.submit(&me, None, &r, &f).await.unwrap();
+    }
+    assert_eq!(
+        client.get(&r.id).await.unwrap().state,
+        pb::RequestState::Unlocked as i32
+    );
+}
+
+/// The CLI runs a whole rekey: `policy propose`, `policy show`, `policy
+/// approve`, `share fetch`, `share confirm`, `policy status --json`; the new
+/// share files then approve with `share submit`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_proposes_approves_fetches_and_confirms_a_rekey() {
+    let mut fx = Fixture::new(3, 2, "15m");
+    fx.start();
+    let (n1, n1_path) = new_key(&fx, "n1");
+    let file = fx.dir.path().join("new-policy.toml");
+    std::fs::write(&file, policy_with(&fx, 2, &[], &[("n1", n1.ssh_public())])).unwrap();
+    let (ok, out, err) = fx.cli(
+        &fx.commander_key("ic"),
+        &[
+            "policy",
+            "propose",
+            file.to_str().unwrap(),
+            "--reason",
+            "n1 joins",
+            "--yes",
+            "--json",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(v["rekey"], true);
+    assert!(
+        v["summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("n1")),
+        "{out}"
+    );
+    let (ok, out, err) = fx.cli(&fx.custodian_key(0), &["policy", "show", &id]);
+    assert!(
+        ok && out.contains("n1") && out.contains("computed by this client"),
+        "{out}{err}"
+    );
+    for i in 0..2 {
+        let share = fx.share_file(&fx.keys.custodians[i].0);
+        let (ok, out, err) = fx.cli(
+            &fx.custodian_key(i),
+            &[
+                "policy",
+                "approve",
+                &id,
+                "--share",
+                share.to_str().unwrap(),
+                "--yes",
+            ],
+        );
+        assert!(ok, "{out}{err}");
+        assert!(
+            out.contains("You are asked to approve a POLICY CHANGE"),
+            "{out}"
+        );
+        if i == 1 {
+            assert!(out.contains("epoch 2 was dealt"), "{out}");
+        }
+    }
+    let members: Vec<(String, std::path::PathBuf)> = fx
+        .keys
+        .custodians
+        .iter()
+        .cloned()
+        .chain([("n1".to_string(), n1_path)])
+        .collect();
+    let mut new_files = Vec::new();
+    for (who, key) in &members {
+        let out_file = fx.dir.path().join(format!("{who}-epoch2.share"));
+        let (ok, out, err) = fx.cli(
+            key,
+            &["share", "fetch", &id, "--out", out_file.to_str().unwrap()],
+        );
+        assert!(ok && out.contains("of epoch 2"), "{who}: {out}{err}");
+        let (ok, out, err) = fx.cli(
+            key,
+            &[
+                "share",
+                "confirm",
+                &id,
+                "--share",
+                out_file.to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{who}: {out}{err}");
+        assert_eq!(
+            out.contains("epoch 2 committed"),
+            who == "n1",
+            "{who}: {out}"
+        );
+        new_files.push((key.clone(), out_file));
+    }
+    let (ok, out, err) = fx.cli(&fx.custodian_key(0), &["policy", "status", &id, "--json"]);
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["pending"]["state"], "committed");
+    assert_eq!(v["pending"]["confirmed"], 4);
+
+    // The new files approve an access request through the CLI.
+    let mut client = fx.client().await;
+    assert_eq!(client.info().epoch, 2);
+    let r = open_token(&fx, &mut client).await;
+    for (key, f) in new_files.iter().skip(2) {
+        let (ok, out, err) = fx.cli(
+            key,
+            &[
+                "share",
+                "submit",
+                &r.id,
+                "--share",
+                f.to_str().unwrap(),
+                "--yes",
+            ],
+        );
+        assert!(ok, "{out}{err}");
     }
     assert_eq!(
         client.get(&r.id).await.unwrap().state,

@@ -90,17 +90,14 @@ impl Client {
     /// Fetches the daemon's description again (after a change committed, its
     /// epoch, custodians and policy are new).
     pub async fn refresh(&mut self) -> Result<()> {
-        let info = self
-            .rpc
-            .get_info(pb::GetInfoRequest {})
-            .await?
-            .into_inner();
+        let info = self.rpc.get_info(pb::GetInfoRequest {}).await?.into_inner();
         if info.daemon_id != self.info.daemon_id
             || info.daemon_public_key.as_slice() != self.daemon_key.as_bytes()
             || info.authority_public_key != self.info.authority_public_key
         {
             return Err(ClientError::Untrusted(
-                "the daemon's id, its key D or its authority key changed; reconnect on purpose".into(),
+                "the daemon's id, its key D or its authority key changed; reconnect on purpose"
+                    .into(),
             ));
         }
         self.info = info;
@@ -117,16 +114,25 @@ impl Client {
             .ok_or_else(|| ClientError::Untrusted("a change view without its request".into()))?;
         let id = r.id.clone();
         if r.kind != pb::RequestKind::Change as i32 {
-            return Err(untrusted(&id, "the daemon sent a request that is not a change"));
+            return Err(untrusted(
+                &id,
+                "the daemon sent a request that is not a change",
+            ));
         }
         self.check_view_bound(&r, Some(&v))?;
         let cur = d32("current policy digest", &v.current_policy_digest)?;
         let new = d32("new policy digest", &v.new_policy_digest)?;
         if Sha256::digest(v.current_policy_json.as_bytes()).as_slice() != cur {
-            return Err(untrusted(&id, "the current policy it shows does not hash to its digest"));
+            return Err(untrusted(
+                &id,
+                "the current policy it shows does not hash to its digest",
+            ));
         }
         if Sha256::digest(v.new_policy_json.as_bytes()).as_slice() != new {
-            return Err(untrusted(&id, "the proposed policy it shows does not hash to its digest"));
+            return Err(untrusted(
+                &id,
+                "the proposed policy it shows does not hash to its digest",
+            ));
         }
         let status = v.pending.as_ref().map(|p| signing::PendingStatus {
             epoch: p.epoch,
@@ -163,8 +169,11 @@ impl Client {
         self.daemon_key
             .verify_strict(&payload, &sig)
             .map_err(|_| untrusted(&id, "not signed by this daemon's key"))?;
-        let summary = summarize(v.current_policy_json.as_bytes(), v.new_policy_json.as_bytes())
-            .map_err(|e| untrusted(&id, &e.to_string()))?;
+        let summary = summarize(
+            v.current_policy_json.as_bytes(),
+            v.new_policy_json.as_bytes(),
+        )
+        .map_err(|e| untrusted(&id, &e.to_string()))?;
         if summary.rekey != v.rekey {
             return Err(untrusted(
                 &id,
@@ -282,7 +291,11 @@ impl Client {
         change: &Change,
         share: &ShareFile,
     ) -> Result<(pb::ApproveChangeResponse, Change)> {
-        let id = self.whoami(me, Role::Custodian, as_id.or(Some(share.custodian_id.as_str())))?;
+        let id = self.whoami(
+            me,
+            Role::Custodian,
+            as_id.or(Some(share.custodian_id.as_str())),
+        )?;
         let r = change.request();
         let eph = d32("ephemeral key", &r.ephemeral_public_key)?;
         let digest = d32("change digest", &r.digest)?;
@@ -417,12 +430,11 @@ impl Client {
             out.change
                 .ok_or_else(|| untrusted(change_id, "the answer has no change view"))?,
         )?;
-        let plain = envelope::decrypt(me.age(), &out.share_file).map_err(|why| {
-            ClientError::ShareFile {
+        let plain =
+            envelope::decrypt(me.age(), &out.share_file).map_err(|why| ClientError::ShareFile {
                 path: "(fetched)".into(),
                 why: format!("cannot decrypt with {}: {why}", me.path().display()),
-            }
-        })?;
+            })?;
         let file = ShareFile::parse(&plain).map_err(|e| ClientError::ShareFile {
             path: "(fetched)".into(),
             why: e.to_string(),
@@ -463,8 +475,12 @@ impl Client {
             .find(|s| s.custodian_id == id)
             .ok_or_else(|| bad(format!("epoch {} dealt no share to {id}", p.epoch)))?;
         let commitment = d32("commitment", &dealt.commitment)?;
-        let recomputed = file.recomputed_commitment().map_err(|e| bad(e.to_string()))?;
-        if recomputed != commitment || file.x().map_err(|e| bad(e.to_string()))? != u8::try_from(dealt.x).unwrap_or(0) {
+        let recomputed = file
+            .recomputed_commitment()
+            .map_err(|e| bad(e.to_string()))?;
+        if recomputed != commitment
+            || file.x().map_err(|e| bad(e.to_string()))? != u8::try_from(dealt.x).unwrap_or(0)
+        {
             return Err(bad(format!(
                 "its share does not match the commitment D signed for {id} in epoch {}: do not use it",
                 p.epoch

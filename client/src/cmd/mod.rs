@@ -6,7 +6,7 @@
 //! - [`daemon`] runs `info` and `authority`.
 //! - [`revocations`] runs `revocations` (KRL and JSON list).
 //! - [`request`] runs `request open|show|list|watch|cancel`.
-//! - [`share`] runs `share submit|attest|check`.
+//! - [`share`] runs `share submit|attest|check`; [`policy`] runs `policy propose|show|approve|cancel|status` and `share fetch|confirm`.
 //! - [`readiness`] runs `readiness`.
 //! - [`credential`] runs `credential fetch|revoke|verify`.
 //! - [`audit`] runs `audit verify|export|tail`; [`audit_json`] is `audit verify --json`.
@@ -23,6 +23,7 @@ pub(crate) mod docs;
 pub(crate) mod drill;
 pub(crate) mod key;
 pub(crate) mod live_drill;
+pub(crate) mod policy;
 pub(crate) mod readiness;
 pub(crate) mod request;
 pub(crate) mod review;

@@ -33,6 +33,14 @@ pub(crate) async fn run(conn: &Conn, sc: ShareCmd) -> anyhow::Result<ExitCode> {
             daemon_key,
             json,
         } => check(conn, &share, offline, daemon_key.as_deref(), json).await,
+        ShareCmd::Fetch { change, out, json } => {
+            crate::cmd::policy::fetch(conn, &change, &out, json).await
+        }
+        ShareCmd::Confirm {
+            change,
+            share,
+            json,
+        } => crate::cmd::policy::confirm(conn, &change, &share, json).await,
     }
 }
 
@@ -223,7 +231,7 @@ async fn submit(
 /// caller, and never moved: a moved key leaves a copy in the frame it left):
 /// the key must be the custodian's the file is encrypted to (`holder`), the
 /// file must be from this daemon's ceremony and hold that custodian's share.
-fn own_share(
+pub(crate) fn own_share(
     conn: &Conn,
     c: &Client,
     me: &breakglass_client::identity::Identity,
@@ -254,7 +262,7 @@ fn own_share(
 /// its age header (no key, no passphrase): a file of another daemon, of a
 /// ceremony whose custodians were replaced, or not an age file at all is
 /// refused before anything is asked. With `as_id`, it must be that custodian's.
-fn share_holder(
+pub(crate) fn share_holder(
     info: &pb::GetInfoResponse,
     path: &Path,
     as_id: Option<&str>,
@@ -304,7 +312,7 @@ fn share_holder(
 /// Asks a yes/no question. Only a terminal can say yes: from a pipe or a file
 /// the answer is read, a "no" (or nothing) declines, and a "yes" is refused,
 /// so a script cannot approve by accident (it passes `--yes` on purpose).
-fn confirm(question: &str) -> anyhow::Result<bool> {
+pub(crate) fn confirm(question: &str) -> anyhow::Result<bool> {
     print!("{question} [y/N] ");
     std::io::stdout().flush()?;
     let mut line = String::new();

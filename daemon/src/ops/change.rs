@@ -578,14 +578,9 @@ impl Daemon {
                 custodian: who.id().to_string(),
                 why,
             };
-            let plain = transport::open_share(
-                &key.secret,
-                &r.digest,
-                &r.id,
-                who.id(),
-                &call.sealed_share,
-            )
-            .map_err(|e| refuse(malformed(e.to_string())))?;
+            let plain =
+                transport::open_share(&key.secret, &r.digest, &r.id, who.id(), &call.sealed_share)
+                    .map_err(|e| refuse(malformed(e.to_string())))?;
             p.confirm(&who, &self.meta.ceremony_id, &plain, now)
                 .map_err(refuse)?
         };
@@ -689,14 +684,12 @@ impl Daemon {
                             records: all,
                         })
                     }
-                    Some(Work::Dealt { pending, .. }) => {
-                        self.store.commit_epoch_step(EpochStep {
-                            requests: vec![r],
-                            pending: Some(pending),
-                            epoch: None,
-                            records: super::stamp(recs, who),
-                        })
-                    }
+                    Some(Work::Dealt { pending, .. }) => self.store.commit_epoch_step(EpochStep {
+                        requests: vec![r],
+                        pending: Some(pending),
+                        epoch: None,
+                        records: super::stamp(recs, who),
+                    }),
                     None => Err(Error::Internal("the change's key work left nothing".into())),
                 };
                 *written.borrow_mut() = self.wrote(entries)?;
@@ -730,10 +723,7 @@ impl Daemon {
             Some(Work::Dealt { key, .. }) => live.pending_key = Some(key),
             None => {}
         }
-        self.announce(
-            &announced.iter().collect::<Vec<_>>(),
-            written.into_inner(),
-        );
+        self.announce(&announced.iter().collect::<Vec<_>>(), written.into_inner());
         Ok(Progress {
             accepted: count(request.approvals.len()),
             request,
@@ -874,7 +864,6 @@ impl Daemon {
         })
     }
 }
-
 
 impl Daemon {
     /// D's signature over a change view (`signing::change_view`: the domain

@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use super::lifecycle::published;
 use super::{Daemon, Live};
-use crate::store::audit::AuditEntry;
 use crate::crypto::integrity;
 use crate::engine::epoch::Epoch;
 use crate::engine::event::{Event, Record};
 use crate::engine::rekey::{Pending, PendingState};
 use crate::error::{Error, Result};
+use crate::store::audit::AuditEntry;
 use crate::store::{EpochStep, NewEpoch, StoredEpoch};
 
 /// Why a request collecting under the old epoch is cancelled by a commit.
@@ -62,7 +62,11 @@ impl Daemon {
         actor: &str,
         first: Vec<Record>,
         now: u64,
-    ) -> Result<(Arc<Epoch>, Vec<crate::engine::request::Request>, Vec<AuditEntry>)> {
+    ) -> Result<(
+        Arc<Epoch>,
+        Vec<crate::engine::request::Request>,
+        Vec<AuditEntry>,
+    )> {
         let old = self.epoch();
         if pending.number != old.number + 1 {
             return Err(Error::Internal(format!(

@@ -41,10 +41,7 @@ pub fn change_view(d: &Daemon, c: &ChangeState) -> Result<pb::ChangeView> {
             deadline: p.deadline,
             closed_at: p.closed_at,
             close_reason: p.close_reason.clone(),
-            ephemeral_public_key: c
-                .ephemeral_public
-                .map(|k| k.to_vec())
-                .unwrap_or_default(),
+            ephemeral_public_key: c.ephemeral_public.map(|k| k.to_vec()).unwrap_or_default(),
             // In the new policy's order (her x is her place).
             shares: p
                 .policy
