@@ -879,3 +879,196 @@ impl Daemon {
         ed25519_dalek::Signer::sign(self.key.signing(), &payload).to_bytes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use ed25519_dalek::Signer;
+
+    use super::*;
+    use crate::engine::policy::tests::{identity, key, sample_toml};
+    use crate::ops::SubmitCall;
+    use crate::store::epochs::tests::{ceremony, T0};
+    use crate::store::Store;
+    use breakglass_formats::share_file::ShareFile;
+
+    struct Run {
+        _dir: tempfile::TempDir,
+        out: std::path::PathBuf,
+        now: Arc<AtomicU64>,
+        daemon: Daemon,
+    }
+
+    fn start() -> Run {
+        let (dir, state, out) = ceremony();
+        let now = Arc::new(AtomicU64::new(T0 + 10));
+        let t = now.clone();
+        let daemon = Daemon::start_on(
+            Store::open(&state).unwrap_or_else(|e| panic!("{e}")),
+            &state,
+            Arc::new(move || t.load(Ordering::SeqCst)),
+            Vec::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        Run {
+            _dir: dir,
+            out,
+            now,
+            daemon,
+        }
+    }
+
+    impl Run {
+        fn at(&self) -> u64 {
+            self.now.load(Ordering::SeqCst)
+        }
+
+        fn sig(&self, who: &str, seed: u8, payload: &[u8]) -> Sig {
+            Sig {
+                signer_id: who.into(),
+                signed_at: self.at(),
+                signature: key(seed).sign(payload).to_bytes().to_vec(),
+            }
+        }
+
+        /// `ic` proposes `toml`.
+        fn propose(&self, toml: &str) -> Request {
+            let d = &self.daemon;
+            let e = d.epoch();
+            let new = Policy::from_toml(toml)
+                .and_then(|p| p.digest())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let nonce = [5u8; NONCE_LEN];
+            let payload = signing::propose_change(
+                &d.meta().daemon_id,
+                "ic",
+                e.number,
+                &e.policy_digest,
+                &new,
+                "test",
+                &nonce,
+                self.at(),
+            );
+            d.propose(ProposeCall {
+                policy: toml.into(),
+                reason: "test".into(),
+                nonce: nonce.to_vec(),
+                sig: self.sig("ic", 100, &payload),
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+            .request
+        }
+
+        /// Custodian `c{i}`'s epoch 1 share, from the ceremony's file.
+        fn share(&self, i: u8) -> Vec<u8> {
+            let ct = std::fs::read(self.out.join(format!("c{i}.share")))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let plain = breakglass_formats::envelope::decrypt(&identity(i), &ct)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let f = ShareFile::parse(&plain).unwrap_or_else(|e| panic!("{e}"));
+            f.share_bytes().unwrap_or_else(|e| panic!("{e}")).to_vec()
+        }
+
+        fn approve(&self, r: &Request, i: u8) -> Result<Progress> {
+            let id = format!("c{i}");
+            let c = r.change.as_ref().unwrap_or_else(|| panic!("a change"));
+            let sealed = transport::seal_share(
+                &r.ephemeral_public,
+                &r.digest,
+                &r.id,
+                &id,
+                &self.share(i),
+                rand_core::OsRng,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let payload = signing::approve_change(
+                &self.daemon.meta().daemon_id,
+                &r.id,
+                &r.digest,
+                c.epoch,
+                &c.new_policy_digest,
+                &id,
+                &sealed,
+                self.at(),
+            );
+            self.daemon.submit(SubmitCall {
+                request_id: r.id.clone(),
+                sealed_share: sealed,
+                sig: self.sig(&id, i, &payload),
+                share_epoch: c.epoch,
+                approve: Some(c.new_policy_digest),
+            })
+        }
+    }
+
+    /// An approval after the change's window closed is refused and counts for
+    /// nothing; the sweep then records the change as expired.
+    #[test]
+    fn an_approval_after_the_change_window_is_refused() {
+        let run = start();
+        let r = run.propose(&sample_toml(4, 2));
+        assert_eq!(
+            r.deadline,
+            T0 + 10 + crate::engine::policy::DEFAULT_CHANGE_WINDOW
+        );
+        run.now.store(r.deadline, Ordering::SeqCst);
+        let e = run.approve(&r, 1).err();
+        assert!(matches!(e, Some(Error::WindowClosed { .. })), "{e:?}");
+        let stored = run
+            .daemon
+            .store()
+            .request(&r.id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        assert!(stored.approvals.is_empty());
+        assert_eq!(run.daemon.epoch().number, 1);
+    }
+
+    /// DESIGN.md "Epochs": a pending epoch past its deadline takes no fetch and
+    /// no confirmation (the message says it expired), and the current epoch stays.
+    #[test]
+    fn a_fetch_or_confirmation_after_the_pending_deadline_is_refused() {
+        let run = start();
+        let r = run.propose(&sample_toml(4, 3));
+        run.approve(&r, 1).unwrap_or_else(|e| panic!("{e}"));
+        let p = run.approve(&r, 2).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.request.state, crate::engine::request::State::ChangeDealt);
+        let pending = run
+            .daemon
+            .store()
+            .pending(&r.id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("dealt"));
+        assert_eq!(
+            pending.deadline,
+            T0 + 10 + crate::engine::policy::DEFAULT_REKEY_WINDOW
+        );
+        run.now.store(pending.deadline, Ordering::SeqCst);
+        let payload =
+            signing::fetch_new_share(&run.daemon.meta().daemon_id, &r.id, 2, "c4", run.at());
+        let e = run
+            .daemon
+            .fetch_new_share(&r.id, 2, run.sig("c4", 4, &payload))
+            .err();
+        assert!(matches!(e, Some(Error::PendingExpired { .. })), "{e:?}");
+        let e = run
+            .daemon
+            .confirm_new_share(ConfirmCall {
+                change_id: r.id.clone(),
+                epoch: 2,
+                commitment: pending.shares["c4"].commitment.hash.to_vec(),
+                sealed_share: vec![0u8; transport::SEALED_LEN],
+                sig: run.sig("c4", 4, b"anything"),
+            })
+            .err();
+        assert!(matches!(e, Some(Error::PendingExpired { .. })), "{e:?}");
+        assert_eq!(run.daemon.epoch().number, 1);
+        assert_eq!(
+            run.daemon.sweep_pending(run.at()).ok(),
+            Some(vec![r.id.clone()])
+        );
+    }
+}
