@@ -33,12 +33,20 @@ use crate::engine::policy::Policy;
 use crate::error::{Error, Result};
 use crate::store::Route;
 
-/// Events every custodian's contact receives.
-pub const CONTACT_EVENTS: [&str; 4] = [
+/// Events every custodian's contact receives: requests and drills she may
+/// be asked to approve, and every step of a change of custodians or policy
+/// (DESIGN.md "Epochs"), whether she stays, leaves or joins.
+pub const CONTACT_EVENTS: [&str; 10] = [
     "request_opened",
     "quorum_reached",
     "drill_opened",
     "drill_passed",
+    "change_proposed",
+    "change_applied",
+    "epoch_dealt",
+    "epoch_committed",
+    "epoch_cancelled",
+    "epoch_expired",
 ];
 
 /// The configuration file.
@@ -108,8 +116,10 @@ impl Config {
             .map_err(|e| Error::invalid("--config", format!("{}: {e}", path.display())))
     }
 
-    /// Validates the webhooks against the policy.
-    pub fn webhooks(&self, policy: &Policy) -> Result<Vec<Webhook>> {
+    /// Validates the webhooks against the policy, and the policy of a
+    /// pending epoch if one waits for confirmations (so a joining
+    /// custodian's contact can be configured before her epoch commits).
+    pub fn webhooks(&self, policy: &Policy, pending: Option<&Policy>) -> Result<Vec<Webhook>> {
         let bad = |why: String| Error::invalid("--config", why);
         let mut names = BTreeSet::new();
         let mut out = Vec::new();
@@ -166,9 +176,11 @@ impl Config {
                 )));
             }
             if let Some(c) = &w.custodian {
-                policy
-                    .custodian(c)
-                    .map_err(|e| bad(format!("webhook `{}`: {e}", w.name)))?;
+                if pending.is_none_or(|p| p.custodian(c).is_err()) {
+                    policy
+                        .custodian(c)
+                        .map_err(|e| bad(format!("webhook `{}`: {e}", w.name)))?;
+                }
                 kinds.extend(CONTACT_EVENTS.iter().map(|s| s.to_string()));
             }
             out.push(Webhook {
@@ -207,5 +219,30 @@ mod tests {
         let shown = format!("{w:?}");
         assert!(!shown.contains("s3cret-value"), "{shown}");
         assert!(shown.contains("(not shown)"), "{shown}");
+    }
+
+    /// DESIGN.md "Epochs": every step of a change reaches each custodian's
+    /// contact, and a joining custodian's contact is accepted once her epoch
+    /// was dealt (it names a custodian of the pending policy), not before.
+    #[test]
+    fn custodian_contacts_hear_of_changes_and_may_name_a_joining_custodian() {
+        use crate::engine::policy::tests::sample_toml;
+        let cfg: Config = toml::from_str(
+            "[[webhooks]]\nname = \"c4-phone\"\nurl = \"https://hooks.example/c4\"\nsecret = \"0123456789abcdef\"\ncustodian = \"c4\"\nevents = []\n",
+        )
+        .unwrap();
+        let now = Policy::from_toml(&sample_toml(3, 2)).unwrap();
+        let next = Policy::from_toml(&sample_toml(4, 2)).unwrap();
+        let e = cfg.webhooks(&now, None).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("c4")));
+        let hooks = cfg.webhooks(&now, Some(&next)).unwrap();
+        for k in [
+            "change_proposed",
+            "epoch_dealt",
+            "epoch_committed",
+            "epoch_expired",
+        ] {
+            assert!(hooks[0].kinds.contains(k), "{k}");
+        }
     }
 }

@@ -212,7 +212,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         "recorded an integrity statement signed by D over the state as it is now"
                     );
                 }
-                let hooks = config.webhooks(&store.epoch()?.policy)?;
+                let pending = store.open_pending()?;
+                let hooks =
+                    config.webhooks(&store.epoch()?.policy, pending.as_ref().map(|p| &p.policy))?;
                 let daemon = Arc::new(Daemon::start_on(
                     store,
                     &state,

@@ -70,7 +70,7 @@ fn deploy_example_config_is_valid_for_the_example_policy() {
     ))
     .unwrap();
     let policy = breakglass_daemon::engine::policy::Policy::from_toml(&policy).unwrap();
-    let hooks = cfg.webhooks(&policy).unwrap();
+    let hooks = cfg.webhooks(&policy, None).unwrap();
     assert_eq!(hooks.len(), 2);
     assert!(hooks[1].kinds.contains("request_opened") && hooks[1].kinds.contains("quorum_reached"));
 }
