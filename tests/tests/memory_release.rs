@@ -12,7 +12,12 @@
 //! request cancelled after one share; a request left to expire after one share
 //! (a short collection window; the daemon's sweeper closes it, and the API must
 //! say `expired` before the scan). A live drill (readiness: the quorum
-//! rebuilds the key and A signs a statement, nothing is minted), and three
+//! rebuilds the key and A signs a statement, nothing is minted); a rekey
+//! (DESIGN.md "Epochs": a change to threshold K + 1 whose quorum rebuilds R
+//! of epoch 1 and S and deals epoch 2, then every custodian confirms her new
+//! share, which the daemon opens and checks), after which R of epoch 2, its
+//! seal key and every new share are searched for too, with the change's
+//! E_req and the pending epoch's confirmation key; and three
 //! attestations: two
 //! through the release CLI (`breakglass share attest`), one through the client
 //! library, whose one-shot attestation key must be gone like every E_req.
@@ -156,11 +161,21 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
         cli_submit(&fx, &drill.id, i);
     }
     closed.push(("the live drill (drill_passed)".into(), drill));
+    // Waited out before the rekey: a commit cancels what is collecting.
+    wait_until_expired(&mut client, &expiring).await;
+    closed.push(("the expired request".into(), expiring));
+
+    // A rekey (DESIGN.md "Epochs"): the quorum rebuilds R of epoch 1 and S,
+    // deals epoch 2 (a new R, threshold K + 1), and each custodian confirms
+    // her new share, which the daemon opens with the pending epoch's key and
+    // checks. After the commit neither R, S nor any new share may remain.
+    let rekey = rekey(&fx, &mut client, &ic, &reason("rekey")).await;
+    let mut keys = keys;
+    keys.extend(rekey.needles);
+    let daemon_needles = memscan::secret_needles(&keys, &shares, &canary);
 
     let c2 = load(&fx.custodian_key(1));
-    let f = client.read_share_file(&c2, &share_path(&fx, 1)).unwrap();
-    let attested = client.attest(&c2, None, &f).await.unwrap();
-    drop(f);
+    let attested = client.attest(&c2, None, &rekey.files[1]).await.unwrap();
     // c4 starts twice: the first key, replaced, must be gone; the second is
     // pending (the daemon must hold it), so the scan must find it.
     let c4 = load(&fx.custodian_key(3));
@@ -170,8 +185,6 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
         |c: &pb::AttestationChallenge| -> [u8; 32] { c.public_key.as_slice().try_into().unwrap() };
     let pending_name = "the pending attestation key of c4 (must be found)".to_string();
 
-    wait_until_expired(&mut client, &expiring).await;
-    closed.push(("the expired request".into(), expiring));
     check_states(&mut client, &closed).await;
     assert!(
         fx.daemon
@@ -184,7 +197,7 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
         "breakglassd exited before the scan"
     );
 
-    let when = "after 3 unlocks, a live drill, a cancel, an expiry and 3 attestations";
+    let when = "after 3 unlocks, a live drill, a cancel, an expiry, a rekey and 3 attestations";
     let mut daemon_found = memscan::scan_checked(pid, "breakglassd", &daemon_needles, when);
     let publics: Vec<(String, [u8; 32])> = closed
         .iter()
@@ -199,6 +212,8 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
                 key32(&replaced),
             ),
             (pending_name.clone(), key32(&pending)),
+            ("E_req of the rekey's change request".to_string(), rekey.change_key),
+            ("the rekey's confirmation key".to_string(), rekey.confirm_key),
         ])
         .collect();
     let (seen, gone): (Vec<_>, Vec<_>) =
@@ -231,6 +246,81 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
         report.is_empty(),
         "invariants 1 and 3: secrets remain in memory after use:\n{report}"
     );
+}
+
+/// What a rekey left for the scan: the secrets of epoch 2 as needles, the
+/// new share files, and the public halves of the X25519 keys it used.
+struct Rekeyed {
+    needles: Vec<(String, Vec<u8>)>,
+    files: Vec<breakglass_formats::share_file::ShareFile>,
+    change_key: [u8; 32],
+    confirm_key: [u8; 32],
+}
+
+/// `ic` proposes threshold K + 1 for the same custodians; c1..cK approve;
+/// every custodian fetches and confirms her epoch 2 share (through the
+/// library: the shares pass through this process, never the daemon's, except
+/// sealed). Returns R of epoch 2 (rebuilt here from the new shares), its seal
+/// key and every new share as needles.
+async fn rekey(fx: &Fixture, client: &mut Client, ic: &Identity, reason: &str) -> Rekeyed {
+    let text = std::fs::read_to_string(fx.policy_path()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("threshold = "))
+        .unwrap()
+        .to_string();
+    let proposed = text.replacen(&line, &format!("threshold = {}", K + 1), 1);
+    let change = client.propose(ic, None, &proposed, reason).await.unwrap();
+    let change_key: [u8; 32] = change
+        .request()
+        .ephemeral_public_key
+        .as_slice()
+        .try_into()
+        .unwrap();
+    for i in 0..K {
+        let me = load(&fx.custodian_key(i));
+        let f = client.read_share_file(&me, &share_path(fx, i)).unwrap();
+        client.approve_change(&me, None, &change, &f).await.unwrap();
+    }
+    let dealt = client.get_change(change.id()).await.unwrap();
+    let confirm_key: [u8; 32] = dealt
+        .pending()
+        .unwrap()
+        .ephemeral_public_key
+        .as_slice()
+        .try_into()
+        .unwrap();
+    let mut files = Vec::new();
+    for i in 0..N {
+        let me = load(&fx.custodian_key(i));
+        let got = client.fetch_new_share(&me, None, change.id()).await.unwrap();
+        let (out, _) = client
+            .confirm_new_share(&me, None, change.id(), &got.file)
+            .await
+            .unwrap();
+        assert_eq!(out.committed, i == N - 1);
+        files.push(got.file);
+    }
+    assert_eq!(client.info().epoch, 2);
+    let new_shares: Vec<Vec<u8>> = files.iter().map(|f| f.share_bytes().unwrap().to_vec()).collect();
+    let root = vsss_rs::Gf256::combine_array(&new_shares[..=K]).unwrap();
+    let k_r = common::hkdf32(&root, b"breakglass/v1/seal");
+    let prk = hkdf::Hkdf::<sha2::Sha256>::extract(None, &root).0.to_vec();
+    let mut needles = vec![
+        ("R of epoch 2".to_string(), root),
+        ("K_R of epoch 2".to_string(), k_r.to_vec()),
+        ("PRK of R of epoch 2".to_string(), prk),
+    ];
+    for (i, s) in new_shares.iter().enumerate() {
+        needles.push((format!("epoch 2 share {}", i + 1), s.clone()));
+        needles.push((format!("epoch 2 share {} y", i + 1), s[1..].to_vec()));
+    }
+    Rekeyed {
+        needles,
+        files,
+        change_key,
+        confirm_key,
+    }
 }
 
 /// Builds the release daemon and CLI (`cargo build --release`) into this test's target
