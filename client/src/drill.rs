@@ -8,7 +8,9 @@
 //! credential, verifies it offline against the authority key the
 //! ceremony printed, checks that a tampered token fails, verifies the audit
 //! chain, scrapes the daemon's Prometheus metrics for the shares and the
-//! unlock, reads the readiness report, and shuts down.
+//! unlock, reads the readiness report, then rehearses a rekey (DESIGN.md
+//! "Epochs": one custodian leaves, one joins, the threshold changes; the new
+//! shares unlock and the credential verifies against the same A), and shuts down.
 //! Every step is timed; the drill passes only if every step held.
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use breakglass_formats::verify::{verify_certificate, verify_token};
 
 mod metrics;
 mod readiness;
+mod rekey;
 use readiness::attest_all;
 
 /// Drill settings.
@@ -146,14 +149,23 @@ impl Recorder {
 const DRILL_CLOCK_SKEW: u64 = 120;
 
 fn policy_toml(custodians: &[Identity], commander: &Identity, k: u8) -> String {
+    let members: Vec<(String, &Identity)> = custodians
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("custodian-{}", i + 1), c))
+        .collect();
+    policy_toml_of(&members, commander, k)
+}
+
+/// The drill policy for these custodians (id, key), threshold `k`.
+fn policy_toml_of(custodians: &[(String, &Identity)], commander: &Identity, k: u8) -> String {
     let mut s = format!(
         "threshold = {k}\ncollection_window = \"10m\"\nmax_ttl = \"1h\"\nclock_skew = \"{DRILL_CLOCK_SKEW}s\"\n\n[[scopes]]\nname = \"drill\"\nprincipals = [\"breakglass-drill\"]\nmax_ttl = \"30m\"\n\n"
     );
-    for (i, c) in custodians.iter().enumerate() {
+    for (id, c) in custodians {
+        let n = id.trim_start_matches("custodian-");
         s.push_str(&format!(
-            "[[custodians]]\nid = \"custodian-{}\"\nname = \"Drill custodian {}\"\nssh_key = \"{}\"\n\n",
-            i + 1,
-            i + 1,
+            "[[custodians]]\nid = \"{id}\"\nname = \"Drill custodian {n}\"\nssh_key = \"{}\"\n\n",
             c.ssh_public()
         ));
     }
@@ -281,13 +293,24 @@ async fn drive(opts: &DrillOptions, rec: &mut Recorder) -> Result<(), String> {
             rec.report.threshold, rec.report.request_id
         );
         let _ = daemon.record_drill(&note);
-        audit_step(rec, &addr.to_string(), &fp).await;
         let t = Instant::now();
         let scraped = match metrics_addr {
             Ok(a) => metrics::check(a, opts.threshold).await,
             Err(e) => Err(e),
         };
         rec.step("scrape metrics", t, scraped.map(|d| ((), d)));
+        if let Ok(mut client) = connect(&addr.to_string(), &fp).await {
+            rekey::rekey_phase(
+                rec,
+                &mut client,
+                &cer,
+                &custodians,
+                &commander,
+                opts.threshold,
+            )
+            .await;
+        }
+        audit_step(rec, &addr.to_string(), &fp).await;
     }
     drop(daemon);
 
@@ -519,18 +542,23 @@ async fn unlock(
 }
 
 /// Exports the daemon's audit log over the API, verifies the chain and checkpoints, and lists the events.
+/// A client of the drill's daemon, pinned to its certificate.
+async fn connect(addr: &str, fp: &str) -> Result<Client, String> {
+    let trust = Trust::fingerprint(fp).map_err(|e| e.to_string())?;
+    Client::connect(&ConnectOptions {
+        addr: addr.to_string(),
+        trust,
+        server_name: None,
+        client_cert: None,
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
 async fn audit_step(rec: &mut Recorder, addr: &str, fp: &str) {
     let t = Instant::now();
     let r = async {
-        let trust = Trust::fingerprint(fp).map_err(|e| e.to_string())?;
-        let mut c = Client::connect(&ConnectOptions {
-            addr: addr.to_string(),
-            trust,
-            server_name: None,
-            client_cert: None,
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        let mut c = connect(addr, fp).await?;
         let entries = c.audit_export(1).await.map_err(|e| e.to_string())?;
         let id = c.info().daemon_id.clone();
         let report = breakglass_formats::audit::verify_log(&entries, Some((c.daemon_key(), &id)))

@@ -810,3 +810,47 @@ async fn the_cli_proposes_approves_fetches_and_confirms_a_rekey() {
         pb::RequestState::Unlocked as i32
     );
 }
+
+/// `breakglass drill --json` rehearses a rekey after the unlock (one
+/// custodian leaves, one joins, the threshold changes) and reports each step;
+/// the new shares unlock and the credential verifies against the same A.
+#[test]
+fn the_drill_rehearses_a_rekey_and_reports_it_in_json() {
+    let (ok, out, err) = common::run("breakglass", &["drill", "--json"], &[]);
+    assert!(ok, "{out}{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["ok"], true, "{out}");
+    let steps: Vec<(String, bool, String)> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["ok"].as_bool().unwrap(),
+                s["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for name in [
+        "rekey: propose",
+        "rekey: quorum deals epoch 2",
+        "rekey: confirm new shares",
+        "rekey: old shares refused",
+        "rekey: new shares unlock, same A",
+    ] {
+        let s = steps
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("no step {name:?}: {out}"));
+        assert!(s.1, "{name}: {}", s.2);
+    }
+    let propose = &steps.iter().find(|s| s.0 == "rekey: propose").unwrap().2;
+    assert!(
+        propose.contains("custodians removed: custodian-5")
+            && propose.contains("threshold: 3 -> 4"),
+        "{propose}"
+    );
+    let events = r["audit_events"].to_string();
+    assert!(events.contains("epoch_committed"), "{events}");
+}

@@ -7,6 +7,9 @@
 //! - a real `sshd` (own config, host key, `TrustedUserCAKeys` = A, `RevokedKeys`
 //!   = our KRL) lets `ssh` in with the certificate, and refuses the bare key, a
 //!   revoked certificate and an expired one;
+//! - the same sshd, configured once before a rekey (DESIGN.md "Epochs": a
+//!   custodian leaves, one joins, the threshold changes), accepts the
+//!   certificate the new epoch's shares unlock: A did not change;
 //! - Python's `pyseto` verifies the token against A and rejects a token from
 //!   another key.
 //!
@@ -392,6 +395,161 @@ async fn sshd_accepts_the_certificate_and_refuses_bare_revoked_and_expired() {
         log().contains("expired") || log().contains("invalid"),
         "sshd says why: {}",
         log()
+    );
+}
+
+/// The CLI's `request   ID` line.
+fn request_id(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("request   "))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "interop: needs sshd and ssh; run by .ci/run with --ignored"]
+async fn an_sshd_configured_before_a_rekey_accepts_the_new_epochs_certificate() {
+    let me = user();
+    let mut fx = Fixture::with_principals(3, 2, "15m", &[&me, "ops"]);
+    fx.start();
+    let ic = fx.commander_key("ic");
+    let ic_pub = format!("{}.pub", ic.display());
+    let ca_line = fx.client().await.info().authority_ssh.clone();
+    let sshdir = fx.dir.path().join("sshd");
+    std::fs::create_dir(&sshdir).unwrap();
+    let krl = sshdir.join("revoked.krl");
+    let (ok, out, err) = fx.cli(&ic, &["revocations", "--krl", krl.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    // sshd trusts A once, before the change, and is never touched again.
+    let sshd = start_sshd(&sshdir, &ca_line, &krl);
+
+    // c3 leaves, n1 joins, threshold 2 -> 3.
+    let n1 = breakglass_client::identity::Identity::generate();
+    let n1_key = fx.dir.path().join("keys").join("n1");
+    n1.write(&n1_key, "n1", None).unwrap();
+    let text = std::fs::read_to_string(fx.policy_path()).unwrap();
+    let mut blocks: Vec<String> = text
+        .split("\n\n")
+        .filter(|b| !b.starts_with("[[custodians]]\nid = \"c3\""))
+        .map(str::to_string)
+        .collect();
+    blocks.push(format!(
+        "[[custodians]]\nid = \"n1\"\nssh_key = \"{}\"",
+        n1.ssh_public()
+    ));
+    let proposed = blocks
+        .join("\n\n")
+        .replacen("threshold = 2", "threshold = 3", 1);
+    let file = fx.dir.path().join("new-policy.toml");
+    std::fs::write(&file, proposed).unwrap();
+    let (ok, out, err) = fx.cli(
+        &ic,
+        &[
+            "policy",
+            "propose",
+            file.to_str().unwrap(),
+            "--reason",
+            "c3 leaves",
+            "--yes",
+            "--json",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let change = v["id"].as_str().unwrap().to_string();
+    for i in 0..2 {
+        let share = fx.share_file(&fx.keys.custodians[i].0);
+        let (ok, out, err) = fx.cli(
+            &fx.custodian_key(i),
+            &[
+                "policy",
+                "approve",
+                &change,
+                "--share",
+                share.to_str().unwrap(),
+                "--yes",
+            ],
+        );
+        assert!(ok, "{out}{err}");
+    }
+    let members = [
+        ("c1", fx.custodian_key(0)),
+        ("c2", fx.custodian_key(1)),
+        ("n1", n1_key.clone()),
+    ];
+    for (who, key) in &members {
+        let f = fx.dir.path().join(format!("{who}-2.share"));
+        let (ok, out, err) = fx.cli(
+            key,
+            &["share", "fetch", &change, "--out", f.to_str().unwrap()],
+        );
+        assert!(ok, "{out}{err}");
+        let (ok, out, err) = fx.cli(
+            key,
+            &["share", "confirm", &change, "--share", f.to_str().unwrap()],
+        );
+        assert!(ok, "{out}{err}");
+    }
+    let (ok, out, err) = fx.cli(&ic, &["info", "--json"]);
+    assert!(ok, "{out}{err}");
+    let info: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(info["threshold"], 3, "epoch 2 committed");
+    let (ok, ca_now, _) = fx.cli(&ic, &["authority", "--ssh"]);
+    assert!(ok && ca_now.trim() == ca_line.trim(), "A never changes");
+
+    // The new epoch's shares unlock; the old sshd lets the certificate in.
+    let (ok, out, err) = fx.cli(
+        &ic,
+        &[
+            "request",
+            "open",
+            "--scope",
+            "prod-ssh",
+            "--reason",
+            "after the rekey",
+            "--ttl",
+            "10m",
+            "--ssh-key",
+            &ic_pub,
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let id = request_id(&out);
+    for (who, key) in &members {
+        let f = fx.dir.path().join(format!("{who}-2.share"));
+        let (ok, out, err) = fx.cli(
+            key,
+            &[
+                "share",
+                "submit",
+                &id,
+                "--share",
+                f.to_str().unwrap(),
+                "--yes",
+            ],
+        );
+        assert!(ok, "{who}: {out}{err}");
+    }
+    let bundle = fx.dir.path().join("after-rekey.json");
+    let (ok, out, err) = fx.cli(
+        &ic,
+        &[
+            "credential",
+            "fetch",
+            &id,
+            "--out",
+            bundle.to_str().unwrap(),
+            "--ssh-key",
+            &ic_pub,
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out) = ssh(sshd.port, &ic, &me, &[]);
+    assert!(
+        ok && out.contains("breakglass-interop-ok"),
+        "the new epoch's certificate was refused: {out}\nsshd: {}",
+        std::fs::read_to_string(&sshd.log).unwrap_or_default()
     );
 }
 

@@ -212,8 +212,14 @@ async fn release_daemon_and_cli_keep_no_secret_after_unlock_cancel_or_expiry() {
                 key32(&replaced),
             ),
             (pending_name.clone(), key32(&pending)),
-            ("E_req of the rekey's change request".to_string(), rekey.change_key),
-            ("the rekey's confirmation key".to_string(), rekey.confirm_key),
+            (
+                "E_req of the rekey's change request".to_string(),
+                rekey.change_key,
+            ),
+            (
+                "the rekey's confirmation key".to_string(),
+                rekey.confirm_key,
+            ),
         ])
         .collect();
     let (seen, gone): (Vec<_>, Vec<_>) =
@@ -293,7 +299,10 @@ async fn rekey(fx: &Fixture, client: &mut Client, ic: &Identity, reason: &str) -
     let mut files = Vec::new();
     for i in 0..N {
         let me = load(&fx.custodian_key(i));
-        let got = client.fetch_new_share(&me, None, change.id()).await.unwrap();
+        let got = client
+            .fetch_new_share(&me, None, change.id())
+            .await
+            .unwrap();
         let (out, _) = client
             .confirm_new_share(&me, None, change.id(), &got.file)
             .await
@@ -302,7 +311,10 @@ async fn rekey(fx: &Fixture, client: &mut Client, ic: &Identity, reason: &str) -
         files.push(got.file);
     }
     assert_eq!(client.info().epoch, 2);
-    let new_shares: Vec<Vec<u8>> = files.iter().map(|f| f.share_bytes().unwrap().to_vec()).collect();
+    let new_shares: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| f.share_bytes().unwrap().to_vec())
+        .collect();
     let root = vsss_rs::Gf256::combine_array(&new_shares[..=K]).unwrap();
     let k_r = common::hkdf32(&root, b"breakglass/v1/seal");
     let prk = hkdf::Hkdf::<sha2::Sha256>::extract(None, &root).0.to_vec();
