@@ -223,11 +223,15 @@ impl Client {
             // A change's digest binds the policies it changes, which a request
             // view does not carry: it is never verified (or shown) as one.
             Ok(pb::RequestKind::Change) => {
+                // Listed or watched without its policies: D's signature over
+                // the digest as given is all that can be checked, and callers
+                // never show it as access (`submit` refuses it; `policy show`
+                // checks the whole change).
                 let Some(c) = change else {
-                    return Err(ClientError::Untrusted(format!(
-                        "{} is a policy change, not an access request or a drill: read it with `breakglass policy show {}`",
-                        v.id, v.id
-                    )));
+                    let d: [u8; 32] = v.digest.as_slice().try_into().map_err(|_| {
+                        ClientError::Untrusted(format!("change {}: digest is not 32 bytes", v.id))
+                    })?;
+                    return self.check_view_signature(v, &d);
                 };
                 let d32 = |what: &str, b: &[u8]| -> Result<[u8; 32]> {
                     b.try_into().map_err(|_| {
@@ -261,13 +265,18 @@ impl Client {
                 v.id
             )));
         }
+        self.check_view_signature(v, &digest)
+    }
+
+    /// D's signature over a request view's status, for `digest`.
+    fn check_view_signature(&self, v: &pb::RequestView, digest: &[u8; 32]) -> Result<()> {
         let approvals: Vec<(String, u64)> = v
             .approvals
             .iter()
             .map(|a| (a.custodian_id.clone(), a.accepted_at))
             .collect();
         let payload = signing::request_view(
-            &digest,
+            digest,
             &signing::RequestStatus {
                 state: v.state,
                 approvals: &approvals,
@@ -581,6 +590,12 @@ impl Client {
         share: &ShareFile,
     ) -> Result<pb::SubmitShareResponse> {
         self.check_view(view)?;
+        if view.kind == pb::RequestKind::Change as i32 {
+            return Err(ClientError::Other(format!(
+                "{} is a policy change: approve it with `breakglass policy approve {}`, which shows what it changes",
+                view.id, view.id
+            )));
+        }
         let id = self.whoami(
             me,
             Role::Custodian,
@@ -781,6 +796,8 @@ pub fn state_name(s: i32) -> &'static str {
         Ok(pb::RequestState::Expired) => "expired",
         Ok(pb::RequestState::Cancelled) => "cancelled",
         Ok(pb::RequestState::DrillPassed) => "drill_passed",
+        Ok(pb::RequestState::ChangeApplied) => "change_applied",
+        Ok(pb::RequestState::ChangeDealt) => "change_dealt",
         _ => "unknown",
     }
 }

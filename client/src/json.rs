@@ -124,10 +124,10 @@ impl From<&pb::RequestView> for RequestJson {
         RequestJson {
             id: v.id.clone(),
             daemon_id: v.daemon_id.clone(),
-            kind: if v.kind == pb::RequestKind::Drill as i32 {
-                "drill"
-            } else {
-                "access"
+            kind: match pb::RequestKind::try_from(v.kind) {
+                Ok(pb::RequestKind::Drill) => "drill",
+                Ok(pb::RequestKind::Change) => "change",
+                _ => "access",
             },
             state: state_name(v.state),
             requester: v.requester.clone(),

@@ -113,6 +113,12 @@ pub(crate) fn print_request(v: &pb::RequestView) {
     if v.kind == pb::RequestKind::Drill as i32 {
         println!("kind      live drill: it grants nothing");
     }
+    if v.kind == pb::RequestKind::Change as i32 {
+        println!(
+            "kind      policy change: `breakglass policy show {}` shows what it changes",
+            shown(&v.id)
+        );
+    }
     println!("state     {}", state_name(v.state));
     println!("requester {}", shown(&v.requester));
     println!("scope     {}", shown(&v.scope));

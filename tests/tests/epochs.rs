@@ -514,6 +514,85 @@ async fn bad_approvals_are_refused_and_count_for_nothing() {
     let now = client.get_change(&r.id).await.unwrap();
     assert!(now.request().approvals.is_empty(), "nothing counted");
 
+    // A change is not an access request: the CLI refuses to show it as one,
+    // CancelRequest refuses it, lists show it as a change; GetChange checks ids.
+    let (ok, _, err) = fx.cli(
+        &fx.custodian_key(0),
+        &[
+            "share",
+            "submit",
+            &r.id,
+            "--share",
+            fx.share_file("c1").to_str().unwrap(),
+            "--yes",
+        ],
+    );
+    assert!(
+        !ok && err.contains("is a policy change, not an access request"),
+        "{err}"
+    );
+    let at = unix_now();
+    let payload = signing::cancel_request(
+        &r.daemon_id,
+        &r.id,
+        &r.digest.as_slice().try_into().unwrap(),
+        "c1",
+        "",
+        at,
+    );
+    assert_status(
+        client
+            .rpc()
+            .cancel_request(pb::CancelRequestRequest {
+                request_id: r.id.clone(),
+                reason: String::new(),
+                signature: Some(pb::Signature {
+                    signer_id: "c1".into(),
+                    signed_at: at,
+                    signature: me.sign(&payload).to_vec(),
+                }),
+            })
+            .await,
+        Code::FailedPrecondition,
+        "is a policy change: cancel it with `breakglass policy cancel`",
+    );
+    let (ok, out, err) = fx.cli(&fx.custodian_key(0), &["request", "list", "--json"]);
+    assert!(ok && out.contains("\"kind\":\"change\""), "{out}{err}");
+    assert_status(
+        client
+            .rpc()
+            .get_change(pb::GetChangeRequest { id: String::new() })
+            .await,
+        Code::InvalidArgument,
+        "must be a change id",
+    );
+    let access = open_token(&fx, &mut client).await;
+    assert_status(
+        client
+            .rpc()
+            .get_change(pb::GetChangeRequest {
+                id: access.id.clone(),
+            })
+            .await,
+        Code::FailedPrecondition,
+        "is not a policy change",
+    );
+    assert_status(
+        client
+            .rpc()
+            .get_change(pb::GetChangeRequest {
+                id: "chg-0000000000000000".into(),
+            })
+            .await,
+        Code::NotFound,
+        "",
+    );
+    assert_eq!(
+        client.get_change(&r.id).await.unwrap().request().state,
+        pb::RequestState::Collecting as i32,
+        "still open"
+    );
+
     // Cancelled by a custodian, on the record; an approval after it is refused.
     let c2 = load(&fx.custodian_key(1));
     let cancelled = client

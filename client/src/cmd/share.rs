@@ -176,6 +176,13 @@ async fn submit(
     yes: bool,
 ) -> anyhow::Result<ExitCode> {
     let v = c.get(id).await?;
+    if v.kind == pb::RequestKind::Change as i32 {
+        bail!(
+            "{} is a policy change, not an access request: run `breakglass policy approve {} --share FILE`, which shows what it changes",
+            shown(id),
+            shown(id)
+        );
+    }
     if v.state != pb::RequestState::Collecting as i32 {
         print_request(&v);
         bail!(

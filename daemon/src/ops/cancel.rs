@@ -27,6 +27,24 @@ impl Daemon {
             )
         };
         let deny = |id, caller| Error::NotAllowedToCancel { id, caller };
+        if live
+            .requests
+            .get(request_id)
+            .map(|c| c.request().kind)
+            .or_else(|| {
+                self.store
+                    .request(request_id)
+                    .ok()
+                    .flatten()
+                    .map(|r| r.kind)
+            })
+            == Some(crate::engine::request::Kind::Change)
+        {
+            return Err(Error::WrongKind {
+                id: request_id.to_string(),
+                what: "is a policy change: cancel it with `breakglass policy cancel`",
+            });
+        }
         let Some(c) = live.requests.remove(request_id) else {
             // Not collecting: closed (or unknown). A verified caller's attempt
             // is refused on the record.

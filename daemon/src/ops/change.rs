@@ -293,11 +293,17 @@ impl Daemon {
 
     /// A stored change request by id.
     fn load_change(&self, id: &str) -> Result<Request> {
+        if id.is_empty() || id.len() > 64 || policy::plain_text("change_id", id).is_err() {
+            return Err(Error::invalid(
+                "change_id",
+                "must be a change id like `chg-0123456789abcdef`",
+            ));
+        }
         let r = self.load(id)?;
         if r.kind != Kind::Change || r.change.is_none() {
             return Err(Error::WrongKind {
                 id: r.id,
-                what: "is not a policy change: read it with `breakglass status`",
+                what: "is not a policy change (see `breakglass request show`)",
             });
         }
         Ok(r)
@@ -350,7 +356,7 @@ impl Daemon {
         let mut live = self.lock()?;
         let r = match live.requests.get(id) {
             Some(c) => c.request().clone(),
-            None => self.load(id)?,
+            None => self.load_change(id)?,
         };
         if r.kind != Kind::Change {
             return Err(Error::WrongKind {
