@@ -410,8 +410,10 @@ fn request_id(out: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "interop: needs sshd and ssh; run by .ci/run with --ignored"]
 async fn an_sshd_configured_before_a_rekey_accepts_the_new_epochs_certificate() {
+    // The end-to-end case, through the CLI: 5 custodians, threshold
+    // 3; c5 leaves, n1 and n2 join, threshold 4.
     let me = user();
-    let mut fx = Fixture::with_principals(3, 2, "15m", &[&me, "ops"]);
+    let mut fx = Fixture::with_principals(5, 3, "15m", &[&me, "ops"]);
     fx.start();
     let ic = fx.commander_key("ic");
     let ic_pub = format!("{}.pub", ic.display());
@@ -424,23 +426,26 @@ async fn an_sshd_configured_before_a_rekey_accepts_the_new_epochs_certificate() 
     // sshd trusts A once, before the change, and is never touched again.
     let sshd = start_sshd(&sshdir, &ca_line, &krl);
 
-    // c3 leaves, n1 joins, threshold 2 -> 3.
-    let n1 = breakglass_client::identity::Identity::generate();
-    let n1_key = fx.dir.path().join("keys").join("n1");
-    n1.write(&n1_key, "n1", None).unwrap();
+    let mut joining = Vec::new();
     let text = std::fs::read_to_string(fx.policy_path()).unwrap();
     let mut blocks: Vec<String> = text
         .split("\n\n")
-        .filter(|b| !b.starts_with("[[custodians]]\nid = \"c3\""))
+        .filter(|b| !b.starts_with("[[custodians]]\nid = \"c5\""))
         .map(str::to_string)
         .collect();
-    blocks.push(format!(
-        "[[custodians]]\nid = \"n1\"\nssh_key = \"{}\"",
-        n1.ssh_public()
-    ));
+    for id in ["n1", "n2"] {
+        let k = breakglass_client::identity::Identity::generate();
+        let path = fx.dir.path().join("keys").join(id);
+        k.write(&path, id, None).unwrap();
+        blocks.push(format!(
+            "[[custodians]]\nid = \"{id}\"\nssh_key = \"{}\"",
+            k.ssh_public()
+        ));
+        joining.push((id, path));
+    }
     let proposed = blocks
         .join("\n\n")
-        .replacen("threshold = 2", "threshold = 3", 1);
+        .replacen("threshold = 3", "threshold = 4", 1);
     let file = fx.dir.path().join("new-policy.toml");
     std::fs::write(&file, proposed).unwrap();
     let (ok, out, err) = fx.cli(
@@ -450,7 +455,7 @@ async fn an_sshd_configured_before_a_rekey_accepts_the_new_epochs_certificate() 
             "propose",
             file.to_str().unwrap(),
             "--reason",
-            "c3 leaves",
+            "c5 leaves; n1 and n2 join",
             "--yes",
             "--json",
         ],
@@ -458,7 +463,7 @@ async fn an_sshd_configured_before_a_rekey_accepts_the_new_epochs_certificate() 
     assert!(ok, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let change = v["id"].as_str().unwrap().to_string();
-    for i in 0..2 {
+    for i in 0..3 {
         let share = fx.share_file(&fx.keys.custodians[i].0);
         let (ok, out, err) = fx.cli(
             &fx.custodian_key(i),
@@ -473,11 +478,10 @@ async fn an_sshd_configured_before_a_rekey_accepts_the_new_epochs_certificate() 
         );
         assert!(ok, "{out}{err}");
     }
-    let members = [
-        ("c1", fx.custodian_key(0)),
-        ("c2", fx.custodian_key(1)),
-        ("n1", n1_key.clone()),
-    ];
+    let mut members: Vec<(&str, PathBuf)> = (0..4)
+        .map(|i| (fx.keys.custodians[i].0.as_str(), fx.custodian_key(i)))
+        .collect();
+    members.extend(joining.iter().map(|(id, p)| (*id, p.clone())));
     for (who, key) in &members {
         let f = fx.dir.path().join(format!("{who}-2.share"));
         let (ok, out, err) = fx.cli(
@@ -494,11 +498,10 @@ async fn an_sshd_configured_before_a_rekey_accepts_the_new_epochs_certificate() 
     let (ok, out, err) = fx.cli(&ic, &["info", "--json"]);
     assert!(ok, "{out}{err}");
     let info: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(info["threshold"], 3, "epoch 2 committed");
+    assert_eq!(info["threshold"], 4, "epoch 2 committed");
     let (ok, ca_now, _) = fx.cli(&ic, &["authority", "--ssh"]);
     assert!(ok && ca_now.trim() == ca_line.trim(), "A never changes");
 
-    // The new epoch's shares unlock; the old sshd lets the certificate in.
     let (ok, out, err) = fx.cli(
         &ic,
         &[
@@ -516,7 +519,30 @@ async fn an_sshd_configured_before_a_rekey_accepts_the_new_epochs_certificate() 
     );
     assert!(ok, "{out}{err}");
     let id = request_id(&out);
-    for (who, key) in &members {
+    // The removed custodian's share and a remaining custodian's old share are refused.
+    for (i, needle) in [
+        (4, "is not encrypted to any custodian"),
+        (0, "your share is from epoch 1; this daemon is at epoch 2"),
+    ] {
+        let old = fx.share_file(&fx.keys.custodians[i].0);
+        let (ok, out, err) = fx.cli(
+            &fx.custodian_key(i),
+            &[
+                "share",
+                "submit",
+                &id,
+                "--share",
+                old.to_str().unwrap(),
+                "--yes",
+            ],
+        );
+        assert!(!ok && err.contains(needle), "c{}: {out}{err}", i + 1);
+    }
+    // Four new shares unlock; the old sshd lets the certificate in.
+    for (who, key) in members
+        .iter()
+        .filter(|(w, _)| ["c1", "c2", "n1", "n2"].contains(w))
+    {
         let f = fx.dir.path().join(format!("{who}-2.share"));
         let (ok, out, err) = fx.cli(
             key,
