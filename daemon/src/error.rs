@@ -347,6 +347,16 @@ pub enum Error {
         /// Shares needed.
         threshold: u8,
     },
+    /// A custodian's proposal that the other custodians cannot approve.
+    #[error("custodian `{custodian}` may not propose this change: with separation_of_duties their own share does not count, and the other {others} custodians are fewer than the threshold {threshold}; ask a commander to propose it")]
+    ChangeCannotReachQuorum {
+        /// The custodian.
+        custodian: String,
+        /// Custodians other than her.
+        others: usize,
+        /// Shares needed.
+        threshold: u8,
+    },
     /// A second live drill while one is collecting.
     #[error("drill `{id}` is still collecting shares; one live drill at a time: wait for it to close or cancel it")]
     DrillInProgress {
@@ -574,6 +584,7 @@ impl Error {
             Error::AttestationNotYours { .. } => "attestation_not_yours",
             Error::DrillGrantsNothing { .. } => "drill_grants_nothing",
             Error::DrillInProgress { .. } => "drill_in_progress",
+            Error::ChangeCannotReachQuorum { .. } => "change_cannot_reach_quorum",
             Error::DrillNotAllowed { .. } => "drill_not_allowed",
             Error::DrillCannotReachQuorum { .. } => "drill_cannot_reach_quorum",
             Error::NotRequester { .. } => "not_requester",

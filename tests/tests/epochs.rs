@@ -933,3 +933,29 @@ fn the_drill_rehearses_a_rekey_and_reports_it_in_json() {
     let events = r["audit_events"].to_string();
     assert!(events.contains("epoch_committed"), "{events}");
 }
+
+/// Separation of duties applies to the proposer: a custodian's proposal that
+/// the others could never approve (2 of 2) is refused, saying who may propose
+/// it; a commander's is opened.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custodian_proposal_the_others_cannot_approve_is_refused() {
+    let mut fx = Fixture::new(2, 2, "15m");
+    fx.start();
+    let mut client = fx.client().await;
+    let (n1, _) = new_key(&fx, "n1");
+    let proposed = policy_with(&fx, 2, &[], &[("n1", n1.ssh_public())]);
+    assert_status(
+        status(
+            client
+                .propose(&load(&fx.custodian_key(0)), None, &proposed, "2 of 3")
+                .await,
+        ),
+        Code::FailedPrecondition,
+        "custodian `c1` may not propose this change: with separation_of_duties their own share does not count",
+    );
+    let c = client
+        .propose(&load(&fx.commander_key("ic")), None, &proposed, "2 of 3")
+        .await
+        .unwrap();
+    assert_eq!(c.summary.custodians_added, vec!["n1"]);
+}

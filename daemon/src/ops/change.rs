@@ -119,6 +119,11 @@ pub(super) struct PendingKey {
 }
 
 impl PendingKey {
+    /// True when it is the key of `change_id`'s pending epoch.
+    pub(super) fn is_for(&self, change_id: &str) -> bool {
+        self.change_id == change_id
+    }
+
     fn public(&self) -> [u8; 32] {
         PublicKey::from(self.secret.as_ref()).to_bytes()
     }
@@ -219,6 +224,21 @@ impl Daemon {
         )?;
         let refuse = |id: Option<&str>, e: Error| self.refused_call(PROPOSE, &actor, id, e, now);
         policy::reason(&call.reason, true).map_err(|e| refuse(None, e))?;
+        let p = &epoch.policy;
+        let others = p.custodians.len().saturating_sub(1);
+        if matches!(actor, Actor::Custodian(_))
+            && p.separation_of_duties
+            && others < usize::from(p.threshold)
+        {
+            return Err(refuse(
+                None,
+                Error::ChangeCannotReachQuorum {
+                    custodian: actor.id().to_string(),
+                    others,
+                    threshold: p.threshold,
+                },
+            ));
+        }
         if checked.digest == epoch.policy_digest {
             return Err(refuse(
                 None,

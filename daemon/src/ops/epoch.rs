@@ -158,6 +158,10 @@ impl Daemon {
     /// files a threshold commit kept once their deadline passed. Returns the
     /// change ids whose pending epoch expired.
     pub(crate) fn sweep_pending(&self, now: u64) -> Result<Vec<String>> {
+        // Under the `live` lock, like every other write of a pending epoch
+        // (fetch, confirm, cancel, commit), so no read-modify-write of the
+        // record interleaves with another.
+        let mut live = self.lock()?;
         let mut expired = Vec::new();
         for mut p in self.store.live_pending(now)? {
             let was = p.state;
@@ -180,6 +184,14 @@ impl Daemon {
                     signed_with: None,
                 });
                 expired.push(p.change_id.clone());
+                // Its confirmation key is of no more use: wiped now.
+                if live
+                    .pending_key
+                    .as_ref()
+                    .is_some_and(|k| k.is_for(&p.change_id))
+                {
+                    live.pending_key = None;
+                }
             }
             let entries = self.wrote(self.store.commit_epoch_step(EpochStep {
                 pending: Some(&p),

@@ -42,6 +42,7 @@ pub fn to_status(e: &Error) -> Status {
         | Error::DrillGrantsNothing { .. }
         | Error::DrillInProgress { .. }
         | Error::DrillCannotReachQuorum { .. }
+        | Error::ChangeCannotReachQuorum { .. }
         | Error::AttestationExpired { .. }
         | Error::WrongEpoch { .. }
         | Error::PendingClosed { .. }
