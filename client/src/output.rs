@@ -313,6 +313,7 @@ pub(crate) fn print_info(i: &pb::GetInfoResponse) {
     println!("version       {}", i.version);
     println!("ceremony id   {}", i.ceremony_id);
     println!("policy digest {}", i.policy_digest);
+    println!("epoch         {}", i.epoch);
     println!("authority     {}", i.authority_paserk);
     println!("authority ssh {}", i.authority_ssh);
     println!("threshold     {} of {}", i.threshold, i.custodians.len());

@@ -866,6 +866,14 @@ async fn the_cli_proposes_approves_fetches_and_confirms_a_rekey() {
     assert_eq!(v["pending"]["state"], "committed");
     assert_eq!(v["pending"]["confirmed"], 4);
 
+    let (ok, out, err) = fx.cli(&fx.custodian_key(0), &["info", "--json"]);
+    assert!(ok, "{out}{err}");
+    let info: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (info["epoch"].as_u64(), info["threshold"].as_u64()),
+        (Some(2), Some(2))
+    );
+
     // The new files approve an access request through the CLI.
     let mut client = fx.client().await;
     assert_eq!(client.info().epoch, 2);
