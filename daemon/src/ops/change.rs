@@ -39,8 +39,9 @@ use crate::store::audit::AuditEntry;
 use crate::store::{EpochStep, NewEpoch};
 use breakglass_formats::change::Summary;
 
-/// The largest policy document a proposal may carry.
-pub const MAX_POLICY_LEN: usize = 256 * 1024;
+/// The largest policy document a proposal may carry (a gRPC message is at
+/// most `server::MAX_MESSAGE_BYTES`, 64 KiB, with its signature and reason).
+pub const MAX_POLICY_LEN: usize = 60 * 1024;
 
 /// A proposed policy, validated as `init` validates one.
 pub struct CheckedPolicy {
