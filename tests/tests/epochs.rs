@@ -967,3 +967,95 @@ async fn a_custodian_proposal_the_others_cannot_approve_is_refused() {
         .unwrap();
     assert_eq!(c.summary.custodians_added, vec!["n1"]);
 }
+
+/// `rekey_confirm = "threshold"`: the pending epoch commits once the new
+/// threshold have confirmed; a custodian who had not confirmed can still
+/// fetch her file until the deadline, and her share then approves.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_rekey_confirm_threshold_the_epoch_commits_at_the_new_threshold() {
+    let mut fx = Fixture::with_extra(3, 2, "15m", &["root"], "rekey_confirm = \"threshold\"", "");
+    fx.start();
+    let mut client = fx.client().await;
+    let (n1, n1_path) = new_key(&fx, "n1");
+    let proposed = policy_with(&fx, 2, &[], &[("n1", n1.ssh_public())]);
+    let ic = load(&fx.commander_key("ic"));
+    let change = client
+        .propose(&ic, None, &proposed, "n1 joins")
+        .await
+        .unwrap();
+    for i in 0..2 {
+        let (me, f) = old_share(&fx, &client, i);
+        client.approve_change(&me, None, &change, &f).await.unwrap();
+    }
+    let p = client.get_change(change.id()).await.unwrap();
+    assert_eq!(p.pending().unwrap().need, 2, "the new threshold");
+    let mut files = Vec::new();
+    for i in 0..2 {
+        let me = load(&fx.custodian_key(i));
+        let got = client
+            .fetch_new_share(&me, None, change.id())
+            .await
+            .unwrap();
+        let (out, _) = client
+            .confirm_new_share(&me, None, change.id(), &got.file)
+            .await
+            .unwrap();
+        assert_eq!(out.committed, i == 1);
+        files.push((me, got.file));
+    }
+    assert_eq!(client.info().epoch, 2);
+    // n1 had not confirmed: her file is still there until the deadline.
+    let got = client
+        .fetch_new_share(&n1, None, change.id())
+        .await
+        .unwrap();
+    assert_eq!(got.file.custodian_id, "n1");
+    let after = client.get_change(change.id()).await.unwrap();
+    let p = after.pending().unwrap();
+    assert_eq!(p.state, pb::PendingState::Committed as i32);
+    assert!(
+        p.shares
+            .iter()
+            .all(|s| s.file_available == (s.confirmed_at == 0)),
+        "the confirmed custodians' files are deleted at the commit, the others' kept: {:?}",
+        p.shares
+    );
+    assert_eq!(
+        p.shares.iter().filter(|s| s.file_available).count(),
+        2,
+        "c3 and n1"
+    );
+    let r = open_token(&fx, &mut client).await;
+    client.submit(&n1, None, &r, &got.file).await.unwrap();
+    let (me, f) = &files[0];
+    let out = client.submit(me, None, &r, f).await.unwrap();
+    assert!(out.unlocked);
+    // A confirmation after the commit is refused: the epoch is no longer pending.
+    let late = client
+        .confirm_new_share(&load(&n1_path), None, change.id(), &got.file)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        late.contains("epoch 2 of change") && late.contains("is committed"),
+        "{late}"
+    );
+    // And by the daemon, to a client that sends it anyway.
+    let raw = pb::ConfirmNewShareRequest {
+        change_id: change.id().to_string(),
+        epoch: 2,
+        commitment: vec![0u8; 32],
+        sealed_share: vec![0u8; transport::SEALED_LEN],
+        signature: Some(pb::Signature {
+            signer_id: "n1".into(),
+            signed_at: unix_now(),
+            signature: vec![0u8; 64],
+        }),
+    };
+    assert_status(
+        client.rpc().confirm_new_share(raw).await,
+        Code::FailedPrecondition,
+        "epoch 2 is committed",
+    );
+}

@@ -503,6 +503,18 @@ impl Client {
         let id = self.new_custodian(me, &before, as_id.or(Some(file.custodian_id.as_str())))?;
         let commitment = self.check_new_share(&before, &id, file)?;
         let p = Self::pending_of(&before)?;
+        if p.state != pb::PendingState::Confirming as i32 {
+            let state = match pb::PendingState::try_from(p.state) {
+                Ok(pb::PendingState::Committed) => "committed: your share file works as it is",
+                Ok(pb::PendingState::Cancelled) => "cancelled",
+                Ok(pb::PendingState::Expired) => "expired",
+                _ => "not waiting for confirmations",
+            };
+            return Err(ClientError::Other(format!(
+                "epoch {} of change {change_id} is {state}; there is nothing to confirm",
+                p.epoch
+            )));
+        }
         let eph = d32(
             "the pending epoch's key (is it still waiting for confirmations?)",
             &p.ephemeral_public_key,
