@@ -1059,3 +1059,158 @@ async fn with_rekey_confirm_threshold_the_epoch_commits_at_the_new_threshold() {
         "epoch 2 is committed",
     );
 }
+
+fn signed_by(id: &str, key: &Identity, payload: &[u8]) -> Option<pb::Signature> {
+    Some(pb::Signature {
+        signer_id: id.to_string(),
+        signed_at: unix_now(),
+        signature: key.sign(payload).to_vec(),
+    })
+}
+
+/// A client written from the proto alone: each malformed change call gets
+/// its own status and a message naming the field or the state, and changes
+/// nothing (invariant 9).
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_change_calls_get_specific_statuses_and_change_nothing() {
+    let mut fx = Fixture::new(3, 2, "15m");
+    fx.start();
+    let mut client = fx.client().await;
+    let (n1, _) = new_key(&fx, "n1");
+    let proposed = policy_with(&fx, 2, &[], &[("n1", n1.ssh_public())]);
+    let c1 = load(&fx.custodian_key(0));
+
+    // Unsigned, empty, or with a nonce of the wrong size.
+    assert_status(
+        client
+            .rpc()
+            .propose_change(pb::ProposeChangeRequest::default())
+            .await,
+        Code::InvalidArgument,
+        "signature: is missing",
+    );
+    assert_status(
+        client
+            .rpc()
+            .propose_change(pb::ProposeChangeRequest {
+                policy: proposed.clone(),
+                reason: "x".into(),
+                nonce: vec![1, 2, 3],
+                signature: signed_by("c1", &c1, b"x"),
+            })
+            .await,
+        Code::InvalidArgument,
+        "nonce",
+    );
+    assert_status(
+        client
+            .rpc()
+            .check_policy(pb::CheckPolicyRequest::default())
+            .await,
+        Code::InvalidArgument,
+        "the proposed policy is not valid",
+    );
+    let change = client
+        .propose(&load(&fx.commander_key("ic")), None, &proposed, "n1 joins")
+        .await
+        .unwrap();
+    let id = change.id().to_string();
+
+    // Approvals: a digest of the wrong size, an unknown change.
+    let bad_digest = pb::ApproveChangeRequest {
+        change_id: id.clone(),
+        sealed_share: vec![0u8; transport::SEALED_LEN],
+        epoch: 1,
+        new_policy_digest: vec![1u8; 5],
+        signature: signed_by("c1", &c1, b"x"),
+    };
+    assert_status(
+        client.rpc().approve_change(bad_digest).await,
+        Code::InvalidArgument,
+        "new_policy_digest",
+    );
+    let unknown = pb::ApproveChangeRequest {
+        change_id: "chg-0000000000000000".into(),
+        sealed_share: vec![0u8; transport::SEALED_LEN],
+        epoch: 1,
+        new_policy_digest: vec![1u8; 32],
+        signature: signed_by("c1", &c1, b"x"),
+    };
+    assert_status(
+        client.rpc().approve_change(unknown).await,
+        Code::NotFound,
+        "chg-0000000000000000",
+    );
+    // Fetch and confirm before anything was dealt.
+    let at = unix_now();
+    let payload = signing::fetch_new_share(&client.info().daemon_id, &id, 2, "n1", at);
+    assert_status(
+        client
+            .rpc()
+            .fetch_new_share(pb::FetchNewShareRequest {
+                change_id: id.clone(),
+                epoch: 2,
+                signature: signed_by("n1", &n1, &payload),
+            })
+            .await,
+        Code::FailedPrecondition,
+        "has no pending epoch: it is collecting",
+    );
+    assert_status(
+        client
+            .rpc()
+            .confirm_new_share(pb::ConfirmNewShareRequest {
+                change_id: id.clone(),
+                epoch: 2,
+                commitment: vec![0u8; 3],
+                sealed_share: vec![0u8; transport::SEALED_LEN],
+                signature: signed_by("n1", &n1, b"x"),
+            })
+            .await,
+        Code::InvalidArgument,
+        "commitment",
+    );
+    // Cancels: no id, an unknown id.
+    assert_status(
+        client
+            .rpc()
+            .cancel_change(pb::CancelChangeRequest {
+                change_id: String::new(),
+                reason: String::new(),
+                signature: signed_by("c1", &c1, b"x"),
+            })
+            .await,
+        Code::InvalidArgument,
+        "change id",
+    );
+    assert_status(
+        client
+            .rpc()
+            .cancel_change(pb::CancelChangeRequest {
+                change_id: "chg-0000000000000000".into(),
+                reason: String::new(),
+                signature: signed_by("c1", &c1, b"x"),
+            })
+            .await,
+        Code::NotFound,
+        "",
+    );
+    let now = client.get_change(&id).await.unwrap();
+    assert_eq!(now.request().state, pb::RequestState::Collecting as i32);
+    assert!(now.request().approvals.is_empty(), "nothing counted");
+
+    // Once dealt, a second proposal is refused, naming the pending change.
+    for i in 0..2 {
+        let (me, f) = old_share(&fx, &client, i);
+        client.approve_change(&me, None, &change, &f).await.unwrap();
+    }
+    assert_status(
+        status(
+            client
+                .propose(&c1, None, &policy_with(&fx, 3, &[], &[]), "another")
+                .await,
+        ),
+        Code::FailedPrecondition,
+        &format!("change `{id}` is waiting for its new custodians to confirm epoch 2"),
+    );
+}
