@@ -873,6 +873,16 @@ async fn the_cli_proposes_approves_fetches_and_confirms_a_rekey() {
         (info["epoch"].as_u64(), info["threshold"].as_u64()),
         (Some(2), Some(2))
     );
+    // A confirmation proves possession of the new share: the new epoch starts ready.
+    let (ok, out, err) = fx.cli(&fx.custodian_key(0), &["readiness", "--json"]);
+    assert!(ok, "{out}{err}");
+    let ready: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (ready["epoch"].as_u64(), ready["proven"].as_u64()),
+        (Some(2), Some(4)),
+        "{out}"
+    );
+    assert_eq!(ready["ready"], true);
 
     // The new files approve an access request through the CLI.
     let mut client = fx.client().await;

@@ -18,6 +18,13 @@ pub struct Proofs {
     /// Epoch of that attestation.
     #[serde(default)]
     pub attested_epoch: Option<u64>,
+    /// Time of her confirmation of a rekey's new share (proved against its
+    /// commitment and wiped, as an attestation is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<u64>,
+    /// The epoch of that share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_epoch: Option<u64>,
     /// Time of her last accepted share on a request.
     #[serde(default)]
     pub approved_at: Option<u64>,
@@ -27,6 +34,20 @@ pub struct Proofs {
     /// Time of the last live drill she approved that passed.
     #[serde(default)]
     pub drilled_at: Option<u64>,
+}
+
+impl Proofs {
+    /// Her last proof of possession of her share of `epoch`: an attestation,
+    /// or the confirmation of that share when a rekey dealt it.
+    pub fn last_proof(&self, epoch: u64) -> Option<u64> {
+        let attested = self
+            .attested_at
+            .filter(|_| self.attested_epoch == Some(epoch));
+        let confirmed = self
+            .confirmed_at
+            .filter(|_| self.confirmed_epoch == Some(epoch));
+        attested.max(confirmed)
+    }
 }
 
 /// The last passed live drill (stored beside the custodians' proofs).
@@ -121,7 +142,7 @@ pub fn report(policy: &Policy, history: &History, epoch: u64, since: u64, now: u
         .iter()
         .map(|m| {
             let p = proofs.get(&m.id).cloned().unwrap_or_default();
-            let current = p.attested_at.filter(|_| p.attested_epoch == Some(epoch));
+            let current = p.last_proof(epoch);
             // Proven strictly before the due date; at the due date she is due.
             let proven = current.is_some_and(|at| now.saturating_sub(at) < every);
             let due_at = current.unwrap_or(since).max(since).saturating_add(every);
@@ -163,10 +184,7 @@ impl Report {
             .iter()
             .filter(|c| c.due_at <= self.now && c.proofs.due_notified != Some(c.due_at))
             .map(|c| {
-                let current = c
-                    .proofs
-                    .attested_at
-                    .filter(|_| c.proofs.attested_epoch == Some(self.epoch));
+                let current = c.proofs.last_proof(self.epoch);
                 (c.id.clone(), c.due_at, current)
             })
             .collect()
@@ -281,5 +299,26 @@ mod tests {
         let r = report(&p, &h, 1, T0, T0 + 96 * DAY);
         assert_eq!(r.newly_due()[0].0, "c1");
         assert_eq!(r.newly_due()[0].1, T0 + 95 * DAY);
+    }
+
+    /// A rekey's confirmation proves the new share like an attestation, but
+    /// only for the epoch it is of: while that epoch is pending, the
+    /// custodian's attestation of the current epoch still counts.
+    #[test]
+    fn a_confirmation_proves_the_new_epochs_share_only() {
+        let p = Proofs {
+            confirmed_at: Some(T0 + 10 * DAY),
+            confirmed_epoch: Some(2),
+            ..attested(T0, 1)
+        };
+        assert_eq!(p.last_proof(1), Some(T0));
+        assert_eq!(p.last_proof(2), Some(T0 + 10 * DAY));
+        assert_eq!(p.last_proof(3), None);
+        let later = Proofs {
+            attested_at: Some(T0 + 20 * DAY),
+            attested_epoch: Some(2),
+            ..p
+        };
+        assert_eq!(later.last_proof(2), Some(T0 + 20 * DAY), "the newer proof");
     }
 }

@@ -43,10 +43,7 @@ pub fn render(o: &mut String, r: &Report) {
         "Seconds since the custodian's last attestation in the current epoch (absent: never).",
     );
     for c in &r.custodians {
-        let current = c
-            .proofs
-            .attested_at
-            .filter(|_| c.proofs.attested_epoch == Some(r.epoch));
+        let current = c.proofs.last_proof(r.epoch);
         if let Some(at) = current {
             let _ = writeln!(
                 o,

@@ -102,11 +102,7 @@ fn readiness(daemon_id: String, r: Report, open_requests: Vec<String>) -> pb::Re
             .custodians
             .into_iter()
             .map(|c| pb::CustodianReadiness {
-                last_attested_at: c
-                    .proofs
-                    .attested_at
-                    .filter(|_| c.proofs.attested_epoch == Some(r.epoch))
-                    .unwrap_or(0),
+                last_attested_at: c.proofs.last_proof(r.epoch).unwrap_or(0),
                 last_approved_at: c.proofs.approved_at.unwrap_or(0),
                 // Shown only while this epoch has a passed drill (the custodian's
                 // own drill date carries no epoch: epochs change with issue 11).

@@ -33,6 +33,7 @@ pub(super) fn note(
         matches!(
             e.event,
             Event::ShareAttested { .. }
+                | Event::EpochShareConfirmed { .. }
                 | Event::ShareAccepted { .. }
                 | Event::AttestationDue { .. }
                 | Event::DrillPassed { .. }
@@ -67,6 +68,12 @@ pub(super) fn note(
             } => update(&mut t, custodian, &|p| {
                 p.attested_at = Some(at);
                 p.attested_epoch = Some(*epoch);
+            })?,
+            Event::EpochShareConfirmed {
+                custodian, epoch, ..
+            } => update(&mut t, custodian, &|p| {
+                p.confirmed_at = Some(at);
+                p.confirmed_epoch = Some(*epoch);
             })?,
             Event::AttestationDue {
                 custodian, due_at, ..
