@@ -80,8 +80,8 @@ async fn open_token(fx: &Fixture, client: &mut Client) -> pb::RequestView {
 
 /// DESIGN.md "Epochs", the end-to-end contract: 5 custodians,
 /// threshold 3; remove c5, add n1 and n2, threshold 4. The old epoch keeps
-/// unlocking until the commit, across a restart between the quorum and the
-/// last confirmation; after the commit the removed custodian and every old
+/// unlocking until the commit, across a kill -9 and restart between the
+/// quorum and the last confirmation; after the commit the removed custodian and every old
 /// share are refused, four new shares unlock, and the credential verifies
 /// against the same A (invariant: A never changes).
 #[tokio::test(flavor = "multi_thread")]
@@ -183,7 +183,8 @@ async fn a_rekey_changes_the_custodians_and_the_threshold_and_keeps_the_authorit
         );
         new_files.insert(fx.keys.custodians[i].0.clone(), got.file);
     }
-    fx.stop();
+    // kill -9, not a clean stop: every step was one durable commit.
+    fx.kill9();
     fx.start();
     let mut client = fx.client().await;
     assert_eq!(client.info().epoch, 1, "nothing committed yet");
