@@ -134,29 +134,7 @@ impl Client {
                 "the proposed policy it shows does not hash to its digest",
             ));
         }
-        let status = v.pending.as_ref().map(|p| signing::PendingStatus {
-            epoch: p.epoch,
-            state: p.state,
-            need: p.need,
-            confirmed: p.confirmed,
-            dealt_at: p.dealt_at,
-            deadline: p.deadline,
-            closed_at: p.closed_at,
-            close_reason: &p.close_reason,
-            ephemeral_public: &p.ephemeral_public_key,
-            shares: p
-                .shares
-                .iter()
-                .map(|s| signing::NewShareStatus {
-                    custodian_id: &s.custodian_id,
-                    x: s.x,
-                    commitment: &s.commitment,
-                    fetched_at: s.fetched_at,
-                    confirmed_at: s.confirmed_at,
-                    file_available: s.file_available,
-                })
-                .collect(),
-        });
+        let status = v.pending.as_ref().map(signing::PendingStatus::of);
         let digest = d32("change digest", &r.digest)?;
         let payload = signing::change_view(
             &digest,

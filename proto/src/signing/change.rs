@@ -70,6 +70,37 @@ pub struct PendingStatus<'a> {
     pub shares: Vec<NewShareStatus<'a>>,
 }
 
+impl<'a> PendingStatus<'a> {
+    /// The status a change view's `PendingEpoch` states: what D signs (the
+    /// daemon, from the view it sends) and checks against (the client, from
+    /// the view it received).
+    pub fn of(p: &'a crate::pb::PendingEpoch) -> PendingStatus<'a> {
+        PendingStatus {
+            epoch: p.epoch,
+            state: p.state,
+            need: p.need,
+            confirmed: p.confirmed,
+            dealt_at: p.dealt_at,
+            deadline: p.deadline,
+            closed_at: p.closed_at,
+            close_reason: &p.close_reason,
+            ephemeral_public: &p.ephemeral_public_key,
+            shares: p
+                .shares
+                .iter()
+                .map(|s| NewShareStatus {
+                    custodian_id: &s.custodian_id,
+                    x: s.x,
+                    commitment: &s.commitment,
+                    fetched_at: s.fetched_at,
+                    confirmed_at: s.confirmed_at,
+                    file_available: s.file_available,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// What D signs over a change view: the change digest (which binds the
 /// epoch and both policy digests), the policies' canonical JSON by SHA-256,
 /// and the pending epoch if one was dealt (an absent one is epoch 0).
