@@ -275,6 +275,24 @@ fn policy_seeds() {
         "policy.json",
         &world().policy.canonical_json().expect("policy encodes"),
     );
+    // Change summaries: the fixture policy against itself, and against a
+    // policy with another threshold and one custodian fewer.
+    let current = world().policy.canonical_json().expect("policy encodes");
+    let mut v: serde_json::Value = serde_json::from_slice(&current).expect("policy is JSON");
+    v["threshold"] = serde_json::json!(1);
+    if let Some(c) = v["custodians"].as_array_mut() {
+        c.pop();
+    }
+    let proposed = serde_json::to_vec(&v).expect("encodes");
+    for (name, other) in [("same.bin", &current), ("rekey.bin", &proposed)] {
+        let mut seed = u16::try_from(current.len())
+            .expect("a small policy")
+            .to_be_bytes()
+            .to_vec();
+        seed.extend_from_slice(&current);
+        seed.extend_from_slice(other);
+        write("change_summary", name, &seed);
+    }
 }
 
 fn credential_seeds() {
