@@ -412,6 +412,9 @@ pub(crate) enum PolicyCmd {
         /// Your current share file.
         #[arg(long)]
         share: PathBuf,
+        /// Also show the whole proposed policy (canonical JSON) before asking.
+        #[arg(long)]
+        full: bool,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,

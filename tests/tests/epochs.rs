@@ -808,20 +808,26 @@ async fn the_cli_proposes_approves_fetches_and_confirms_a_rekey() {
     );
     for i in 0..2 {
         let share = fx.share_file(&fx.keys.custodians[i].0);
-        let (ok, out, err) = fx.cli(
-            &fx.custodian_key(i),
-            &[
-                "policy",
-                "approve",
-                &id,
-                "--share",
-                share.to_str().unwrap(),
-                "--yes",
-            ],
-        );
+        let mut args = vec![
+            "policy",
+            "approve",
+            &id,
+            "--share",
+            share.to_str().unwrap(),
+            "--yes",
+        ];
+        if i == 0 {
+            args.push("--full");
+        }
+        let (ok, out, err) = fx.cli(&fx.custodian_key(i), &args);
         assert!(ok, "{out}{err}");
         assert!(
             out.contains("You are asked to approve a POLICY CHANGE"),
+            "{out}"
+        );
+        assert_eq!(
+            out.contains("proposed policy (canonical JSON"),
+            i == 0,
             "{out}"
         );
         if i == 1 {

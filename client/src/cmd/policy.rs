@@ -51,9 +51,10 @@ pub(crate) async fn run(conn: &Conn, pc: PolicyCmd) -> anyhow::Result<ExitCode> 
         PolicyCmd::Approve {
             id,
             share,
+            full,
             yes,
             json,
-        } => approve(conn, &id, &share, yes, json).await,
+        } => approve(conn, &id, &share, full, yes, json).await,
         PolicyCmd::Cancel { id, reason, json } => {
             let mut c = connect(conn).await?;
             let me = load_identity(conn)?;
@@ -124,6 +125,7 @@ async fn approve(
     conn: &Conn,
     id: &str,
     share: &Path,
+    full: bool,
     yes: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -139,7 +141,7 @@ async fn approve(
     }
     if !json {
         println!("You are asked to approve a POLICY CHANGE with your current share:");
-        print_change(&ch, false);
+        print_change(&ch, full);
     }
     let holder = crate::cmd::share::share_holder(c.info(), share, conn.as_id.as_deref())?;
     let me = load_identity(conn)?;
