@@ -31,7 +31,7 @@ use crate::engine::collecting::{Applied, Collecting, OpenParams, Quorum, QuorumR
 use crate::engine::epoch::Epoch;
 use crate::engine::event::{Event, Record};
 use crate::engine::policy::{self, Policy};
-use crate::engine::rekey::{needs_rekey, Dealing, Pending, PendingState};
+use crate::engine::rekey::{needs_rekey, Chain, Dealing, Pending, PendingState};
 use crate::engine::request::{ChangeRecord, Kind, Request};
 use crate::engine::share::Lineage;
 use crate::error::{Error, Result};
@@ -265,13 +265,14 @@ impl Daemon {
             };
             return Err(refuse(None, e));
         }
-        if let Some(p) = self.store.open_pending()? {
-            let e = Error::RekeyOpen {
-                change: p.change_id,
-                number: p.number,
-            };
-            return Err(refuse(None, e));
+        // The engine's rule (the property-tested `Chain`): no change while a
+        // dealt epoch waits for confirmations.
+        Chain {
+            current: (*epoch).clone(),
+            pending: self.store.open_pending()?,
         }
+        .check_none_open()
+        .map_err(|e| refuse(None, e))?;
         let (collecting, records) = Collecting::open(
             OpenParams {
                 id: id.clone(),
@@ -819,15 +820,14 @@ impl Daemon {
                 }
             }
             cancelled.sort_by(|a, b| a.id.cmp(&b.id));
-            let next = Epoch {
-                number: epoch.number,
-                policy: c.new_policy.clone(),
-                policy_digest: c.new_policy_digest,
-                seal: sealed,
-                commitments: epoch.commitments.clone(),
-                share_signatures: epoch.share_signatures.clone(),
-                since: epoch.since,
+            // Same number, commitments and D's share signatures; the engine
+            // refuses a re-seal of a change that needs new shares.
+            let mut chain = Chain {
+                current: epoch.clone(),
+                pending: None,
             };
+            chain.reseal(c.new_policy.clone(), c.new_policy_digest, sealed)?;
+            let next = chain.current;
             let signed = integrity::sign(
                 integrity::statement(
                     &self.meta.daemon_id,
@@ -882,6 +882,15 @@ impl Daemon {
             now,
             epoch.policy.rekey_window(),
         );
+        // The engine checks it is the next epoch and confirming.
+        let mut chain = Chain {
+            current: epoch.clone(),
+            pending: None,
+        };
+        chain.begin(pending)?;
+        let pending = chain
+            .pending
+            .ok_or_else(|| Error::Internal("the dealt epoch vanished".into()))?;
         Ok(Work::Dealt {
             pending,
             key: PendingKey {
