@@ -357,6 +357,16 @@ pub enum Error {
         /// Shares needed.
         threshold: u8,
     },
+    /// A custodian cancelling the change that removes her or changes her key.
+    #[error("custodian `{custodian}` may not cancel change `{id}`: it {what} her, so her cancel would be a veto over her own removal; the proposer or another custodian may cancel it")]
+    CancelOwnRemoval {
+        /// Change id.
+        id: String,
+        /// The custodian.
+        custodian: String,
+        /// `removes` or `changes the key of`.
+        what: &'static str,
+    },
     /// A second live drill while one is collecting.
     #[error("drill `{id}` is still collecting shares; one live drill at a time: wait for it to close or cancel it")]
     DrillInProgress {
@@ -585,6 +595,7 @@ impl Error {
             Error::DrillGrantsNothing { .. } => "drill_grants_nothing",
             Error::DrillInProgress { .. } => "drill_in_progress",
             Error::ChangeCannotReachQuorum { .. } => "change_cannot_reach_quorum",
+            Error::CancelOwnRemoval { .. } => "cancel_own_removal",
             Error::DrillNotAllowed { .. } => "drill_not_allowed",
             Error::DrillCannotReachQuorum { .. } => "drill_cannot_reach_quorum",
             Error::NotRequester { .. } => "not_requester",

@@ -149,8 +149,26 @@ async fn a_rekey_changes_the_custodians_and_the_threshold_and_keeps_the_authorit
     );
     assert_eq!(client.info().epoch, 1);
 
-    // The removed custodian fetches nothing.
+    // The removed custodian fetches nothing, and may not veto her removal.
     let c5 = load(&fx.custodian_key(4));
+    assert_status(
+        status(client.cancel_change(&c5, None, change.id(), "no").await),
+        Code::PermissionDenied,
+        &format!(
+            "custodian `c5` may not cancel change `{}`: it removes her",
+            change.id()
+        ),
+    );
+    assert_eq!(
+        client
+            .get_change(change.id())
+            .await
+            .unwrap()
+            .pending()
+            .unwrap()
+            .state,
+        pb::PendingState::Confirming as i32
+    );
     let e = client
         .fetch_new_share(&c5, Some("c5"), change.id())
         .await

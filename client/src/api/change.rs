@@ -165,6 +165,19 @@ impl Client {
         })
     }
 
+    /// [`Client::check_change`] for an answer about `id`: a signed view of
+    /// another change (an older one of the same epoch number) is refused.
+    fn check_change_of(&self, id: &str, v: pb::ChangeView) -> Result<Change> {
+        let c = self.check_change(v)?;
+        if c.id() != id {
+            return Err(untrusted(
+                id,
+                &format!("the daemon answered with change {}", c.id()),
+            ));
+        }
+        Ok(c)
+    }
+
     /// Validates a policy file on the daemon (as `init` would) and checks
     /// what comes back: the current policy is the one `GetInfo` published and
     /// both JSON documents hash to their digests. Returns the response and the
@@ -254,11 +267,7 @@ impl Client {
             .get_change(pb::GetChangeRequest { id: id.to_string() })
             .await?
             .into_inner();
-        let c = self.check_change(v)?;
-        if c.id() != id {
-            return Err(untrusted(id, "the daemon answered with another change"));
-        }
-        Ok(c)
+        self.check_change_of(id, v)
     }
 
     /// Approves `change` with custodian `me`'s current share.
@@ -311,7 +320,7 @@ impl Client {
             .change
             .clone()
             .ok_or_else(|| untrusted(&r.id, "the answer has no change view"))?;
-        let after = self.check_change(after)?;
+        let after = self.check_change_of(&r.id, after)?;
         Ok((out, after))
     }
 
@@ -340,7 +349,7 @@ impl Client {
             })
             .await?
             .into_inner();
-        self.check_change(v)
+        self.check_change_of(change_id, v)
     }
 
     /// The id `me` has among the custodians of `change`'s proposed policy.
@@ -404,7 +413,8 @@ impl Client {
             })
             .await?
             .into_inner();
-        let change = self.check_change(
+        let change = self.check_change_of(
+            change_id,
             out.change
                 .ok_or_else(|| untrusted(change_id, "the answer has no change view"))?,
         )?;
@@ -527,7 +537,8 @@ impl Client {
             })
             .await?
             .into_inner();
-        let after = self.check_change(
+        let after = self.check_change_of(
+            change_id,
             out.change
                 .clone()
                 .ok_or_else(|| untrusted(change_id, "the answer has no change view"))?,

@@ -12,8 +12,8 @@
 //! that unlocks.
 //!
 //! States: `Confirming → Committed | Cancelled | Expired`; the three are
-//! final. Share files are deleted when the pending epoch is cancelled or
-//! expires, and at commit for every custodian who confirmed. With
+//! final. A custodian's share file is deleted when she confirms (invariant
+//! 1), and every file when the pending epoch is cancelled or expires. With
 //! `rekey_confirm = "threshold"` the files of those who had not confirmed
 //! yet stay fetchable until the pending deadline, then are deleted too.
 
@@ -289,8 +289,10 @@ impl Pending {
             epoch: self.number,
         };
         drop(verify_share(who, &share.commitment, lineage, plaintext)?);
+        // Invariant 1: her share file is kept only until she confirms it.
         if let Some(s) = self.shares.get_mut(who.id()) {
             s.confirmed_at = Some(now);
+            s.file = None;
         }
         Ok(self.progress())
     }
@@ -336,9 +338,8 @@ impl Pending {
 
     /// Cancels a confirming pending epoch: every share file is deleted.
     pub fn cancel(&mut self, reason: &str, now: u64) -> Result<()> {
-        if self.state.is_terminal() {
-            return Err(self.closed());
-        }
+        // Past its deadline it expired, whether or not the sweep recorded it.
+        self.check_open(now)?;
         self.close(PendingState::Cancelled, reason.to_string(), now);
         Ok(())
     }

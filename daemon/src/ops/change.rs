@@ -113,10 +113,13 @@ pub struct Confirmed {
     pub change: ChangeState,
 }
 
-/// The confirming pending epoch's X25519 key; wiped on drop.
+/// The confirming pending epoch's X25519 key; wiped on drop. The public
+/// half is computed once, when the key is made, so reading it (GetChange)
+/// never touches the secret.
 pub(super) struct PendingKey {
     change_id: String,
     secret: Box<StaticSecret>,
+    public: [u8; 32],
 }
 
 impl PendingKey {
@@ -126,7 +129,18 @@ impl PendingKey {
     }
 
     fn public(&self) -> [u8; 32] {
-        PublicKey::from(self.secret.as_ref()).to_bytes()
+        self.public
+    }
+
+    /// A new key for `change_id`'s pending epoch.
+    fn new(change_id: &str, rng: &mut dyn rand_core::CryptoRngCore) -> PendingKey {
+        let secret = Box::new(StaticSecret::random_from_rng(rng));
+        let public = PublicKey::from(secret.as_ref()).to_bytes();
+        PendingKey {
+            change_id: change_id.to_string(),
+            secret,
+            public,
+        }
     }
 }
 
@@ -342,10 +356,8 @@ impl Daemon {
             live.pending_key = None;
         }
         let rng = &mut live.rng;
-        live.pending_key.get_or_insert_with(|| PendingKey {
-            change_id: change_id.to_string(),
-            secret: Box::new(StaticSecret::random_from_rng(&mut **rng)),
-        })
+        live.pending_key
+            .get_or_insert_with(|| PendingKey::new(change_id, rng.as_mut()))
     }
 
     fn state_of(&self, live: &mut Live, request: Request) -> Result<ChangeState> {
@@ -367,7 +379,11 @@ impl Daemon {
     pub fn change(&self, id: &str) -> Result<ChangeState> {
         let r = self.load_change(id)?;
         let mut live = self.lock()?;
-        self.state_of(&mut live, r)
+        let out = self.state_of(&mut live, r);
+        drop(live);
+        // Making the pending key (after a restart) ran X25519 on this stack.
+        super::scrub_stack();
+        out
     }
 
     /// Cancels a change: its proposer or any custodian of the current epoch,
@@ -407,6 +423,26 @@ impl Daemon {
                 id: r.id.clone(),
                 caller: actor.id().to_string(),
             }));
+        }
+        // A custodian the change removes (or whose key it changes) may not
+        // cancel it: a leaver, or whoever holds her key, must not be able to
+        // keep her share alive by vetoing every change that revokes it.
+        if let (Actor::Custodian(_), Some(c)) = (&actor, &r.change) {
+            let me = actor.id().to_string();
+            let what = if c.summary.custodians_removed.contains(&me) {
+                Some("removes")
+            } else if c.summary.custodian_keys_changed.contains(&me) {
+                Some("changes the key of")
+            } else {
+                None
+            };
+            if let Some(what) = what {
+                return Err(refuse(Error::CancelOwnRemoval {
+                    id: r.id.clone(),
+                    custodian: me,
+                    what,
+                }));
+            }
         }
         if let Some(c) = live.requests.remove(id) {
             let out = match c.cancel(actor.id(), why, now, |r, recs| {
@@ -547,6 +583,7 @@ impl Daemon {
         }))?;
         let state = self.state_of(&mut live, r)?;
         drop(live);
+        super::scrub_stack();
         self.announce(&[], entries);
         Ok((file, state))
     }
@@ -893,10 +930,7 @@ impl Daemon {
             .ok_or_else(|| Error::Internal("the dealt epoch vanished".into()))?;
         Ok(Work::Dealt {
             pending,
-            key: PendingKey {
-                change_id: r.id.clone(),
-                secret: Box::new(StaticSecret::random_from_rng(rng)),
-            },
+            key: PendingKey::new(&r.id, rng),
         })
     }
 }

@@ -39,8 +39,11 @@ impl Daemon {
     /// Commits a pending epoch that has its confirmations: it becomes the
     /// epoch that unlocks, D signs the integrity statement of the new state,
     /// and requests collecting under the old epoch are cancelled with the
-    /// reason. Returns the new epoch.
-    pub fn commit_pending(&self, pending: Pending, actor: &str) -> Result<Arc<Epoch>> {
+    /// reason. Returns the new epoch. Tests only: the daemon commits through
+    /// the confirmation that completes the rule ([`Daemon::confirm_new_share`]),
+    /// which reads the pending epoch under the lock.
+    #[cfg(test)]
+    pub(crate) fn commit_pending(&self, pending: Pending, actor: &str) -> Result<Arc<Epoch>> {
         let now = self.now();
         let mut live = self.lock()?;
         let (next, cancelled, entries) =
@@ -113,7 +116,7 @@ impl Daemon {
         records.push(Record {
             time: now,
             actor: actor.to_string(),
-            request_id: None,
+            request_id: Some(pending.change_id.clone()),
             event: Event::EpochCommitted {
                 change_id: pending.change_id.clone(),
                 from: old.number,
@@ -174,7 +177,7 @@ impl Daemon {
                 records.push(Record {
                     time: now,
                     actor: "daemon".into(),
-                    request_id: None,
+                    request_id: Some(p.change_id.clone()),
                     event: Event::EpochExpired {
                         change_id: p.change_id.clone(),
                         epoch: p.number,

@@ -299,8 +299,10 @@ impl Daemon {
             closed.push(r);
             records.extend(recs);
         }
-        // Pending attestation keys are wiped as they drop.
+        // Pending attestation keys are wiped as they drop, and so is the
+        // pending epoch's confirmation key (a new one is made after the start).
         live.attestations = Default::default();
+        live.pending_key = None;
         drop(live);
         records.push(Record {
             time: now,

@@ -24,6 +24,7 @@ pub fn to_status(e: &Error) -> Status {
         | Error::NotInPendingEpoch { .. }
         | Error::NotRequester { .. }
         | Error::NotAllowedToCancel { .. }
+        | Error::CancelOwnRemoval { .. }
         | Error::NotAllowedToRevoke { .. }
         | Error::OwnRequest { .. }
         | Error::CertMismatch { .. } => Code::PermissionDenied,

@@ -34,6 +34,8 @@ pub(super) fn note(
             e.event,
             Event::ShareAttested { .. }
                 | Event::EpochShareConfirmed { .. }
+                | Event::EpochCancelled { .. }
+                | Event::EpochExpired { .. }
                 | Event::ShareAccepted { .. }
                 | Event::AttestationDue { .. }
                 | Event::DrillPassed { .. }
@@ -75,6 +77,24 @@ pub(super) fn note(
                 p.confirmed_at = Some(at);
                 p.confirmed_epoch = Some(*epoch);
             })?,
+            // A pending epoch that never committed proves nothing: a later
+            // rekey deals another epoch of the same number.
+            Event::EpochCancelled { epoch, .. } | Event::EpochExpired { epoch, .. } => {
+                let ids: Vec<String> = t
+                    .iter()
+                    .map_err(storage)?
+                    .map(|row| row.map(|(k, _)| k.value().to_string()))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(storage)?;
+                for id in ids.iter().filter(|k| k.as_str() != DRILL_KEY) {
+                    update(&mut t, id, &|p| {
+                        if p.confirmed_epoch == Some(*epoch) {
+                            p.confirmed_at = None;
+                            p.confirmed_epoch = None;
+                        }
+                    })?;
+                }
+            }
             Event::AttestationDue {
                 custodian, due_at, ..
             } => update(&mut t, custodian, &|p| p.due_notified = Some(*due_at))?,
@@ -146,5 +166,66 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::event::Record;
+    use crate::store::epochs::tests::{ceremony, T0};
+
+    fn rec(time: u64, event: Event) -> Record {
+        Record {
+            time,
+            actor: "daemon".into(),
+            request_id: Some("chg-1".into()),
+            event,
+            signed_with: None,
+        }
+    }
+
+    /// A confirmation counts for its epoch only while that epoch can still
+    /// commit: when it is cancelled (or expires) the proof is dropped, so a
+    /// later rekey's epoch of the same number is not shown as proven by
+    /// shares of the dead one.
+    #[test]
+    fn a_dead_pending_epoch_leaves_no_proof() {
+        let (_dir, state, _out) = ceremony();
+        let store = Store::open(&state).unwrap_or_else(|e| panic!("{e}"));
+        let confirmed = |c: &str| {
+            rec(
+                T0 + 5,
+                Event::EpochShareConfirmed {
+                    change_id: "chg-1".into(),
+                    epoch: 2,
+                    custodian: c.into(),
+                    confirmed: 1,
+                    need: 3,
+                },
+            )
+        };
+        store
+            .commit(&[], vec![confirmed("c1"), confirmed("c2")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let h = store.readiness().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.custodians["c1"].last_proof(2), Some(T0 + 5));
+        store
+            .commit(
+                &[],
+                vec![rec(
+                    T0 + 6,
+                    Event::EpochCancelled {
+                        change_id: "chg-1".into(),
+                        epoch: 2,
+                        by: "c3".into(),
+                        reason: "no".into(),
+                    },
+                )],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let h = store.readiness().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.custodians["c1"].last_proof(2), None);
+        assert_eq!(h.custodians["c2"].confirmed_epoch, None);
     }
 }
