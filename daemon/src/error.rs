@@ -173,9 +173,7 @@ pub enum Error {
         to: u64,
     },
     /// A pending epoch that is no longer confirming.
-    #[error(
-        "the pending epoch {number} is {state}{why}; it takes no more fetches or confirmations"
-    )]
+    #[error("the pending epoch {number} is {state}{why}; {advice}")]
     PendingClosed {
         /// Epoch number.
         number: u64,
@@ -183,6 +181,8 @@ pub enum Error {
         state: &'static str,
         /// Close reason, in parentheses when known.
         why: String,
+        /// What to do now.
+        advice: &'static str,
     },
     /// A pending epoch past its deadline.
     #[error("the pending epoch {number} stopped waiting for confirmations at {} ({} ago); the current epoch stays: propose the change again", utc(deadline), span(now.saturating_sub(*deadline)))]
@@ -282,6 +282,12 @@ pub enum Error {
         dealt: u64,
         /// Epoch the call named.
         asked: u64,
+    },
+    /// A confirmation sealed to a key the daemon no longer holds.
+    #[error("the daemon restarted since you read the key of change `{id}`'s pending epoch, so it holds another one now; nothing was counted: run `breakglass share confirm` again")]
+    PendingKeyChanged {
+        /// Change id.
+        id: String,
     },
     /// A change that dealt no pending epoch (yet, or ever).
     #[error("change `{id}` has no pending epoch: it is {state}")]
@@ -588,6 +594,7 @@ impl Error {
             Error::CommitmentDiffers { .. } => "commitment_differs",
             Error::NotThePendingEpoch { .. } => "not_the_pending_epoch",
             Error::NoPendingEpoch { .. } => "no_pending_epoch",
+            Error::PendingKeyChanged { .. } => "pending_key_changed",
             Error::AttestationNotFound { .. } => "attestation_not_found",
             Error::AttestationUsed { .. } => "attestation_replayed",
             Error::AttestationExpired { .. } => "attestation_expired",

@@ -730,7 +730,18 @@ async fn bad_confirmations_are_refused_naming_the_custodian() {
             signed_at: at,
             signature: n1.sign(&payload).to_vec(),
         }),
+        ephemeral_public_key: eph.to_vec(),
     };
+    // Sealed to a key the daemon does not hold (as after a restart).
+    let stale = pb::ConfirmNewShareRequest {
+        ephemeral_public_key: vec![9u8; 32],
+        ..bad.clone()
+    };
+    assert_status(
+        client.rpc().confirm_new_share(stale).await,
+        Code::FailedPrecondition,
+        "the daemon restarted since you read the key",
+    );
     assert_status(
         client.rpc().confirm_new_share(bad).await,
         Code::InvalidArgument,
@@ -1087,11 +1098,12 @@ async fn with_rekey_confirm_threshold_the_epoch_commits_at_the_new_threshold() {
             signed_at: unix_now(),
             signature: vec![0u8; 64],
         }),
+        ephemeral_public_key: Vec::new(),
     };
     assert_status(
         client.rpc().confirm_new_share(raw).await,
         Code::FailedPrecondition,
-        "epoch 2 is committed",
+        "epoch 2 is committed (2 of 4 new custodians confirmed); it takes no more confirmations: a share file of it that was not confirmed works as it is",
     );
 }
 
@@ -1200,6 +1212,7 @@ async fn malformed_change_calls_get_specific_statuses_and_change_nothing() {
                 commitment: vec![0u8; 3],
                 sealed_share: vec![0u8; transport::SEALED_LEN],
                 signature: signed_by("n1", &n1, b"x"),
+                ephemeral_public_key: Vec::new(),
             })
             .await,
         Code::InvalidArgument,

@@ -534,6 +534,7 @@ impl Client {
                 commitment: commitment.to_vec(),
                 sealed_share: sealed,
                 signature: Some(self.signature(me, &id, &payload, at)?),
+                ephemeral_public_key: eph.to_vec(),
             })
             .await?
             .into_inner();

@@ -34,7 +34,8 @@ pub enum ConfirmRule {
     /// Every new custodian (the default: nobody is left holding nothing).
     #[default]
     All,
-    /// The new threshold: enough to unlock; the others confirm afterwards.
+    /// The new threshold: enough to unlock; the others' files stay fetchable
+    /// until the deadline and are used as they are.
     Threshold,
 }
 
@@ -209,6 +210,10 @@ impl Pending {
                 String::new()
             } else {
                 format!(" ({})", self.close_reason)
+            },
+            advice: match self.state {
+                PendingState::Committed => "it takes no more confirmations: a share file of it that was not confirmed works as it is (fetch it until the deadline; prove it with `breakglass share attest`)",
+                _ => "it takes no more fetches or confirmations; the current epoch stays",
             },
         }
     }

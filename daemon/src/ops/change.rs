@@ -83,6 +83,8 @@ pub struct ConfirmCall {
     pub commitment: Vec<u8>,
     /// Her share, sealed to the pending epoch's key.
     pub sealed_share: Vec<u8>,
+    /// The key she sealed to, if she says (empty: not said).
+    pub ephemeral_public: Vec<u8>,
     /// Signature.
     pub sig: Sig,
 }
@@ -614,6 +616,9 @@ impl Daemon {
         // with its state before anything else (GetChange shows the same).
         p.check_open(now)?;
         let public = self.pending_key(&mut live, &r.id).public();
+        if !call.ephemeral_public.is_empty() && call.ephemeral_public != public {
+            return Err(Error::PendingKeyChanged { id: r.id.clone() });
+        }
         let payload = signing::confirm_new_share(
             &self.meta.daemon_id,
             &r.id,
@@ -1131,6 +1136,7 @@ mod tests {
                 epoch: 2,
                 commitment: pending.shares["c4"].commitment.hash.to_vec(),
                 sealed_share: vec![0u8; transport::SEALED_LEN],
+                ephemeral_public: Vec::new(),
                 sig: run.sig("c4", 4, b"anything"),
             })
             .err();

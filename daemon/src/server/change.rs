@@ -272,6 +272,7 @@ impl BreakGlassService {
                 epoch: m.epoch,
                 commitment: m.commitment,
                 sealed_share: m.sealed_share,
+                ephemeral_public: m.ephemeral_public_key,
                 sig: sig(m.signature)?,
             };
             let out = self

@@ -55,6 +55,7 @@ pub fn to_status(e: &Error) -> Status {
         | Error::ApprovedOtherPolicy { .. }
         | Error::NotThePendingEpoch { .. }
         | Error::NoPendingEpoch { .. }
+        | Error::PendingKeyChanged { .. }
         | Error::CredentialRevoked { .. } => Code::FailedPrecondition,
         Error::EpochChanged { .. } => Code::Aborted,
         Error::Storage(_) => Code::Unavailable,
