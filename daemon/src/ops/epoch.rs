@@ -168,10 +168,29 @@ impl Daemon {
         let mut expired = Vec::new();
         for mut p in self.store.live_pending(now)? {
             let was = p.state;
+            let kept: Vec<String> = p
+                .shares
+                .iter()
+                .filter(|(_, s)| s.file.is_some())
+                .map(|(id, _)| id.clone())
+                .collect();
             if !p.sweep(now) {
                 continue;
             }
             let mut records = Vec::new();
+            if was == PendingState::Committed {
+                records.push(Record {
+                    time: now,
+                    actor: "daemon".into(),
+                    request_id: Some(p.change_id.clone()),
+                    event: Event::EpochFilesDeleted {
+                        change_id: p.change_id.clone(),
+                        epoch: p.number,
+                        custodians: kept,
+                    },
+                    signed_with: None,
+                });
+            }
             if was == PendingState::Confirming {
                 let progress = p.progress();
                 records.push(Record {
@@ -415,5 +434,61 @@ mod tests {
         );
         assert_eq!(daemon.sweep_pending(due + 1).ok(), Some(Vec::new()), "once");
         assert_eq!(daemon.epoch().number, 1);
+    }
+
+    /// With the threshold rule the files of those who had not confirmed stay
+    /// after the commit; at the deadline they are deleted, on the record.
+    #[test]
+    fn kept_files_are_deleted_at_the_deadline_on_the_record() {
+        let (_dir, state, out) = ceremony();
+        let now = Arc::new(std::sync::atomic::AtomicU64::new(T0 + 10));
+        let policy = Policy::from_toml(&sample_toml(4, 3)).unwrap_or_else(|e| panic!("{e}"));
+        let mut pending = deal_next(&state, &out, &policy, "chg-1", T0 + 10);
+        pending.need = 3;
+        for id in ["c1", "c2", "c3"] {
+            if let Some(s) = pending.shares.get_mut(id) {
+                s.confirmed_at = Some(T0 + 20);
+                s.file = None;
+            }
+        }
+        let daemon = start(&state, &now);
+        daemon
+            .commit_pending(pending, "c3")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let kept = daemon
+            .store()
+            .pending("chg-1")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        assert!(kept.shares["c4"].file.is_some(), "c4 may still fetch hers");
+        assert_eq!(daemon.sweep_pending(T0 + 11).ok(), Some(Vec::new()));
+        assert_eq!(
+            daemon.sweep_pending(T0 + 10 + WINDOW).ok(),
+            Some(Vec::new())
+        );
+        let head = daemon
+            .store()
+            .audit_head()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let log = daemon
+            .store()
+            .audit(1, usize::try_from(head).unwrap_or(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let deleted = log
+            .iter()
+            .find_map(|e| match &e.event {
+                Event::EpochFilesDeleted { custodians, .. } => Some(custodians.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("epoch_files_deleted"));
+        assert_eq!(deleted, vec!["c4".to_string()]);
+        let after = daemon
+            .store()
+            .pending("chg-1")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        assert!(after.shares.values().all(|s| s.file.is_none()));
     }
 }

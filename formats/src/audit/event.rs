@@ -309,6 +309,17 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A committed epoch's deadline passed: the share files of custodians who
+    /// had not confirmed (kept for them under `rekey_confirm = "threshold"`)
+    /// were deleted.
+    EpochFilesDeleted {
+        /// The change request that dealt it.
+        change_id: String,
+        /// The epoch.
+        epoch: u64,
+        /// Whose files.
+        custodians: Vec<String>,
+    },
     /// A drill ran against this daemon.
     Drill {
         /// What the drill did.
@@ -336,7 +347,7 @@ pub enum Event {
 }
 
 /// Every event kind, as it appears in the `kind` field of the JSON.
-pub const EVENT_KINDS: [&str; 30] = [
+pub const EVENT_KINDS: [&str; 31] = [
     "ceremony",
     "daemon_started",
     "daemon_stopped",
@@ -363,6 +374,7 @@ pub const EVENT_KINDS: [&str; 30] = [
     "epoch_share_fetched",
     "epoch_share_confirmed",
     "epoch_cancelled",
+    "epoch_files_deleted",
     "drill",
     "clock_went_back",
     "checkpoint",
@@ -399,6 +411,7 @@ impl Event {
             Event::EpochShareFetched { .. } => "epoch_share_fetched",
             Event::EpochShareConfirmed { .. } => "epoch_share_confirmed",
             Event::EpochCancelled { .. } => "epoch_cancelled",
+            Event::EpochFilesDeleted { .. } => "epoch_files_deleted",
             Event::Drill { .. } => "drill",
             Event::ClockWentBack { .. } => "clock_went_back",
             Event::Checkpoint { .. } => "checkpoint",

@@ -193,6 +193,14 @@ fn event_summary(e: &AuditEntry) -> String {
         } => format!(
             "breakglass: {by} cancelled epoch {epoch} of change {change_id}: {reason}; the current epoch stays"
         ),
+        Event::EpochFilesDeleted {
+            change_id,
+            epoch,
+            custodians,
+        } => format!(
+            "breakglass: the unconfirmed share files of epoch {epoch} (change {change_id}) were deleted at its deadline: {}",
+            custodians.join(", ")
+        ),
         other => format!("breakglass: {} (entry {})", other.kind(), e.seq),
     }
 }
