@@ -317,7 +317,7 @@ fn refusals_name_what_is_wrong() {
         "share files deleted"
     );
     let e = p.fetch("c6", late + 1).err().map(|e| e.to_string());
-    assert_eq!(e.as_deref(), Some("the pending epoch 2 is expired (1 of the 6 confirmations it needed arrived before its deadline); it takes no more fetches or confirmations"));
+    assert_eq!(e.as_deref(), Some("the pending epoch 2 is expired (1 of the 6 confirmations it needed arrived before its deadline); it takes no more fetches or confirmations; the current epoch stays"));
     assert!(
         p.cancel("too late", late + 1).is_err(),
         "terminal stays terminal"
