@@ -83,7 +83,9 @@ async fn open_token(fx: &Fixture, client: &mut Client) -> pb::RequestView {
 /// unlocking until the commit, across a kill -9 and restart between the
 /// quorum and the last confirmation; after the commit the removed custodian and every old
 /// share are refused, four new shares unlock, and the credential verifies
-/// against the same A (invariant: A never changes).
+/// against the same A (DESIGN.md "Epochs": A never changes; invariant 2:
+/// only a quorum of the current epoch unlocks; invariant 6: every step
+/// committed durably, so a kill -9 loses nothing).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rekey_changes_the_custodians_and_the_threshold_and_keeps_the_authority_key() {
     let mut fx = Fixture::new(5, 3, "15m");
@@ -323,7 +325,8 @@ async fn fetch_raw(
 
 /// A policy-only change (a new scope, the same custodians and threshold)
 /// applies at the quorum with no new shares, and the old shares unlock under
-/// the new policy.
+/// the new policy (invariant 8: the seal opens only under the policy it is
+/// bound to, so the re-seal is what makes the old shares work under the new one).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_policy_only_change_applies_at_once_and_the_same_shares_unlock_under_it() {
     let mut fx = Fixture::new(3, 2, "15m");
@@ -476,7 +479,8 @@ async fn bad_proposals_are_refused_with_the_reason_and_change_nothing() {
 /// An approval is bound to the change, its epoch and the policy it proposes:
 /// one signed over another policy digest, one naming another epoch, one for
 /// a cancelled change, and a plain `SubmitShare` on a change are each
-/// refused with a message that says which, and count for nothing.
+/// refused with a message that says which, and count for nothing
+/// (invariant 4: signed, bound, fresh; invariant 9).
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_approvals_are_refused_and_count_for_nothing() {
     let mut fx = Fixture::new(3, 2, "15m");
@@ -653,7 +657,8 @@ async fn bad_approvals_are_refused_and_count_for_nothing() {
 /// A new custodian's confirmation is checked against her new commitment: a
 /// share that fails it is refused naming her; another custodian cannot fetch
 /// her file; confirming twice is refused; a cancelled pending epoch takes no
-/// confirmations and the current epoch stays.
+/// confirmations and the current epoch stays (invariant 5: a bad share is
+/// caught at once and attributed; invariant 9).
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_confirmations_are_refused_naming_the_custodian() {
     let mut fx = Fixture::new(3, 2, "15m");
@@ -990,7 +995,8 @@ fn the_drill_rehearses_a_rekey_and_reports_it_in_json() {
 
 /// Separation of duties applies to the proposer: a custodian's proposal that
 /// the others could never approve (2 of 2) is refused, saying who may propose
-/// it; a commander's is opened.
+/// it; a commander's is opened (invariant 2: the quorum must stay reachable
+/// without the proposer's own share).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_custodian_proposal_the_others_cannot_approve_is_refused() {
     let mut fx = Fixture::new(2, 2, "15m");
@@ -1016,7 +1022,8 @@ async fn a_custodian_proposal_the_others_cannot_approve_is_refused() {
 
 /// `rekey_confirm = "threshold"`: the pending epoch commits once the new
 /// threshold have confirmed; a custodian who had not confirmed can still
-/// fetch her file until the deadline, and her share then approves.
+/// fetch her file until the deadline, and her share then approves
+/// (invariant 1: the confirmed custodians' files are deleted at once).
 #[tokio::test(flavor = "multi_thread")]
 async fn with_rekey_confirm_threshold_the_epoch_commits_at_the_new_threshold() {
     let mut fx = Fixture::with_extra(3, 2, "15m", &["root"], "rekey_confirm = \"threshold\"", "");
