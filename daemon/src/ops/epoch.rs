@@ -249,14 +249,16 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn kinds(d: &Daemon) -> Vec<String> {
+    /// The whole audit log.
+    fn log(d: &Daemon) -> Vec<AuditEntry> {
         let head = d.store().audit_head().unwrap_or_else(|e| panic!("{e}"));
         d.store()
             .audit(1, usize::try_from(head).unwrap_or(0))
             .unwrap_or_else(|e| panic!("{e}"))
-            .iter()
-            .map(|e| e.event.kind().to_string())
-            .collect()
+    }
+
+    fn kinds(d: &Daemon) -> Vec<String> {
+        log(d).iter().map(|e| e.event.kind().to_string()).collect()
     }
 
     /// DESIGN.md "Epochs": the commit switches the running daemon to the new
@@ -379,14 +381,7 @@ mod tests {
             "{}",
             r.close_reason
         );
-        let head = daemon
-            .store()
-            .audit_head()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let log = daemon
-            .store()
-            .audit(1, usize::try_from(head).unwrap_or(0))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let log = log(&daemon);
         let committed = log
             .iter()
             .find_map(|e| match &e.event {
@@ -467,14 +462,7 @@ mod tests {
             daemon.sweep_pending(T0 + 10 + WINDOW).ok(),
             Some(Vec::new())
         );
-        let head = daemon
-            .store()
-            .audit_head()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let log = daemon
-            .store()
-            .audit(1, usize::try_from(head).unwrap_or(0))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let log = log(&daemon);
         let deleted = log
             .iter()
             .find_map(|e| match &e.event {
